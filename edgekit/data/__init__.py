@@ -1,0 +1,1 @@
+"""Real images edgekit ships recipes, calibration sets and accuracy figures for."""

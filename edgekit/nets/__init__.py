@@ -1,0 +1,1 @@
+"""Model families edgekit builds from recipes: a timm backbone plus a small head (torch only)."""
