@@ -1,0 +1,155 @@
+"""The manifest every artifact carries: what it is, how to feed it, and where it can run.
+
+NumPy-free and torch-free: the device reads it before anything heavy is imported.
+"""
+from __future__ import annotations
+
+__all__ = ["TensorSpec", "Manifest", "MANIFEST_NAME", "read_manifest", "write_manifest", "seal", "sha256_file"]
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from edgekit import __version__
+from edgekit.errors import ArtifactError
+from edgekit.preprocess import Preprocess
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output. A dimension is an int, or a string for a dynamic axis."""
+
+    name: str
+    shape: tuple
+    dtype: str = "float32"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TensorSpec":
+        return cls(name=data["name"], shape=tuple(data["shape"]), dtype=data.get("dtype", "float32"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Describes an artifact folder.
+
+    Attributes:
+        target: the target profile's name (``cpu``, ``jetson-orin-nx``...).
+        backend: ``onnxruntime`` or ``tensorrt``.
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        model_file: the deployable ONNX (precision decided in the graph), relative to the folder.
+        engine_file: the compiled file the backend loads (TensorRT engine, or ORT-optimized ONNX);
+            None until ``edgekit compile`` has run on the device.
+        inputs / outputs: names, shapes and dtypes as the ONNX declares them.
+        preprocess: normalisation the runner applies to raw pixels.
+        task / classes: ``segmentation`` or ``classification``, and class names.
+        tile: the model's input height and width; stride: the size divisor.
+        source: where the model came from (kind, name, sha256 of the file when there is one).
+        versions: library versions used to build (edgekit, onnx, onnxruntime, tensorrt, cuda...).
+        device: for engines, the GPU they were built on (name, compute_capability).
+        session: backend settings (ORT threads and optimisation level; TRT workspace, DLA).
+        files: sha256 of every file of the artifact, by relative path.
+    """
+
+    target: str
+    backend: str
+    precision: str
+    model_file: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    task: str = "segmentation"
+    classes: tuple[str, ...] = ()
+    tile: tuple[int, int] = (512, 512)
+    stride: int = 32
+    engine_file: str | None = None
+    source: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    device: dict = field(default_factory=dict)
+    session: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    edgekit_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def batch(self) -> int | str:
+        """The first input's batch dimension (an int, or a name when dynamic)."""
+        return self.inputs[0].shape[0]
+
+    def evolve(self, **changes) -> "Manifest":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise ArtifactError(
+                f"manifest format {data['format_version']} is newer than this edgekit understands "
+                f"({FORMAT_VERSION}); upgrade edgekit"
+            )
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        try:
+            kwargs["inputs"] = tuple(TensorSpec.from_dict(t) for t in data["inputs"])
+            kwargs["outputs"] = tuple(TensorSpec.from_dict(t) for t in data["outputs"])
+            kwargs["preprocess"] = Preprocess.from_dict(data.get("preprocess", {}))
+            kwargs["classes"] = tuple(data.get("classes", ()))
+            kwargs["tile"] = tuple(data.get("tile", (512, 512)))
+            return cls(**kwargs)
+        except (KeyError, TypeError) as exc:
+            raise ArtifactError(f"manifest is incomplete: {exc}") from None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """The manifest of an artifact folder; a clear error when it is missing or corrupt."""
+    path = Path(folder) / MANIFEST_NAME
+    if not Path(folder).is_dir():
+        raise ArtifactError(f"artifact folder {folder} does not exist")
+    if not path.is_file():
+        raise ArtifactError(f"{folder} has no {MANIFEST_NAME}: is it the output folder of `edgekit build`?")
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` atomically (temporary file, then rename)."""
+    folder = Path(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest.to_dict(), f, indent=2)
+        f.write("\n")
+    os.replace(tmp, folder / MANIFEST_NAME)
+    return folder / MANIFEST_NAME
+
+
+def seal(folder: Path, manifest: Manifest) -> Manifest:
+    """Record the sha256 of every file in ``folder`` (but the manifest) and write the manifest."""
+    folder = Path(folder)
+    files = {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")
+    }
+    sealed = manifest.evolve(files=files)
+    write_manifest(folder, sealed)
+    return sealed

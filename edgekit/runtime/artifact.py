@@ -1,0 +1,101 @@
+"""An artifact folder (output of `edgekit build` or `edgekit compile`) and the runner for it."""
+from __future__ import annotations
+
+__all__ = ["Artifact", "load_artifact", "BACKENDS"]
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.errors import ArtifactError, ConfigError, DeviceMismatchError
+from edgekit.manifest import Manifest, read_manifest, sha256_file
+from edgekit.runtime.base import Runner
+from edgekit.runtime.device import DeviceInfo, local_device
+
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified artifact folder: its manifest and the files it lists."""
+
+    folder: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / self.manifest.model_file
+
+    @property
+    def engine_path(self) -> Path | None:
+        return self.folder / self.manifest.engine_file if self.manifest.engine_file else None
+
+    def check_device(self, device: DeviceInfo | None = None) -> None:
+        """Stop with a clear error when a TensorRT engine was built for another GPU or TensorRT."""
+        m, dev = self.manifest, device or local_device()
+        if m.backend != "tensorrt" or not m.engine_file:
+            return
+        built = m.device or {}
+        want_trt, want_cc = m.versions.get("tensorrt"), built.get("compute_capability")
+        if dev.tensorrt is None:
+            raise DeviceMismatchError(
+                f"{self.folder} holds a TensorRT {want_trt} engine but TensorRT is not installed here; "
+                "use --backend onnxruntime to run its ONNX, or install TensorRT"
+            )
+        if want_trt and dev.tensorrt != want_trt:
+            raise DeviceMismatchError(
+                f"engine built with TensorRT {want_trt}, this machine has {dev.tensorrt}: engines are not "
+                f"portable; rebuild it here with `edgekit compile {self.folder}`"
+            )
+        if want_cc and dev.compute_capability and dev.compute_capability != want_cc:
+            raise DeviceMismatchError(
+                f"engine built for {built.get('gpu_name')} (compute capability {want_cc}), this GPU is "
+                f"{dev.gpu_name} ({dev.compute_capability}); rebuild it here with `edgekit compile {self.folder}`"
+            )
+
+    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None) -> Runner:
+        """A runner for this artifact. ``backend`` defaults to the manifest's, falling back to ONNX
+        Runtime on the deployable ONNX when a TensorRT engine has not been compiled yet."""
+        backend = backend or self.manifest.backend
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "tensorrt":
+            if self.engine_path is None:
+                raise ArtifactError(
+                    f"{self.folder} has no engine yet: run `edgekit compile {self.folder}` on the device, "
+                    "or use --backend onnxruntime"
+                )
+            self.check_device()
+            from edgekit.runtime.trt import TensorRTRunner
+
+            return TensorRTRunner(self.engine_path)
+        if backend == "torch":
+            from edgekit.runtime.torch_runner import TorchRunner
+
+            return TorchRunner.from_manifest(self.manifest, self.folder)
+        from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+        settings = SessionSettings.from_dict(self.manifest.session.get("onnxruntime", {}))
+        if threads:
+            settings = SessionSettings(threads, settings.optimization, settings.providers)
+        if providers:
+            settings = SessionSettings(settings.threads, settings.optimization, tuple(providers))
+        path = self.model_path
+        if self.manifest.backend == "onnxruntime" and self.engine_path is not None:
+            path = self.engine_path
+        return OnnxRuntimeRunner(path, settings)
+
+
+def load_artifact(folder: Path | str, verify: bool = True) -> Artifact:
+    """Read and check an artifact folder: manifest present, files present, checksums equal."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    artifact = Artifact(folder, manifest)
+    for rel, digest in manifest.files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise ArtifactError(f"{folder} is incomplete: {rel} is missing")
+        if verify and sha256_file(path) != digest:
+            raise ArtifactError(f"{folder}/{rel} does not match its checksum in the manifest (corrupt or modified)")
+    if not artifact.model_path.is_file():
+        raise ArtifactError(f"{folder} is incomplete: {manifest.model_file} is missing")
+    return artifact
