@@ -1,0 +1,300 @@
+"""Precision stage: decide fp32 / fp16 / int8 in the ONNX graph itself.
+
+* ``fp16``: ModelOpt AutoCast; inputs and outputs stay float32, nodes whose values overflow fp16
+  on the calibration images stay fp32.
+* ``int8`` for TensorRT targets (flavor ``tensorrt``): ModelOpt ONNX PTQ, symmetric int8 Q/DQ
+  (zero points 0) placed where TensorRT fuses them.
+* ``int8`` for the cpu target (flavor ``onnxruntime``): ONNX Runtime's static quantizer in QDQ
+  format, uint8 activations / int8 per-channel weights (U8S8), on the op types its CPU provider
+  runs faster quantized (``ORT_OP_TYPES``; see bench/precision_cpu.py).
+
+Calibration runs in bounded memory whatever the set's size: ONNX Runtime's calibrators are fed
+``calib_chunk`` batches per pass (histograms and ranges are merged between passes), and ModelOpt's
+patched calibrators collect one batch at a time from a reader that loads images lazily.
+"""
+from __future__ import annotations
+
+__all__ = ["PrecisionSpec", "PrecisionResult", "set_precision", "PRECISIONS", "FLAVORS", "CALIB_METHODS", "ORT_OP_TYPES"]
+
+import contextlib
+import io
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.atomic import atomic_file
+from edgekit.build.calibration import CalibrationSet
+from edgekit.errors import CalibrationError, ConfigError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+FLAVORS = ("tensorrt", "onnxruntime")
+CALIB_METHODS = ("entropy", "max", "percentile")
+ORT_OP_TYPES = ("Conv", "MatMul", "Gemm")
+FP16_CALIB_BATCHES = 4  # AutoCast's reference run keeps every activation of its batches
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """How to lower a model's precision.
+
+    Attributes:
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        flavor: the target's backend, ``tensorrt`` or ``onnxruntime``; it decides who places Q/DQ.
+        calib_method: ``entropy``, ``max`` or ``percentile`` (percentile: onnxruntime flavor only).
+        calib_samples: calibration images (or tiles) to use.
+        per_channel: per-channel weight scales (ModelOpt always uses them).
+        nodes_to_exclude: node names (regular expressions for ModelOpt) kept in float.
+        op_types: op types the onnxruntime flavor quantizes; None: ``ORT_OP_TYPES``.
+        high_precision: ``fp16`` or ``fp32``, what ModelOpt leaves unquantized layers in.
+        calib_chunk: batches per calibration pass; bounds calibration memory.
+    """
+
+    precision: str = "fp32"
+    flavor: str = "onnxruntime"
+    calib_method: str = "entropy"
+    calib_samples: int = 64
+    per_channel: bool = True
+    nodes_to_exclude: tuple[str, ...] = ()
+    op_types: tuple[str, ...] | None = None
+    high_precision: str = "fp16"
+    calib_chunk: int = 4
+
+    def __post_init__(self) -> None:
+        for field, value, choices in (
+            ("precision", self.precision, PRECISIONS),
+            ("flavor", self.flavor, FLAVORS),
+            ("calib_method", self.calib_method, CALIB_METHODS),
+            ("high_precision", self.high_precision, ("fp16", "fp32")),
+        ):
+            if value not in choices:
+                raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
+        if self.calib_samples < 1 or self.calib_chunk < 1:
+            raise ConfigError("calib_samples and calib_chunk must be at least 1")
+        if self.precision == "int8" and self.flavor == "tensorrt":
+            if self.calib_method == "percentile":
+                raise ConfigError("percentile calibration is for the cpu target; TensorRT targets take entropy or max")
+            if not self.per_channel:
+                raise ConfigError("TensorRT targets quantize weights per channel (ModelOpt); drop --no-per-channel")
+
+
+@dataclass(frozen=True)
+class PrecisionResult:
+    """What the precision stage wrote.
+
+    Attributes:
+        path: the lowered ONNX.
+        nodes_before / nodes_after: node counts of the input and output graphs.
+        qdq_pairs: QuantizeLinear nodes in the output (each feeds a DequantizeLinear).
+        fp16_nodes: nodes that compute in float16 (Casts not counted).
+        calib_samples: calibration images used (0 without calibration).
+        seconds: wall time of the stage.
+    """
+
+    path: Path
+    precision: str
+    flavor: str
+    nodes_before: int
+    nodes_after: int
+    qdq_pairs: int
+    fp16_nodes: int
+    calib_samples: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+
+def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: CalibrationSet | None = None) -> PrecisionResult:
+    """Write ``onnx_in`` at ``spec.precision`` to ``onnx_out``; inputs and outputs stay float32.
+
+    Raises:
+        CalibrationError: int8 without a calibration set, or one too small for ``calib_samples``.
+    """
+    start = time.perf_counter()
+    onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
+    used = calib.with_samples(spec.calib_samples) if calib is not None else None
+    if spec.precision == "int8" and used is None:
+        raise CalibrationError("int8 needs calibration images: pass --calib FOLDER (or one large image)")
+    if used is not None and spec.precision != "fp32":
+        len(used)  # fail early, with counts, when the set is too small
+    with atomic_file(onnx_out) as tmp:
+        if spec.precision == "fp32":
+            shutil.copyfile(onnx_in, tmp)
+        elif spec.precision == "fp16":
+            _autocast_fp16(onnx_in, tmp, spec, used)
+        elif spec.flavor == "tensorrt":
+            _modelopt_int8(onnx_in, tmp, spec, used)
+        else:
+            _ort_int8(onnx_in, tmp, spec, used)
+    before, after = _node_count(onnx_in), _node_count(onnx_out)
+    samples = len(used.items) if used is not None and spec.precision != "fp32" else 0
+    return PrecisionResult(
+        onnx_out, spec.precision, spec.flavor, before, after, _count(onnx_out, "QuantizeLinear"),
+        _fp16_nodes(onnx_out), samples, time.perf_counter() - start,
+    )
+
+
+# ---- calibration data for ONNX Runtime and ModelOpt ------------------------------------------
+def _reader(calib: CalibrationSet, input_name: str, chunk: int):
+    """An ONNX Runtime CalibrationDataReader over ``calib``, loading one batch at a time.
+
+    ``set_range`` / ``__len__`` follow ORT's strided calibration protocol (``CalibStridedMinMax``):
+    ORT calls ``collect_data`` once per range, so at most ``chunk`` batches of activations are held.
+    ``len`` is rounded up to a multiple of ``chunk`` because ORT requires it; ranges are clipped.
+    """
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.total = len(calib)
+            self.first = None
+            self.set_range(0, self.total)
+
+        def __len__(self) -> int:
+            return -(-self.total // chunk) * chunk
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self.batches = calib.batches(start_index, min(end_index, self.total))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: batch}
+
+        def get_first(self) -> dict[str, np.ndarray]:
+            if self.first is None:
+                self.first = {input_name: next(calib.batches(0, 1))}
+            return self.first
+
+        def rewind(self) -> None:
+            self.set_range(0, self.total)
+
+    return Reader()
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in inits]
+    if len(names) != 1:
+        raise ConfigError(f"calibration feeds models with one image input; {path.name} has {names}")
+    return names[0]
+
+
+# ---- the three lowerings -----------------------------------------------------------------------
+def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> None:
+    """ONNX Runtime static quantization, QDQ U8S8, calibrated ``calib_chunk`` batches per pass."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    method = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    with _quiet():
+        quantize_static(
+            str(onnx_in), str(out), _reader(calib, _input_name(onnx_in), spec.calib_chunk),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(spec.op_types or ORT_OP_TYPES),
+            per_channel=spec.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(spec.nodes_to_exclude),
+            calibrate_method=method[spec.calib_method],
+            calibration_providers=["CPUExecutionProvider"],
+            extra_options={
+                "CalibStridedMinMax": spec.calib_chunk,  # despite its name: one collect_data per chunk, any method
+                "CalibMaxIntermediateOutputs": spec.calib_chunk,
+            },
+        )
+
+
+def _modelopt_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> None:
+    """ModelOpt ONNX PTQ: TensorRT-friendly symmetric int8 Q/DQ, calibrated on ORT's CPU provider."""
+    from modelopt.onnx.quantization import quantize
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-modelopt-") as work:
+        model = Path(work) / "model.onnx"  # ModelOpt writes intermediate files beside its input
+        shutil.copyfile(onnx_in, model)
+        with _quiet():
+            quantize(
+                onnx_path=str(model),
+                quantize_mode="int8",
+                calibration_method=spec.calib_method,
+                calibration_data_reader=_reader(calib, _input_name(onnx_in), spec.calib_chunk),
+                calibration_eps=["cpu"],
+                nodes_to_exclude=list(spec.nodes_to_exclude) or None,
+                high_precision_dtype=spec.high_precision,
+                output_path=str(Path(work) / "quant.onnx"),
+                log_level="ERROR",
+            )
+        shutil.move(Path(work) / "quant.onnx", out)
+
+
+def _autocast_fp16(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet | None) -> None:
+    """ModelOpt AutoCast to fp16 with float32 I/O, its overflow checks run on calibration images."""
+    import onnx
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-autocast-") as work:
+        data = None
+        if calib is not None:
+            name = _input_name(onnx_in)
+            for i, batch in enumerate(calib.batches(0, FP16_CALIB_BATCHES)):
+                np.savez(Path(work) / f"batch{i:03d}.npz", **{name: batch})
+            data = work
+        with _quiet():
+            model = convert_to_mixed_precision(
+                onnx_path=str(onnx_in),
+                low_precision_type="fp16",
+                keep_io_types=True,
+                nodes_to_exclude=list(spec.nodes_to_exclude) or None,
+                calibration_data=data,
+                providers=["cpu"],
+            )
+    onnx.save(model, str(out))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the libraries' chatter: ORT's prints and advice, ModelOpt's INFO logs and tqdm bars.
+
+    Errors still propagate as exceptions; only what they print on the way is dropped.
+    """
+    import logging
+
+    modelopt = logging.getLogger("modelopt")
+    level = modelopt.level
+    modelopt.setLevel(logging.ERROR)
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+        modelopt.setLevel(level)
+
+
+# ---- counts -----------------------------------------------------------------------------------
+def _node_count(path: Path) -> int:
+    import onnx
+
+    return len(onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _count(path: Path, op_type: str) -> int:
+    import onnx
+
+    return sum(n.op_type == op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _fp16_nodes(path: Path) -> int:
+    """Nodes (Casts aside) with a float16 output, after shape inference."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output]}
+    fp16 = onnx.TensorProto.FLOAT16
+    return sum(n.op_type != "Cast" and any(types.get(o) == fp16 for o in n.output) for n in graph.node)
