@@ -1,0 +1,318 @@
+"""The compile stage: an artifact folder or bundle -> an artifact its device can run fast.
+
+- ``cpu`` targets (backend ``onnxruntime``): an ONNX Runtime plan, ``model.ort.onnx``, saved at a
+  portable optimisation level, plus the session settings the runner applies.
+- TensorRT targets: ``model.engine``, built here with this device's TensorRT (engines are not
+  portable), after checking that this device is the one the bundle was made for.
+
+Both end by running the compiled file and the deployable ONNX on the same random input and
+recording the difference in the manifest, which is then re-sealed.
+"""
+from __future__ import annotations
+
+__all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "check_device_for_target", "jetpack_major"]
+
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.atomic import atomic_dir
+from edgekit.bundle import is_bundle, open_bundle
+from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, DeviceMismatchError, ParityError
+from edgekit.manifest import Manifest, TensorSpec, seal
+from edgekit.runtime.artifact import Artifact, load_artifact
+from edgekit.runtime.device import DeviceInfo
+from edgekit.targets import Target, load_target
+
+ORT_PLAN = "model.ort.onnx"
+ENGINE = "model.engine"
+ORT_LEVELS = ("basic", "extended")  # "all" adds layouts tied to this CPU: applied at load time instead
+
+
+class CompileWarning(UserWarning):
+    """This device differs from the target in a way that does not stop the build."""
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """Options of ``edgekit compile``; None means the manifest's request, else the target's value.
+
+    Attributes:
+        workspace_mb: TensorRT builder workspace.
+        dla: build for a DLA core with GPU fallback.
+        dla_core: which DLA core.
+        timing_cache: TensorRT tactic timing cache, read and updated.
+        threads: ONNX Runtime intra-op threads (0: one per physical core).
+        optimization: ONNX Runtime level baked into the saved plan (``basic`` or ``extended``).
+        tolerance: largest error of the compiled file against the ONNX, relative to the output
+            range, accepted without a stop (cpu) or a warning (TensorRT, whose precision may be lower).
+        seed: seed of the random verification input.
+    """
+
+    workspace_mb: int | None = None
+    dla: bool | None = None
+    dla_core: int = 0
+    timing_cache: Path | None = None
+    threads: int | None = None
+    optimization: str = "extended"
+    tolerance: float = 1e-3
+    seed: int = 0
+
+
+def compile_artifact(folder: Path | str, target: str | None = None, out: Path | str | None = None,
+                     settings: CompileSettings | None = None) -> Path:
+    """Compile an artifact folder or bundle for this device.
+
+    Args:
+        folder: an artifact folder (output of ``edgekit build``) or a bundle from ``edgekit package``.
+        target: the target to compile for; defaults to the manifest's, and must equal it.
+        out: the compiled artifact folder; defaults to ``folder`` itself (replaced whole), or for a
+            bundle to its name without ``.tar.gz``.
+        settings: workspace, DLA, timing cache and ONNX Runtime options.
+
+    Returns:
+        The compiled artifact folder (manifest with ``engine_file`` set, re-sealed).
+    """
+    settings = settings or CompileSettings()
+    source = Path(folder)
+    if is_bundle(source):
+        dest = Path(out) if out else source.with_name(source.name.split(".tar")[0].removesuffix(".tgz"))
+        with open_bundle(source) as artifact:
+            return _compile(artifact, target, dest, settings, source)
+    return _compile(load_artifact(source), target, Path(out) if out else source, settings, source)
+
+
+def _compile(artifact: Artifact, target_name: str | None, out: Path, settings: CompileSettings, source: Path) -> Path:
+    target = _resolve_target(artifact.manifest, target_name)
+    compile_one = _compile_tensorrt if target.is_tensorrt else _compile_onnxruntime
+    if target.is_tensorrt:
+        _require_tensorrt(source)
+    with atomic_dir(out) as work:
+        _copy_sources(artifact, work)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CompileWarning)
+            manifest = compile_one(work, artifact.manifest, target, settings)
+        notes = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if notes:
+            session = dict(manifest.session)
+            session[manifest.backend] = {**session[manifest.backend], "warnings": notes}
+            manifest = manifest.evolve(session=session)
+        seal(work, manifest)
+    return out
+
+
+def _resolve_target(manifest: Manifest, name: str | None) -> Target:
+    target = load_target(name or manifest.target)
+    if target.name != manifest.target:
+        raise ArtifactError(
+            f"this artifact was built for {manifest.target}, not {target.name}: build one for {target.name} "
+            f"on the workstation (`edgekit build RECIPE --target {target.name}`)"
+        )
+    if target.backend != manifest.backend:
+        raise ArtifactError(f"target {target.name} uses {target.backend}, the manifest says {manifest.backend}")
+    return target
+
+
+def _require_tensorrt(source: Path) -> None:
+    from edgekit.runtime.trt import tensorrt_version
+
+    if tensorrt_version() is not None:
+        return
+    if is_bundle(source):
+        raise BackendUnavailableError(
+            f"TensorRT is not installed here: run `edgekit compile {source.name} -o DIR` on the device "
+            "(JetPack ships TensorRT; the container of Dockerfile.jetson has it, see docs/jetson.md)"
+        )
+    raise BackendUnavailableError(
+        f"TensorRT is not installed here, so {source} keeps its deployable ONNX and manifest; finish on the "
+        f"device: `edgekit package {source} -o model.tar.gz`, copy it there, and run `edgekit compile "
+        "model.tar.gz -o DIR` (in the container of Dockerfile.jetson, see docs/jetson.md)"
+    )
+
+
+def _copy_sources(artifact: Artifact, work: Path) -> None:
+    """Everything of the source folder but its old compiled file and hidden files."""
+    old = {artifact.manifest.engine_file, ORT_PLAN, ENGINE}
+    for path in sorted(artifact.folder.rglob("*")):
+        rel = path.relative_to(artifact.folder)
+        if path.is_file() and rel.as_posix() not in old and not any(p.startswith(".") for p in rel.parts):
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, work / rel)
+
+
+def _feed(specs: tuple[TensorSpec, ...], batch: int, tile: tuple[int, int], seed: int) -> dict[str, np.ndarray]:
+    """A random input for every model input, dynamic axes given the batch and tile size."""
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for spec in specs:
+        fill = (batch, None, *tile)
+        shape = [d if isinstance(d, int) and d > 0 else (fill[i] if i < len(fill) and fill[i] else 1)
+                 for i, d in enumerate(spec.shape)]
+        feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feed
+
+
+def _max_error(reference: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Largest absolute difference over all outputs, and the largest absolute reference value."""
+    err = max(float(np.max(np.abs(reference[k].astype(np.float64) - other[k].astype(np.float64)))) for k in reference)
+    scale = max(float(np.max(np.abs(v))) for v in reference.values())
+    return err, scale
+
+
+def _reference_outputs(onnx_path: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    with OnnxRuntimeRunner(onnx_path, SessionSettings(optimization="disable")) as runner:
+        return runner.infer(feed)
+
+
+# --- cpu: ONNX Runtime plan ---------------------------------------------------------------
+
+
+def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: CompileSettings) -> Manifest:
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings, _import_ort, session_options
+
+    if settings.optimization not in ORT_LEVELS:
+        raise ConfigError(f"ONNX Runtime plan level {settings.optimization!r}; choose one of {', '.join(ORT_LEVELS)}")
+    ort = _import_ort()
+    threads = target.threads if settings.threads is None else settings.threads
+    opts = session_options(SessionSettings(threads, settings.optimization))
+    opts.optimized_model_filepath = str(work / ORT_PLAN)
+    ort.InferenceSession(str(work / m.model_file), opts, providers=["CPUExecutionProvider"])
+    run_settings = SessionSettings(threads, "all", ("CPUExecutionProvider",))
+    feed = _feed(m.inputs, 1, m.tile, settings.seed)
+    with OnnxRuntimeRunner(work / ORT_PLAN, run_settings) as runner:
+        got = runner.infer(feed)
+    err, scale = _max_error(_reference_outputs(work / m.model_file, feed), got)
+    if err > settings.tolerance * max(1.0, scale):
+        raise ParityError(f"the ONNX Runtime plan differs from the ONNX by {err:.3g} (tolerance "
+                          f"{settings.tolerance:g} x {max(1.0, scale):.3g}); try --optimization basic")
+    session = dict(m.session)
+    session["onnxruntime"] = {
+        "threads": threads, "optimization": "all", "providers": ["CPUExecutionProvider"],
+        "plan_optimization": settings.optimization,
+        "verification": {"max_abs_error": err, "output_max_abs": scale, "input": f"standard normal, seed {settings.seed}"},
+    }
+    versions = {**m.versions, "onnxruntime": ort.__version__, "edgekit_compile": __version__}
+    return m.evolve(engine_file=ORT_PLAN, session=session, versions=versions)
+
+
+# --- TensorRT engine -----------------------------------------------------------------------
+
+
+def jetpack_major(l4t_release: str | None) -> str | None:
+    """JetPack major version from the L4T release line ("R36 (release)" -> "6"), None off Jetson."""
+    if not l4t_release:
+        return None
+    digits = "".join(ch for ch in l4t_release.split()[0] if ch.isdigit())
+    return {"32": "4", "34": "5", "35": "5", "36": "6", "38": "7"}.get(digits)
+
+
+def check_device_for_target(target: Target, device: DeviceInfo, dla_cores: int, use_dla: bool) -> list[str]:
+    """Compare this device with the target: raise where no usable engine can come out, else list warnings.
+
+    Stops: another TensorRT major line, another GPU architecture, another JetPack major, DLA
+    requested where the target or the device has none. Warnings: another TensorRT minor version,
+    another DLA count.
+    """
+    here = device.tensorrt or "none"
+    if target.tensorrt and here.split(".")[0] != target.tensorrt.split(".")[0]:
+        raise DeviceMismatchError(
+            f"the bundle is for {target.name} (TensorRT {target.tensorrt}), this device has TensorRT {here}: "
+            "build a bundle for a target of this device's TensorRT line (`edgekit targets` lists them)"
+        )
+    if target.compute_capability and device.compute_capability and device.compute_capability != target.compute_capability:
+        raise DeviceMismatchError(
+            f"the bundle is for {target.name} (compute capability {target.compute_capability}), this GPU is "
+            f"{device.gpu_name} ({device.compute_capability}): build a bundle for this device's target"
+        )
+    jp = jetpack_major(device.jetpack)
+    if target.jetpack and jp and jp != target.jetpack.split(".")[0]:
+        raise DeviceMismatchError(f"the bundle is for {target.name} on JetPack {target.jetpack}, this device runs JetPack {jp}")
+    if use_dla and (target.dla_cores == 0 or dla_cores == 0):
+        where = f"target {target.name}" if target.dla_cores == 0 else "this device"
+        raise ConfigError(f"DLA requested but {where} has no DLA cores; compile with --no-dla")
+    notes = []
+    if target.tensorrt and not here.startswith(target.tensorrt):
+        notes.append(f"target {target.name} names TensorRT {target.tensorrt}, this device has {here}; building with {here}")
+    if target.dla_cores != dla_cores:
+        notes.append(f"target {target.name} has {target.dla_cores} DLA cores, this device reports {dla_cores}")
+    if target.jetpack and not jp:
+        notes.append(f"target {target.name} is a Jetson on JetPack {target.jetpack}; this device is not a Jetson")
+    return notes
+
+
+def _engine_settings(m: Manifest, target: Target, settings: CompileSettings):
+    from edgekit.build.engine import EngineSettings
+
+    requested = m.session.get("tensorrt", {})
+    use_dla = settings.dla if settings.dla is not None else bool(requested.get("dla", False))
+    if use_dla and m.precision == "fp32":
+        raise ConfigError(f"DLA runs FP16 or INT8 only and this artifact is {m.precision}; compile with --no-dla")
+    workspace = settings.workspace_mb or int(requested.get("workspace_mb", target.workspace_mb))
+    batch = m.batch if isinstance(m.batch, int) and m.batch > 0 else target.batch
+    return EngineSettings(
+        precision=m.precision, workspace_mb=workspace,
+        dla_core=settings.dla_core if use_dla else None,
+        batch=(1, batch, batch), timing_cache=settings.timing_cache,
+    )
+
+
+def _check_memory(workspace_mb: int) -> None:
+    from edgekit.build.engine import free_device_memory_mb
+
+    free = free_device_memory_mb()
+    if free is not None and workspace_mb > free:
+        raise ConfigError(f"not enough device memory for a {workspace_mb} MB workspace ({free} MB free); "
+                          f"pass --workspace {max(free // 2, 1)} or free memory")
+
+
+def _verify_engine(work: Path, m: Manifest, batch: int, settings: CompileSettings) -> dict:
+    from edgekit.runtime.trt import TensorRTRunner
+
+    feed = _feed(m.inputs, batch, m.tile, settings.seed)
+    with TensorRTRunner(work / ENGINE) as runner:
+        got = runner.infer(feed)
+    try:
+        err, scale = _max_error(_reference_outputs(work / m.model_file, feed), got)
+    except BackendUnavailableError:
+        return {"skipped": "onnxruntime is not installed here"}
+    if err > settings.tolerance * max(1.0, scale) * (1 if m.precision == "fp32" else 50):
+        warnings.warn(f"the {m.precision} engine differs from the ONNX by {err:.3g} on a random input "
+                      f"(outputs up to {scale:.3g}); check it with `edgekit compare`", CompileWarning, stacklevel=2)
+    return {"max_abs_error": err, "output_max_abs": scale, "input": f"standard normal, seed {settings.seed}"}
+
+
+def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: CompileSettings) -> Manifest:
+    from edgekit.build.engine import build_engine
+    from edgekit.runtime.device import local_device
+    from edgekit.runtime.trt import import_tensorrt
+
+    trt = import_tensorrt()
+    from polygraphy.backend.trt import get_trt_logger
+
+    device = local_device()
+    dla_cores = int(trt.Builder(get_trt_logger()).num_DLA_cores)
+    eng = _engine_settings(m, target, settings)
+    for note in check_device_for_target(target, device, dla_cores, eng.dla_core is not None):
+        warnings.warn(note, CompileWarning, stacklevel=2)
+    _check_memory(eng.workspace_mb)
+    mode = build_engine(work / m.model_file, work / ENGINE, m.inputs, eng)
+    session = dict(m.session)
+    session["tensorrt"] = {
+        "workspace_mb": eng.workspace_mb, "dla": eng.dla_core is not None, "dla_core": eng.dla_core,
+        "gpu_fallback": eng.dla_core is not None, **mode.to_dict(),
+        "profile_batch": list(eng.batch) if not isinstance(m.batch, int) else None,
+        "timing_cache": str(eng.timing_cache) if eng.timing_cache else None,
+        "verification": _verify_engine(work, m, eng.batch[1], settings),
+    }
+    built_on = {"gpu_name": device.gpu_name, "compute_capability": device.compute_capability,
+                "dla_cores": dla_cores, "jetpack": device.jetpack, "machine": device.machine}
+    versions = {**m.versions, "tensorrt": trt.__version__, "cuda": device.cuda, "edgekit_compile": __version__}
+    return m.evolve(engine_file=ENGINE, session=session, device=built_on, versions=versions)

@@ -1,0 +1,161 @@
+"""TensorRT engine building with Polygraphy's loaders, on the device that will run the engine.
+
+Precision is decided in the ONNX before this stage (AutoCast FP16 or explicit Q/DQ INT8), so the
+builder only has to be told how to read it. That depends on the TensorRT line, and
+:func:`build_mode` is the one place that knows it:
+
+- TensorRT >= 10: the network is created strongly typed; tensor types in the graph decide
+  precision (TensorRT 11 has no precision flags at all).
+- TensorRT 8.x (JetPack 5): weakly typed; FP16/INT8 builder flags matching the manifest precision
+  let TensorRT use the graph's FP16 tensors and its Q/DQ nodes (a Q/DQ network needs INT8).
+"""
+from __future__ import annotations
+
+__all__ = ["BuildMode", "EngineSettings", "build_mode", "build_engine", "free_device_memory_mb"]
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.atomic import atomic_file
+from edgekit.errors import ArtifactError, ConfigError
+from edgekit.manifest import TensorSpec
+from edgekit.runtime.trt import import_tensorrt
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class BuildMode:
+    """How the network is typed and which precision flags the builder gets."""
+
+    strongly_typed: bool
+    fp16: bool = False
+    int8: bool = False
+
+    def to_dict(self) -> dict:
+        return {"strongly_typed": self.strongly_typed, "fp16": self.fp16, "int8": self.int8}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the builder needs besides the ONNX.
+
+    Attributes:
+        precision: the manifest's precision (``fp32``, ``fp16``, ``int8``).
+        workspace_mb: builder workspace limit (``MemoryPoolType.WORKSPACE``).
+        dla_core: the DLA core to run on (layers DLA cannot run fall back to the GPU); None: GPU only.
+        batch: (min, opt, max) batch of the optimization profile when the batch axis is dynamic.
+        timing_cache: a tactic timing cache file, read when present and updated after the build.
+    """
+
+    precision: str = "fp32"
+    workspace_mb: int = 1024
+    dla_core: int | None = None
+    batch: tuple[int, int, int] = (1, 1, 1)
+    timing_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.workspace_mb <= 0:
+            raise ConfigError(f"workspace must be a positive number of MB, got {self.workspace_mb}")
+
+
+def build_mode(tensorrt_version: str, precision: str) -> BuildMode:
+    """The version branch: strongly typed on TensorRT >= 10, precision flags on 8.x and 9.x."""
+    major = int(tensorrt_version.split(".")[0])
+    if major >= 10:
+        return BuildMode(strongly_typed=True)
+    # ModelOpt's INT8 ONNX keeps unquantized layers in FP16, so INT8 networks get both flags.
+    return BuildMode(strongly_typed=False, fp16=precision in ("fp16", "int8"), int8=precision == "int8")
+
+
+def free_device_memory_mb() -> int | None:
+    """Free GPU memory in MB through cuda-python (Jetson: shared memory), None where it is absent."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            return None
+    err, free, _total = cudart.cudaMemGetInfo()
+    return int(free) >> 20 if int(err) == 0 else None
+
+
+def _profiles(inputs: tuple[TensorSpec, ...], batch: tuple[int, int, int]):
+    """One optimization profile when an input has a dynamic axis (only the batch axis may be)."""
+    if all(isinstance(d, int) and d > 0 for spec in inputs for d in spec.shape):
+        return None
+    from polygraphy.backend.trt import Profile
+
+    profile = Profile()
+    for spec in inputs:
+        rest = spec.shape[1:]
+        if not all(isinstance(d, int) and d > 0 for d in rest):
+            raise ConfigError(f"input {spec.name!r} has dynamic axes {list(spec.shape)}: only the batch axis may be dynamic")
+        lo, opt, hi = batch
+        profile.add(spec.name, (lo, *rest), (opt, *rest), (hi, *rest))
+    return [profile]
+
+
+def _use_dla(core: int):
+    """A Polygraphy config post-processor: DLA as the default device, GPU fallback allowed."""
+
+    def configure(builder, network, config) -> None:
+        trt = import_tensorrt()
+        if core >= builder.num_DLA_cores:
+            raise ConfigError(f"DLA core {core} requested, this device has {builder.num_DLA_cores} DLA cores; use --no-dla")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+    return configure
+
+
+def _config(settings: EngineSettings, mode: BuildMode, inputs: tuple[TensorSpec, ...]):
+    trt = import_tensorrt()
+    from polygraphy.backend.trt import CreateConfig, PostprocessConfig
+
+    config = CreateConfig(
+        fp16=mode.fp16 or None,
+        int8=mode.int8 or None,
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: settings.workspace_mb << 20},
+        profiles=_profiles(inputs, settings.batch),
+        load_timing_cache=str(settings.timing_cache) if settings.timing_cache else None,
+    )
+    # DLA is set up here rather than with CreateConfig(use_dla=...): that one always picks core 0
+    # and adds PREFER_PRECISION_CONSTRAINTS, which a strongly typed network refuses.
+    return PostprocessConfig(config, _use_dla(settings.dla_core)) if settings.dla_core is not None else config
+
+
+def build_engine(onnx_path: Path, engine_path: Path, inputs: tuple[TensorSpec, ...], settings: EngineSettings) -> BuildMode:
+    """Build and write a serialized engine for this device's GPU and TensorRT.
+
+    Args:
+        onnx_path: the deployable ONNX (precision decided in the graph).
+        engine_path: where the engine is written (atomically).
+        inputs: the ONNX inputs as the manifest records them (for the dynamic batch profile).
+        settings: precision, workspace, DLA, batch range and timing cache.
+
+    Returns:
+        The build mode used (strongly typed or precision flags), for the manifest.
+    """
+    trt = import_tensorrt()
+    from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.exception import PolygraphyException
+
+    mode = build_mode(trt.__version__, settings.precision)
+    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=mode.strongly_typed or None)
+    cache = str(settings.timing_cache) if settings.timing_cache else None
+    try:
+        data = EngineBytesFromNetwork(network, _config(settings, mode, inputs), save_timing_cache=cache)()
+    except PolygraphyException as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "see the TensorRT log above"
+        raise ArtifactError(
+            f"TensorRT {trt.__version__} could not build {Path(onnx_path).name} "
+            f"(workspace {settings.workspace_mb} MB): {reason}"
+        ) from None
+    with atomic_file(Path(engine_path)) as tmp:
+        tmp.write_bytes(bytes(data))
+    return mode

@@ -1,0 +1,33 @@
+"""`edgekit compile OUTDIR|BUNDLE`: build the TensorRT engine or ONNX Runtime plan on this device."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import click
+
+from edgekit.build.compile import CompileSettings, compile_artifact
+from edgekit.manifest import read_manifest
+
+
+@click.command("compile")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Compiled artifact folder (default: in place, "
+              "or the bundle's name without .tar.gz).")
+@click.option("--target", help="Target profile; must be the one the artifact was built for.")
+@click.option("--workspace", type=click.IntRange(min=1), help="TensorRT builder workspace in MB (default: the target's).")
+@click.option("--dla/--no-dla", default=None, help="Run on a DLA core with GPU fallback (default: as the build requested).")
+@click.option("--timing-cache", type=click.Path(path_type=Path), help="TensorRT timing cache, read and updated.")
+def compile(source: Path, out: Path | None, target: str | None, workspace: int | None, dla: bool | None,
+            timing_cache: Path | None) -> None:
+    """Compile an artifact folder or bundle for this device (TensorRT engine or ONNX Runtime plan)."""
+    settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folder = compile_artifact(source, target=target, out=out, settings=settings)
+    for w in caught:
+        click.secho(f"edgekit: warning: {w.message}", fg="yellow", err=True)
+    m = read_manifest(folder)
+    check = m.session.get(m.backend, {}).get("verification", {})
+    error = f"; max error vs ONNX {check['max_abs_error']:.3g}" if "max_abs_error" in check else ""
+    click.echo(f"{m.target} ({m.backend}, {m.precision}): {folder / m.engine_file}{error}")

@@ -1,0 +1,20 @@
+"""`edgekit package OUTDIR -o BUNDLE.tar.gz`: the bundle the device compiles and runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgekit.bundle import package_artifact, read_bundle_index
+
+
+@click.command("package")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Bundle to write (default: FOLDER.tar.gz).")
+def package(folder: Path, out: Path | None) -> None:
+    """Bundle an artifact for the device (deployable ONNX, manifest, checksums)."""
+    bundle = package_artifact(folder, out or folder.resolve().with_name(f"{folder.resolve().name}.tar.gz"))
+    index = read_bundle_index(bundle)
+    size = bundle.stat().st_size / 2**20
+    click.echo(f"{bundle} ({size:.1f} MiB, {len(index.files)} files) for {index.target}, {index.precision}; "
+               f"on the device: edgekit compile {bundle.name} -o DIR")
