@@ -1,0 +1,110 @@
+"""The timing loop and its statistics: warm-up by time, counted runs by time or count.
+
+Host wall clock (``time.perf_counter_ns``) around a callable; the callable decides what is
+inside the measurement (end-to-end with copies, or compute only). NumPy only.
+"""
+from __future__ import annotations
+
+__all__ = ["TimingConfig", "LatencyStats", "latency_stats", "time_calls", "PERCENTILES"]
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgekit.errors import ConfigError
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How long to warm up and how many runs to count.
+
+    Attributes:
+        warmup_s: seconds of uncounted runs first (at least one run always happens).
+        duration_s: seconds of counted runs, used when ``iterations`` is 0.
+        iterations: exact number of counted runs; 0 means "by time".
+        min_iterations: counted runs at least, whatever the duration.
+    """
+
+    warmup_s: float = 1.0
+    duration_s: float = 3.0
+    iterations: int = 0
+    min_iterations: int = 10
+
+    def __post_init__(self) -> None:
+        if self.warmup_s < 0 or self.duration_s < 0 or self.iterations < 0 or self.min_iterations < 1:
+            raise ConfigError("timing needs warmup >= 0, duration >= 0, iterations >= 0 and min_iterations >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of latency samples in milliseconds (percentiles by linear interpolation)."""
+
+    count: int
+    min: float
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+    std: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def latency_stats(samples_ms: np.ndarray | list[float]) -> LatencyStats:
+    """Statistics of ``samples_ms``; the standard deviation is the sample one (ddof=1)."""
+    x = np.asarray(samples_ms, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no latency samples")
+    p50, p90, p95, p99 = (float(v) for v in np.percentile(x, PERCENTILES))
+    std = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return LatencyStats(int(x.size), float(x.min()), float(x.mean()), p50, p90, p95, p99, float(x.max()), std)
+
+
+def time_calls(
+    fn: Callable[[], object],
+    timing: TimingConfig,
+    on_counted: Callable[[], None] | None = None,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> np.ndarray:
+    """Warm up, then time each counted call of ``fn``; returns milliseconds per call (float64).
+
+    Args:
+        fn: one synchronous run; what it includes is what is measured.
+        timing: warm-up and counted-run settings.
+        on_counted: called once when the warm-up ends and counted runs begin (e.g. to start
+            recording power).
+        clock: nanosecond clock.
+    """
+    _run_for(fn, timing.warmup_s, clock)
+    if on_counted is not None:
+        on_counted()
+    samples: list[float] = []
+    end = clock() + int(timing.duration_s * 1e9)
+    while _more(len(samples), timing, clock() < end):
+        t0 = clock()
+        fn()
+        samples.append((clock() - t0) / 1e6)
+    return np.asarray(samples, dtype=np.float64)
+
+
+def _run_for(fn: Callable[[], object], seconds: float, clock: Callable[[], int]) -> None:
+    end = clock() + int(seconds * 1e9)
+    fn()
+    while clock() < end:
+        fn()
+
+
+def _more(done: int, timing: TimingConfig, time_left: bool) -> bool:
+    if timing.iterations:
+        return done < timing.iterations
+    return done < timing.min_iterations or time_left
