@@ -1,0 +1,40 @@
+"""Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
+from __future__ import annotations
+
+__all__ = ["run_onnx", "count_nodes", "load_checked"]
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ArtifactError
+
+
+def load_checked(path: Path):
+    """Load an ONNX model and run onnx.checker; a corrupt or truncated file is a clear error."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"ONNX file {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ArtifactError(f"{path.name} is not a valid ONNX model: {str(exc).splitlines()[0][:200]}") from None
+    return model
+
+
+def run_onnx(path: Path, feed: np.ndarray, threads: int = 0) -> np.ndarray:
+    """First output of ``path`` for the single input ``feed`` (ORT CPU, full optimisation)."""
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    with OnnxRuntimeRunner(path, SessionSettings(threads=threads)) as runner:
+        name = runner.input_specs()[0].name
+        return next(iter(runner.infer({name: feed}).values()))
+
+
+def count_nodes(model) -> Counter:
+    """Node count by op type (top-level graph)."""
+    return Counter(n.op_type for n in model.graph.node)

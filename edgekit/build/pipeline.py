@@ -1,0 +1,278 @@
+"""`edgekit build`: every stage chained, each proving itself, into one artifact folder.
+
+    source -> reparameterize -> export -> simplify -> precision -> compile -> manifest + report
+
+The folder appears only when the build succeeded (edgekit.atomic). For a TensorRT target on a
+machine without TensorRT the build stops after the precision stage with the deployable ONNX
+and its manifest, and the report names the command that finishes it on the device.
+"""
+from __future__ import annotations
+
+__all__ = ["BuildConfig", "BuildResult", "build"]
+
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgekit.atomic import atomic_dir
+from edgekit.build.report import BuildReport, StageRecord
+from edgekit.build.source import Source, resolve_source
+from edgekit.errors import ConfigError
+from edgekit.manifest import Manifest, TensorSpec, seal
+from edgekit.targets import Target, load_target
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything `edgekit build` needs besides the source and the output folder.
+
+    Attributes:
+        batch: fixed batch size of the exported model; None for a dynamic batch.
+        calib: folder of images (or one large image, cut into ``calib_tile`` tiles) for int8.
+        calib_method / calib_samples: calibration algorithm and how many images it uses.
+        rtol: tolerated output difference of the exact stages, relative to the output's range.
+        latency_runs: timed runs per stage for the latency column (0: skip).
+    """
+
+    target: str = "cpu"
+    precision: str = "fp32"
+    input_size: tuple[int, int] | None = None
+    batch: int | None = 1
+    checkpoint: Path | None = None
+    calib: Path | None = None
+    calib_method: str = "max"
+    calib_samples: int = 32
+    calib_tile: int | None = None
+    task: str = "classification"
+    rtol: float = 1e-3
+    opset: int = 18
+    latency_runs: int = 5
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    folder: Path
+    manifest: Manifest
+    report: BuildReport
+    complete: bool = True
+
+
+Progress = Callable[[str], None]
+
+
+def _check(config: BuildConfig) -> Target:
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {config.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if config.precision == "int8" and config.calib is None:
+        raise ConfigError("--precision int8 needs a calibration set: --calib FOLDER (e.g. calib/bluemarble)")
+    if config.calib is not None and not Path(config.calib).exists():
+        raise ConfigError(f"calibration set {config.calib} does not exist")
+    return load_target(config.target)
+
+
+def _size_mb(path: Path) -> float:
+    return Path(path).stat().st_size / 1e6
+
+
+def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress: Progress | None = None) -> BuildResult:
+    """Build ``source`` for ``config.target`` into the folder ``out`` (created whole or not at all)."""
+    say = progress or (lambda _msg: None)
+    target = _check(config)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task)
+    records: list[StageRecord] = []
+    with atomic_dir(Path(out)) as folder:
+        work = folder / ".work"
+        work.mkdir()
+        onnx_path, io = _torch_to_onnx(src, work, config, records, say)
+        deploy = folder / "model.onnx"
+        precision_info = _lower_precision(src, onnx_path, deploy, target, config, records, say)
+        shutil.rmtree(work)
+        manifest = seal(folder, _manifest(src, target, config, deploy, io, precision_info))
+        complete = not target.is_tensorrt or _tensorrt_available()
+        next_step = "" if complete else f"edgekit compile {out}"
+        if complete:
+            manifest = _compile(folder, target, records, say)
+        else:
+            say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
+        report = BuildReport(source, target.name, config.precision, tuple(records),
+                             status="complete" if complete else "deployable ONNX; engine not built here",
+                             next_step=next_step, details={"source": src.to_dict()})
+        report.write(folder)
+        manifest = seal(folder, manifest)
+    return BuildResult(Path(out), manifest, report, complete)
+
+
+def _tensorrt_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def _latency(fn: Callable[[], object], runs: int) -> float | None:
+    if runs <= 0:
+        return None
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def _onnx_latency(path: Path, feed, runs: int) -> float | None:
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+
+    if runs <= 0:
+        return None
+    with OnnxRuntimeRunner(path) as runner:
+        name = runner.input_specs()[0].name
+        return _latency(lambda: runner.infer({name: feed}), runs)
+
+
+def _rel(error) -> str:
+    return f"max rel {error.max_rel:.1e}"
+
+
+def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> tuple[Path, dict]:
+    """Reparameterize, export and simplify; an ONNX source skips the first two."""
+    from edgekit.build.onnx_check import load_checked
+    from edgekit.build.simplify import simplify_onnx
+
+    if src.kind == "onnx":
+        load_checked(src.onnx_path)
+        exported = src.onnx_path
+    else:
+        exported = _reparam_and_export(src, work, config, records, say)
+    say("simplify")
+    simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
+    feed = _feed_for(simple.path)
+    records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
+                               _rel(simple.error), _onnx_latency(simple.path, feed, config.latency_runs),
+                               f"{simple.tool}: {simple.nodes_before} -> {simple.nodes_after} nodes"
+                               + (f" ({simple.notes})" if simple.notes else "")))
+    return simple.path, _io(simple.path)
+
+
+def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> Path:
+    import torch
+
+    from edgekit.build.export import ExportSpec, export_onnx
+    from edgekit.build.reparam import reparameterize
+
+    say("load model")
+    model = src.load_model()
+    size = src.recipe.input_size
+    sample = torch.randn(config.batch or 1, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base_ms = _latency(lambda: model(sample), config.latency_runs)
+    params = sum(p.numel() for p in model.parameters())
+    records.append(StageRecord("source", 0.0, None, params, 4 * params / 1e6, "", base_ms,
+                               f"{src.kind} {src.name}, {size[0]}x{size[1]}, {src.recipe.task}"))
+    say("reparameterize and fuse")
+    rep = reparameterize(model, sample, rtol=config.rtol)
+    r = rep.report
+    with torch.no_grad():
+        rep_ms = _latency(lambda: rep.model(sample), config.latency_runs)
+    records.append(StageRecord("reparameterize", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
+                               _rel(r.error), rep_ms,
+                               f"{r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded; "
+                               f"modules {r.modules_before} -> {r.modules_after}, BatchNorms {r.batchnorms_before} -> "
+                               f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
+    say("export to ONNX")
+    spec = ExportSpec(size, batch=config.batch, opset=config.opset,
+                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol)
+    exp = export_onnx(rep.model, work / "exported.onnx", spec)
+    records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
+                               _onnx_latency(exp.path, _feed_for(exp.path), config.latency_runs),
+                               f"{exp.exporter} exporter, opset {config.opset if exp.exporter == 'dynamo' else 17}"))
+    return exp.path
+
+
+def _feed_for(path: Path):
+    import numpy as np
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def _io(path: Path) -> dict:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    elem = {1: "float32", 10: "float16", 7: "int64"}
+
+    def spec(v):
+        t = v.type.tensor_type
+        return {"name": v.name, "shape": tuple(d.dim_value if d.dim_value > 0 else (d.dim_param or "batch") for d in t.shape.dim),
+                "dtype": elem.get(t.elem_type, str(t.elem_type))}
+
+    inputs, outputs = [spec(v) for v in graph.input], [spec(v) for v in graph.output]
+    return {"inputs": inputs, "outputs": outputs, "tile": inputs[0]["shape"][2:4]}
+
+
+def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, config: BuildConfig,
+                     records: list, say: Progress) -> dict:
+    """The precision stage: fp32 copies the simplified graph; fp16 / int8 rewrite it, verified."""
+    if config.precision == "fp32":
+        shutil.copyfile(onnx_in, deploy)
+        return {"precision": "fp32"}
+    from edgekit.build import precision
+
+    say(f"precision {config.precision}")
+    result = precision.lower(src.recipe, onnx_in, deploy, target, config)
+    records.append(StageRecord(
+        f"precision {config.precision}", result.seconds, result.nodes, None, _size_mb(deploy), result.parity,
+        _onnx_latency(deploy, _feed_for(deploy), config.latency_runs), result.detail))
+    return result.summary
+
+
+def _compile(folder: Path, target: Target, records: list, say: Progress) -> Manifest:
+    from edgekit.build.compile import compile_artifact
+    from edgekit.manifest import read_manifest
+
+    say(f"compile for {target.name}")
+    start = time.perf_counter()
+    compiled = compile_artifact(folder, target)
+    manifest = read_manifest(compiled)
+    engine = folder / manifest.engine_file if manifest.engine_file else folder / manifest.model_file
+    records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
+                               _size_mb(engine), "", None, f"{manifest.engine_file or manifest.model_file}"))
+    return manifest
+
+
+def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict) -> Manifest:
+    import importlib.metadata as md
+
+    def version(dist):
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    versions = {k: version(d) for k, d in (("onnx", "onnx"), ("onnxruntime", "onnxruntime-gpu"),
+                                            ("torch", "torch"), ("timm", "timm"), ("modelopt", "nvidia-modelopt"))}
+    recipe = src.recipe
+    return Manifest(
+        target=target.name,
+        backend=target.backend,
+        precision=config.precision,
+        model_file=deploy.name,
+        inputs=tuple(TensorSpec(**t) for t in io["inputs"]),
+        outputs=tuple(TensorSpec(**t) for t in io["outputs"]),
+        preprocess=recipe.preprocess,
+        task=recipe.task,
+        classes=recipe.classes,
+        tile=tuple(io["tile"]),
+        stride=recipe.stride,
+        source=src.to_dict() | {"precision": precision_info},
+        versions={k: v for k, v in versions.items() if v},
+        session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores}} if target.is_tensorrt else {},
+    )

@@ -1,0 +1,42 @@
+"""`edgekit build SOURCE -o OUT`: the whole pipeline, with progress and a closing table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from edgekit.cli.options import BATCH, SIZE
+
+
+@click.command()
+@click.argument("source")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output artifact folder.")
+@click.option("--target", default="cpu", show_default=True, help="Device profile (see `edgekit targets`).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--calib", type=click.Path(path_type=Path), help="Calibration images: a folder, or one large image.")
+@click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
+@click.option("--calib-samples", type=int, default=32, show_default=True, help="Images used for calibration.")
+@click.option("--calib-tile", type=int, help="Cut calibration tiles of this size from large images.")
+@click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
+@click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
+@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
+              show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
+@click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
+def build(source, out, **options) -> None:
+    """Build SOURCE (recipe, timm:<name>, module:factory or .onnx) into a verified artifact."""
+    from edgekit.build.pipeline import BuildConfig, build as run_build
+
+    console = Console(stderr=True)
+    config = BuildConfig(**{k: v for k, v in options.items() if v is not None or k == "batch"})
+    with console.status("starting") as status:
+        result = run_build(source, out, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
+    table = Table(*result.report.HEADER, title=f"{source} -> {result.report.target} ({config.precision})")
+    for row in result.report.rows():
+        table.add_row(*row)
+    Console().print(table)
+    click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")
+    if result.report.next_step:
+        click.echo(f"next, on the device: {result.report.next_step}")

@@ -1,0 +1,44 @@
+"""Option parsers shared by several commands."""
+from __future__ import annotations
+
+import click
+
+
+class SizeType(click.ParamType):
+    """``512`` or ``512x768`` -> (height, width)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            parts = [int(v) for v in str(value).lower().split("x")]
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 512 or 512x768", param, ctx)
+        if len(parts) == 1:
+            parts *= 2
+        if len(parts) != 2 or min(parts) <= 0:
+            self.fail(f"{value!r} is not a size like 512 or 512x768", param, ctx)
+        return tuple(parts)
+
+
+class BatchType(click.ParamType):
+    """A positive int, or ``dynamic`` (None)."""
+
+    name = "N|dynamic"
+
+    def convert(self, value, param, ctx):
+        if value is None or value == "dynamic":
+            return None
+        try:
+            n = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a batch size nor 'dynamic'", param, ctx)
+        if n <= 0:
+            self.fail("batch must be positive", param, ctx)
+        return n
+
+
+SIZE = SizeType()
+BATCH = BatchType()

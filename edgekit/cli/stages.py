@@ -1,0 +1,81 @@
+"""The build stages as commands of their own: reparam, export, simplify, quantize."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgekit.cli.options import BATCH, SIZE
+
+_source_options = [
+    click.argument("source"),
+    click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's)."),
+    click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors)."),
+    click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification"),
+]
+
+
+def source_options(fn):
+    for option in reversed(_source_options):
+        fn = option(fn)
+    return fn
+
+
+def _deployed(source, input_size, checkpoint, task, batch=1):
+    import torch
+
+    from edgekit.build.reparam import reparameterize
+    from edgekit.build.source import resolve_source
+
+    src = resolve_source(source, input_size, checkpoint, task)
+    sample = torch.randn(batch or 1, 3, *src.recipe.input_size, generator=torch.Generator().manual_seed(0))
+    return src, reparameterize(src.load_model(), sample), sample
+
+
+@click.command()
+@source_options
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .pt2 (torch.export).")
+def reparam(source, input_size, checkpoint, task, out) -> None:
+    """Reparameterize and fuse SOURCE; save the deploy form as a torch.export program (.pt2)."""
+    import torch
+
+    from edgekit.atomic import atomic_file
+
+    src, rep, sample = _deployed(source, input_size, checkpoint, task)
+    with atomic_file(out) as tmp:
+        torch.export.save(torch.export.export(rep.model, (sample,)), str(tmp))
+    r = rep.report
+    click.echo(f"{src.name}: {r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded, "
+               f"params {r.params_before:,} -> {r.params_after:,}, modules {r.modules_before} -> {r.modules_after}; "
+               f"max abs error {r.error.max_abs:.2e} (relative {r.error.max_rel:.2e}) -> {out}")
+
+
+@click.command()
+@source_options
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .onnx.")
+@click.option("--batch", type=BATCH, default="1", help="Batch size, or 'dynamic'.")
+@click.option("--opset", type=int, default=18, show_default=True)
+def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
+    """Reparameterize SOURCE and export it to ONNX, verified against PyTorch with ONNX Runtime."""
+    from edgekit.build.export import ExportSpec, export_onnx
+
+    if opset < 17:
+        raise click.BadParameter("edgekit exports opset 17 or newer", param_hint="--opset")
+    src, rep, _ = _deployed(source, input_size, checkpoint, task, batch)
+    spec = ExportSpec(src.recipe.input_size, batch=batch, opset=opset,
+                      output_name="logits" if src.recipe.task == "segmentation" else "scores")
+    result = export_onnx(rep.model, out, spec)
+    click.echo(f"{out}: {result.nodes} nodes ({result.exporter} exporter); vs PyTorch max abs "
+               f"{result.error.max_abs:.2e}, relative {result.error.max_rel:.2e}")
+
+
+@click.command()
+@click.argument("onnx_in", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+def simplify(onnx_in, out) -> None:
+    """Simplify ONNX_IN with onnxsim (onnxslim as fallback), verified with ONNX Runtime."""
+    from edgekit.build.simplify import simplify_onnx
+
+    r = simplify_onnx(onnx_in, out)
+    click.echo(f"{out}: {r.tool}, {r.nodes_before} -> {r.nodes_after} nodes, max abs error {r.error.max_abs:.2e}"
+               + (f" ({r.notes})" if r.notes else ""))
