@@ -117,7 +117,7 @@ def package_artifact(folder: Path | str, out_tar: Path | str) -> Path:
                             files={rel: hashlib.sha256(b).hexdigest() for rel, b in blobs.items()})
         out_tar.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(out_tar) as part, open(part, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
                 _add(tar, INDEX_NAME, json.dumps(asdict(index), indent=2).encode())
                 for rel, data in blobs.items():
                     _add(tar, f"{ROOT}/{rel}", data)

@@ -10,7 +10,7 @@ recording the difference in the manifest, which is then re-sealed.
 """
 from __future__ import annotations
 
-__all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "check_device_for_target", "jetpack_major"]
+__all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "check_device_for_target", "engine_settings", "jetpack_major"]
 
 import shutil
 import warnings
@@ -248,7 +248,9 @@ def check_device_for_target(target: Target, device: DeviceInfo, dla_cores: int, 
     return notes
 
 
-def _engine_settings(m: Manifest, target: Target, settings: CompileSettings):
+def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
+    """The engine build's settings: the options first, then what the build requested in the
+    manifest (``session["tensorrt"]``: ``workspace_mb``, ``dla``), then the target's defaults."""
     from edgekit.build.engine import EngineSettings
 
     requested = m.session.get("tensorrt", {})
@@ -299,7 +301,7 @@ def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: Compile
 
     device = local_device()
     dla_cores = int(trt.Builder(get_trt_logger()).num_DLA_cores)
-    eng = _engine_settings(m, target, settings)
+    eng = engine_settings(m, target, settings)
     for note in check_device_for_target(target, device, dla_cores, eng.dla_core is not None):
         warnings.warn(note, CompileWarning, stacklevel=2)
     _check_memory(eng.workspace_mb)
