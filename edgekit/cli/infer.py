@@ -1,0 +1,62 @@
+"""`edgekit infer`: tiled inference of an artifact over a huge image, or a folder of them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgekit.runtime.artifact import BACKENDS, load_artifact
+from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
+from edgekit.tiling.geometry import BLENDS
+from edgekit.tiling.io import list_images
+
+
+def summary(r: InferResult) -> str:
+    """One line per image: size, tiles, time, throughput, memory, output."""
+    h, w, _ = r.shape
+    skipped = f" ({r.skipped_tiles} nodata tiles skipped)" if r.skipped_tiles else ""
+    return (f"{r.image.name}: {w}x{h} px, {r.tiles} tiles of {r.tile[1]}x{r.tile[0]}{skipped}, batch {r.batch}, "
+            f"{r.backend}: {r.seconds:.1f} s, {r.tiles_per_s:.1f} tiles/s, {r.mpx_per_s:.2f} Mpx/s, "
+            f"peak RSS {r.peak_rss_mb:.0f} MiB -> {r.outputs.mask}")
+
+
+def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: Path | None) -> list[TileOutputs]:
+    """One mask (same format as a .tif/.png input, else .tif) per image, named after it, in each folder."""
+    for folder in (out, probs, preview):
+        if folder is not None and not folder.is_dir():
+            if not folder.parent.is_dir():
+                check_outputs(TileOutputs(folder / "x"))  # the missing parent's one-line error
+            folder.mkdir()
+    suffix = {".png": ".png", ".tiff": ".tif"}
+    return [TileOutputs(
+        out / f"{p.stem}{suffix.get(p.suffix.lower(), '.tif')}",
+        probs / f"{p.stem}.tif" if probs else None,
+        preview / f"{p.stem}.png" if preview else None,
+    ) for p in images]
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Class mask (uint8 .tif or .png); a folder when IMAGE is a folder.")
+@click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles.")
+@click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True,
+              help="How overlapping tiles are merged (weights probabilities, not class ids).")
+@click.option("--batch", type=int, default=None, help="Tiles per inference (default: the artifact's).")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
+@click.option("--threads", type=int, default=0, help="Runner threads (0: the backend's default).")
+@click.option("--probabilities", type=click.Path(path_type=Path), default=None, help="Also write float16 probabilities (.tif).")
+@click.option("--preview", type=click.Path(path_type=Path), default=None, help="Also write a downsampled colour overlay (.png).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+def infer(artifact, image, output, overlap, blend, batch, backend, threads, probabilities, preview, progress) -> None:
+    """Run ARTIFACT over IMAGE (TIFF/BigTIFF/GeoTIFF, PNG/JPEG, .npy, or a folder of them) tile by tile."""
+    config = TileConfig(overlap, blend, batch, backend, threads, progress)
+    art = load_artifact(artifact)
+    if not image.is_dir():
+        click.echo(summary(infer_image(art, image, TileOutputs(output, probabilities, preview), config)))
+        return
+    images = list_images(image)
+    with art.runner(backend, threads) as runner:
+        for path, outputs in zip(images, _folder_outputs(images, output, probabilities, preview)):
+            click.echo(summary(infer_image(art, path, outputs, config, runner=runner)))

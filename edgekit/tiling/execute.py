@@ -1,0 +1,375 @@
+"""Tiled inference of an artifact over one image: read -> infer -> stitch -> write, overlapped.
+
+Three threads: a reader reads, pads and preprocesses the next batch while the caller's thread runs
+the model on the current one, and a stitcher blends finished tiles and writes finished rows. The
+queues between them hold two batches at most, so memory stays bounded by tile size, batch and
+image width. Outputs go to temporary files, renamed only when every one of them is complete.
+"""
+from __future__ import annotations
+
+__all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "plan_for"]
+
+import os
+import queue
+import resource
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from edgekit.atomic import atomic_file
+from edgekit.errors import ConfigError, InputError
+from edgekit.manifest import Manifest
+from edgekit.runtime.artifact import Artifact, load_artifact
+from edgekit.runtime.base import Runner
+from edgekit.tiling.geometry import BLENDS, TileLayout, Window
+from edgekit.tiling.io import ImageSource, open_image, open_writer
+from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
+from edgekit.tiling.pixels import PixelMap, Preview
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """How to tile.
+
+    Attributes:
+        overlap: pixels shared by neighbouring tiles.
+        blend: ``gaussian``, ``linear`` or ``crop`` (see :mod:`edgekit.tiling.geometry`).
+        batch: tiles per inference; None takes the artifact's (1 when its batch is dynamic).
+        backend: runner backend; None takes the artifact's.
+        threads: runner threads (0: the backend's default).
+        progress: show a progress bar on stderr.
+        queue_depth: batches waiting between pipeline stages.
+    """
+
+    overlap: int = 64
+    blend: str = "gaussian"
+    batch: int | None = None
+    backend: str | None = None
+    threads: int = 0
+    progress: bool = False
+    queue_depth: int = 2
+
+    def __post_init__(self) -> None:
+        if self.blend not in BLENDS:
+            raise ConfigError(f"unknown blend {self.blend!r}; choose one of {', '.join(BLENDS)}")
+        if self.overlap < 0:
+            raise ConfigError(f"overlap must be >= 0 pixels, got {self.overlap}")
+        if self.batch is not None and self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
+
+
+@dataclass(frozen=True)
+class TileOutputs:
+    """Where results go: class mask (.tif/.png), optional float16 probabilities (.tif), optional preview (.png)."""
+
+    mask: Path
+    probabilities: Path | None = None
+    preview: Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.mask, self.probabilities, self.preview) if p is not None]
+
+
+@dataclass(frozen=True)
+class InferResult:
+    """What one run did and how fast: sizes, tiles, seconds, throughput and peak memory."""
+
+    image: Path
+    outputs: TileOutputs
+    shape: tuple[int, int, int]
+    tile: tuple[int, int]
+    batch: int
+    tiles: int
+    skipped_tiles: int
+    seconds: float
+    backend: str
+    peak_rss_mb: float
+    band_mb: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tiles_per_s(self) -> float:
+        return self.tiles / self.seconds if self.seconds else 0.0
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.shape[0] * self.shape[1] / 1e6 / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    layout: TileLayout
+    batch: int
+    pixels: PixelMap
+    input_name: str
+    input_dtype: str
+    output_name: str
+
+
+def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: TileConfig) -> _Plan:
+    """Check the image against the artifact and decide tiles, batch and pixel mapping."""
+    if manifest.task != "segmentation":
+        raise ConfigError(f"edgekit infer stitches segmentation outputs; this artifact's task is {manifest.task}")
+    tile_h, tile_w = (int(v) for v in manifest.tile)
+    height, width, _ = source.shape
+    if config.overlap >= min(tile_h, tile_w):
+        raise ConfigError(f"--overlap {config.overlap} must be smaller than the {tile_h}x{tile_w} tile")
+    spec = runner.input_specs()[0]
+    fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
+    batch = config.batch or fixed or 1
+    if fixed and batch != fixed:
+        raise ConfigError(f"this artifact's engine takes batches of {fixed}; drop --batch or rebuild with batch {batch}")
+    layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
+    pixels = PixelMap.for_source(source, manifest.preprocess, int(spec.shape[1]), (tile_h, tile_w))
+    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
+
+
+class _Stop(Exception):
+    """Another pipeline stage failed or the run was interrupted."""
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+    raise _Stop()
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    raise _Stop()
+
+
+class _Stage(threading.Thread):
+    """A pipeline thread: an exception stops the whole pipeline and is re-raised by the caller."""
+
+    def __init__(self, name: str, work: Callable[[], None], stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.work, self.stop, self.error = work, stop, None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+            self.stop.set()
+
+
+def _batches(plan: _Plan, source: ImageSource, preview: Preview | None) -> Iterator[tuple]:
+    """(windows, model input, valid masks) per batch, plus (window, None, None) for skipped tiles."""
+    windows, tiles, valids = [], [], []
+    for win in plan.layout.windows():
+        raw = source.read(win.row, win.col, win.height, win.width)
+        if preview is not None:
+            preview.add_pixels(win, raw)
+        tile, valid = plan.pixels.model_input(raw, win)
+        if valid is not None and not valid.any():
+            if windows:
+                yield windows, np.stack(tiles), valids
+                windows, tiles, valids = [], [], []
+            yield [win], None, [None]
+            continue
+        windows.append(win)
+        tiles.append(tile)
+        valids.append(valid)
+        if len(windows) == plan.batch:
+            yield windows, np.stack(tiles), valids
+            windows, tiles, valids = [], [], []
+    if windows:
+        yield windows, np.stack(tiles), valids
+
+
+def _feed(batch: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Pad a short last batch to the engine's batch and cast to its input type."""
+    if batch.shape[0] < plan.batch:
+        pad = np.zeros((plan.batch - batch.shape[0], *batch.shape[1:]), batch.dtype)
+        batch = np.concatenate([batch, pad])
+    return batch.astype(plan.input_dtype, copy=False)
+
+
+def _writers(stack: ExitStack, outputs: TileOutputs, source: ImageSource, classes: int) -> dict:
+    """Open a row writer per output, each on a temporary file renamed when the stack closes cleanly."""
+    height, width, _ = source.shape
+    temps = {key: stack.enter_context(atomic_file(path)) for key, path in
+             (("mask", outputs.mask), ("probabilities", outputs.probabilities)) if path is not None}
+    writers = {"mask": stack.enter_context(open_writer(
+        temps["mask"], outputs.mask.suffix, height, width, 1, np.uint8, source.georef, NODATA_CLASS))}
+    if "probabilities" in temps:
+        if outputs.probabilities.suffix.lower() not in (".tif", ".tiff"):
+            raise InputError(f"probabilities are float16: write them to a .tif, not {outputs.probabilities.name}")
+        writers["probabilities"] = stack.enter_context(open_writer(
+            temps["probabilities"], outputs.probabilities.suffix, height, width, classes, np.float16, source.georef))
+    return writers
+
+
+def check_outputs(outputs: TileOutputs) -> None:
+    """Fail before any work when an output folder is missing or not writable."""
+    for path in outputs.paths():
+        folder = path.parent
+        if not folder.is_dir():
+            raise InputError(f"output folder {folder} does not exist; create it first")
+        if not os.access(folder, os.W_OK):
+            raise InputError(f"output folder {folder} is not writable")
+        if path.is_dir():
+            raise InputError(f"output {path} is a folder; give a file name")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: TileOutputs | Path | str,
+                config: TileConfig = TileConfig(), runner: Runner | None = None) -> InferResult:
+    """Run ``artifact`` over ``image`` tile by tile and write the stitched outputs.
+
+    Args:
+        artifact: an :class:`Artifact` or its folder.
+        image: TIFF/BigTIFF/GeoTIFF, PNG/JPEG or ``.npy``.
+        outputs: a :class:`TileOutputs`, or just the class mask's path.
+        config: tiling settings.
+        runner: an active runner to reuse (a folder of images); None opens one for this image.
+
+    Raises:
+        InputError, ConfigError, ArtifactError: one-line user errors; no output is left behind.
+    """
+    artifact = artifact if isinstance(artifact, Artifact) else load_artifact(Path(artifact))
+    outputs = outputs if isinstance(outputs, TileOutputs) else TileOutputs(Path(outputs))
+    check_outputs(outputs)
+    with ExitStack() as stack:
+        source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
+        if runner is None:
+            runner = stack.enter_context(artifact.runner(config.backend, config.threads))
+        plan = plan_for(artifact.manifest, runner, source, config)
+        return _run(plan, runner, source, outputs, config, stack)
+
+
+def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
+         stack: ExitStack) -> InferResult:
+    classes = int(runner.output_specs()[0].shape[1])
+    preview = Preview.for_source(source) if outputs.preview is not None else None
+    preview_tmp = stack.enter_context(atomic_file(outputs.preview)) if preview is not None else None
+    writers = _writers(stack, outputs, source, classes)
+
+    def emit(rows: FinishedRows) -> None:
+        writers["mask"].write(rows.mask)
+        if "probabilities" in writers:
+            writers["probabilities"].write(rows.probabilities.astype(np.float16))
+        if preview is not None:
+            preview.add_mask(rows.top, rows.mask)
+
+    layout = plan.layout
+    stitcher = Stitcher(layout.height, layout.width, classes, layout.window_shape[0], layout.weigher(), emit)
+    counts = {"tiles": 0, "skipped": 0}
+    start = time.perf_counter()
+    with _Progress(config.progress, len(layout), source.path.name, layout.window_shape) as bar:
+        _pipeline(plan, runner, source, stitcher, preview, config, counts, bar)
+    if preview is not None:
+        preview.save(preview_tmp)
+    stack.close()  # writers finish, then temporary files become the outputs
+    seconds = time.perf_counter() - start
+    return InferResult(
+        image=source.path, outputs=outputs, shape=source.shape, tile=(layout.tile_h, layout.tile_w),
+        batch=plan.batch, tiles=counts["tiles"], skipped_tiles=counts["skipped"], seconds=seconds,
+        backend=runner.name, peak_rss_mb=_peak_rss_mb(), band_mb=stitcher.band.nbytes / 2**20,
+    )
+
+
+def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitcher, preview: Preview | None,
+              config: TileConfig, counts: dict, bar: "_Progress") -> None:
+    stop = threading.Event()
+    to_model: queue.Queue = queue.Queue(config.queue_depth)
+    to_stitch: queue.Queue = queue.Queue(config.queue_depth)
+    done = object()
+
+    def read() -> None:
+        for item in _batches(plan, source, preview):
+            _put(to_model, item, stop)
+        _put(to_model, done, stop)
+
+    def stitch() -> None:
+        while (item := _get(to_stitch, stop)) is not done:
+            windows, probs, valids = item
+            for i, (win, valid) in enumerate(zip(windows, valids)):
+                if probs is None:
+                    stitcher.skip(win)
+                else:
+                    h, w = win.height, win.width
+                    stitcher.add(win, probs[i, :, :h, :w], valid)
+            counts["skipped" if probs is None else "tiles"] += len(windows)
+            bar.advance(len(windows))
+        stitcher.close()
+
+    stages = [_Stage("tile-reader", read, stop), _Stage("tile-stitcher", stitch, stop)]
+    for s in stages:
+        s.start()
+    try:
+        while (item := _get(to_model, stop)) is not done:
+            windows, batch, valids = item
+            probs = None
+            if batch is not None:
+                out = runner.infer({plan.input_name: _feed(batch, plan)})[plan.output_name]
+                probs = probabilities_from_logits(out[: len(windows)])
+            _put(to_stitch, (windows, probs, valids), stop)
+        _put(to_stitch, done, stop)
+        stages[1].join()
+    except _Stop:
+        pass
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        stop.set()
+        for s in stages:
+            s.join()
+    for s in stages:
+        if s.error is not None:
+            raise s.error
+
+
+class _Progress:
+    """A rich progress bar with tiles/s and Mpx/s, or nothing when off."""
+
+    def __init__(self, enabled: bool, total: int, label: str, tile: tuple[int, int]):
+        self.enabled, self.total, self.label, self.tile_px = enabled, total, label, tile[0] * tile[1]
+        self._progress = self._task = None
+        self._start = time.perf_counter()
+        self._done = 0
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} tiles"),
+                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True),
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.label, total=self.total, rate="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def advance(self, n: int) -> None:
+        self._done += n
+        if self._progress is None:
+            return
+        dt = max(time.perf_counter() - self._start, 1e-9)
+        rate = f"{self._done / dt:.1f} tiles/s {self._done * self.tile_px / dt / 1e6:.1f} Mpx/s"
+        self._progress.update(self._task, advance=n, rate=rate)
