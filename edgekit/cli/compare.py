@@ -1,0 +1,42 @@
+"""`edgekit compare`: several artifacts on the same images, side by side."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of PNG / JPEG / TIFF images.")
+@click.option("--masks", type=click.Path(path_type=Path), help="Folder of label masks named like the images (ground truth).")
+@click.option("--limit", type=int, default=0, help="Use the first N images only (0: all).")
+@click.option("--batch", type=int, default=0, help="Images per call (default: each artifact's own batch).")
+@click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of warm-up before timing.")
+@click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), help="Runner for all (default: each manifest's).")
+@click.option("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write latency vs accuracy and distributions as PNG.")
+def compare(artifacts, images, masks, limit, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
+    """Run several artifacts on the same images and compare them with the first (the reference)."""
+    from rich.console import Console
+
+    from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
+    from edgekit.profile.format import compare_markdown, compare_table, write_json
+
+    config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit)
+    console = Console(stderr=True)
+    with console.status("comparing ...") as status:
+        report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update)
+    Console().print(compare_table(report))
+    if json_path:
+        click.echo(f"wrote {write_json(report, json_path)}")
+    if md_path:
+        md_path.write_text(compare_markdown(report))
+        click.echo(f"wrote {md_path}")
+    if plot_path:
+        from edgekit.profile.plot import plot_compare
+
+        click.echo(f"wrote {plot_compare(report, plot_path)}")

@@ -1,0 +1,57 @@
+"""`edgekit profile`: latency, throughput, memory, power and per-layer cost of one artifact."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgekit.errors import ConfigError
+
+
+def _batches(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(int(b) for b in text.split(",") if b.strip())
+    except ValueError:
+        raise ConfigError(f"--batch takes comma-separated integers such as 1,4,8, not {text!r}") from None
+
+
+@click.command()
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option("--batch", "batch", help="Batch sizes, comma-separated (default: the artifact's own).")
+@click.option("--warmup", type=float, default=1.0, show_default=True, help="Seconds of warm-up runs.")
+@click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of counted runs.")
+@click.option("--iterations", type=int, default=0, help="Count this many runs instead of running for --duration.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), help="Runner (default: the manifest's).")
+@click.option("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default).")
+@click.option("--layers", is_flag=True, help="Also profile per layer (ONNX Runtime profiler / TensorRT IProfiler).")
+@click.option("--top", type=int, default=10, show_default=True, help="Layers to show.")
+@click.option("--no-power", is_flag=True, help="Do not read tegrastats.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (with every sample) as JSON.")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the report as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write the latency distribution as PNG.")
+def profile(artifact, batch, warmup, duration, iterations, backend, threads, layers, top, no_power, json_path, md_path, plot_path):
+    """Latency, throughput and memory of an artifact on this device."""
+    from rich.console import Console
+
+    from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
+    from edgekit.profile.format import profile_markdown, profile_tables, write_json
+
+    config = ProfileConfig(_batches(batch), TimingConfig(warmup, duration, iterations), backend, threads, layers, top,
+                           power=not no_power)
+    console = Console(stderr=True)
+    with console.status(f"profiling {artifact} ..."):
+        report = profile_artifact(artifact, config)
+    out = Console()
+    for part in profile_tables(report):
+        out.print(part)
+    if json_path:
+        click.echo(f"wrote {write_json(report, json_path)}")
+    if md_path:
+        md_path.write_text(profile_markdown(report))
+        click.echo(f"wrote {md_path}")
+    if plot_path:
+        from edgekit.profile.plot import plot_profile
+
+        click.echo(f"wrote {plot_profile(report, plot_path)}")

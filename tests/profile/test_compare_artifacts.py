@@ -1,0 +1,112 @@
+"""compare_artifacts on three tiny artifacts: agreement, mIoU, ground truth, bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgekit.errors import ConfigError, InputError
+from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
+from edgekit.profile.images import tile_origins
+from profile_fixtures import image_folder, make_cpu_artifact, three_artifacts, write_images, write_masks  # noqa: F401
+
+FAST = CompareConfig(timing=TimingConfig(warmup_s=0.02, duration_s=0, iterations=5))
+
+
+def test_reference_fp16_and_other_model(three_artifacts, image_folder):
+    report = compare_artifacts(three_artifacts, image_folder, config=FAST)
+    ref, half, other = report.results
+    assert report.reference == "tiny_fp32" and report.images == 3 and report.pixels == 3 * 48 * 40
+    assert ref.agreement == 1.0 and ref.miou_vs_reference == 1.0
+    assert 0.97 < half.agreement <= 1.0  # same weights at fp16 resolution
+    assert other.agreement < half.agreement  # a different model disagrees more
+    assert half.precision == "fp16" and ref.latency.count == 5 and len(ref.samples_ms) == 5
+    assert ref.miou is None and not report.ground_truth
+
+
+def test_masks_equal_to_the_reference_give_it_perfect_accuracy(three_artifacts, image_folder, tmp_path):
+    first = compare_artifacts(three_artifacts[:1], image_folder, config=FAST)
+    assert first.results[0].agreement == 1.0
+    # ground truth = the reference's own prediction, so accuracy vs truth == agreement with the reference
+    from edgekit.profile.compare import _Predictor
+    from edgekit.profile.images import read_image
+    from edgekit.runtime.artifact import load_artifact
+
+    artifact = load_artifact(three_artifacts[0])
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with artifact.runner() as runner:
+        predict = _Predictor(artifact, runner, "input", "float32", (32, 32), 1)
+        for img in sorted(image_folder.glob("*.png")):
+            Image.fromarray(predict(read_image(img), img)).save(masks / img.name)
+    report = compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
+    for r in report.results:
+        assert r.accuracy == pytest.approx(r.agreement)
+        assert r.miou == pytest.approx(r.miou_vs_reference)
+    assert report.results[0].miou == 1.0 and report.ground_truth
+
+
+def test_ignore_label_is_not_scored(three_artifacts, image_folder, tmp_path):
+    masks = write_masks(image_folder, tmp_path / "m", value=255)
+    report = compare_artifacts(three_artifacts[:1], image_folder, masks, config=FAST)
+    assert np.isnan(report.results[0].accuracy)
+
+
+def test_mask_of_wrong_size(three_artifacts, image_folder, tmp_path):
+    masks = write_masks(image_folder, tmp_path / "m", hw=(10, 10))
+    with pytest.raises(InputError, match="must match their image"):
+        compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
+
+
+def test_mask_with_labels_the_model_cannot_predict(three_artifacts, image_folder, tmp_path):
+    masks = write_masks(image_folder, tmp_path / "m", value=7)
+    with pytest.raises(InputError, match=r"labels \[7\].*3 classes"):
+        compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
+
+
+def test_missing_mask(three_artifacts, image_folder, tmp_path):
+    masks = write_masks(image_folder, tmp_path / "m")
+    (masks / "img1.png").unlink()
+    with pytest.raises(InputError, match="no mask for img1.png"):
+        compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
+
+
+def test_no_images_and_too_small_images(three_artifacts, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        compare_artifacts(three_artifacts, tmp_path / "empty", config=FAST)
+    small = write_images(tmp_path / "small", count=1, hw=(16, 16))
+    with pytest.raises(InputError, match="smaller than the input"):
+        compare_artifacts(three_artifacts, small, config=FAST)
+
+
+def test_different_class_counts_cannot_be_compared(tmp_path, image_folder):
+    a = make_cpu_artifact(tmp_path / "c3", size=32, classes=3)
+    b = make_cpu_artifact(tmp_path / "c4", size=32, classes=4)
+    with pytest.raises(ConfigError, match="4 classes, the reference 3"):
+        compare_artifacts([a, b], image_folder, config=FAST)
+
+
+def test_batch_larger_than_fixed_batch(three_artifacts, image_folder):
+    with pytest.raises(InputError, match="batch 1 only"):
+        compare_artifacts(three_artifacts, image_folder, config=CompareConfig(timing=FAST.timing, batch=2))
+
+
+def test_dynamic_batch_gives_the_same_labels_as_batch_one(tmp_path, image_folder):
+    dyn = make_cpu_artifact(tmp_path / "dyn", size=32, batch="N")
+    one = compare_artifacts([dyn, dyn], image_folder, config=FAST)
+    four = compare_artifacts([dyn, dyn], image_folder, config=CompareConfig(timing=FAST.timing, batch=4))
+    assert four.results[1].batch == 4 and four.results[1].agreement == 1.0
+    assert one.pixels == four.pixels
+
+
+@pytest.mark.parametrize("size, tile, expected", [(48, 32, [0, 16]), (64, 32, [0, 32]), (32, 32, [0]), (70, 32, [0, 32, 38])])
+def test_tiles_cover_the_image_with_full_tiles(size, tile, expected):
+    starts = tile_origins(size, tile)
+    assert starts == expected
+    covered = np.zeros(size, bool)
+    for s in starts:
+        covered[s:s + tile] = True
+    assert covered.all() and all(s + tile <= size for s in starts)
