@@ -1,0 +1,97 @@
+"""The device path in a fresh virtual environment with only `edgekit[runtime]`: no torch anywhere.
+
+Slow (it installs the run-time dependencies with pip, from its cache or the package index). The
+workstation side (packaging) runs here; the device side runs in the new environment.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.bundle import package_artifact
+from tests.conftest import make_cpu_artifact
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list, env: dict, **kw) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=1200, **kw)
+    assert out.returncode == 0, f"{' '.join(map(str, args))} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory) -> dict:
+    """A fresh venv with edgekit[runtime], and a bundle of the tiny artifact made on the 'workstation'."""
+    tmp = tmp_path_factory.mktemp("device")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run([base, "-m", "venv", tmp / "venv"], env)
+    py = tmp / "venv" / "bin" / "python"
+    # Editable so that targets/ (a folder beside the package) resolves; the dependencies install as usual.
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", f"{ROOT}[runtime]"], env)
+    env["PATH"] = f"{tmp / 'venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    bundle = package_artifact(make_cpu_artifact(tmp / "workstation", size=32), tmp / "tiny-cpu.tar.gz")
+    return {"py": py, "env": env, "bundle": bundle, "tmp": tmp}
+
+
+def test_torch_is_absent(device):
+    out = subprocess.run([device["py"], "-c", "import torch"], capture_output=True, text=True, env=device["env"])
+    assert out.returncode != 0 and "No module named 'torch'" in out.stderr
+    listed = _run([device["py"], "-m", "pip", "list", "--format=json"], device["env"]).stdout
+    names = {p["name"].lower() for p in json.loads(listed)}
+    assert not names & {"torch", "timm", "nvidia-modelopt", "torchvision"}
+    assert names & {"onnxruntime", "onnxruntime-gpu"} and "edgekit" in names
+
+
+def test_compile_then_run_without_torch(device):
+    out_dir = device["tmp"] / "models" / "tiny"
+    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"], cwd=device["tmp"])
+    code = (
+        "import json, sys, numpy as np\n"
+        "from edgekit.runtime.artifact import load_artifact\n"
+        f"a = load_artifact({str(out_dir)!r})\n"
+        "x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)\n"
+        "with a.runner() as r: y = r.infer({'input': x})['logits']\n"
+        "print(json.dumps({'engine': a.manifest.engine_file, 'sum': float(y.sum()), "
+        "'heavy': [m for m in ('torch', 'timm', 'modelopt') if m in sys.modules]}))\n"
+    )
+    got = json.loads(_run([device["py"], "-c", code], device["env"]).stdout.strip().splitlines()[-1])
+    assert got["engine"] == "model.ort.onnx" and got["heavy"] == []
+    from edgekit.runtime.artifact import load_artifact
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with load_artifact(device["tmp"] / "workstation").runner() as r:  # the same model, run here
+        assert got["sum"] == pytest.approx(float(r.infer({"input": x})["logits"].sum()), rel=1e-4, abs=1e-3)
+
+
+def test_profile_without_torch(device):
+    if not (ROOT / "edgekit" / "cli" / "profile.py").is_file():
+        pytest.skip("edgekit profile is not in this tree yet")
+    out_dir = device["tmp"] / "models" / "prof"
+    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"])
+    report = device["tmp"] / "prof.json"
+    _run(["edgekit", "profile", out_dir, "--json", report, "--warmup", "0.1", "--duration", "0.3", "--no-power"],
+         device["env"])
+    assert json.loads(report.read_text())
+
+
+def test_infer_without_torch(device):
+    if not (ROOT / "edgekit" / "cli" / "infer.py").is_file():
+        pytest.skip("edgekit infer is not in this tree yet")
+    import tifffile
+
+    out_dir = device["tmp"] / "models" / "inf"
+    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"])
+    scene = device["tmp"] / "scene.tif"
+    tifffile.imwrite(scene, np.random.default_rng(0).integers(0, 255, (80, 96, 3), dtype=np.uint8))
+    mask = device["tmp"] / "mask.tif"
+    _run(["edgekit", "infer", out_dir, scene, "-o", mask, "--overlap", "8", "--no-progress"], device["env"])
+    assert tifffile.imread(mask).shape[:2] == (80, 96)
