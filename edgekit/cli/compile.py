@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.build.compile import CompileSettings, compile_artifact
+from edgekit.build.compile import CompileSettings, CompileWarning, compile_artifact
 from edgekit.manifest import read_manifest
 
 
@@ -23,9 +23,9 @@ def compile(source: Path, out: Path | None, target: str | None, workspace: int |
     """Compile an artifact folder or bundle for this device (TensorRT engine or ONNX Runtime plan)."""
     settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", CompileWarning)
         folder = compile_artifact(source, target=target, out=out, settings=settings)
-    for w in caught:
+    for w in (w for w in caught if issubclass(w.category, CompileWarning)):
         click.secho(f"edgekit: warning: {w.message}", fg="yellow", err=True)
     m = read_manifest(folder)
     check = m.session.get(m.backend, {}).get("verification", {})
