@@ -138,7 +138,7 @@ def _compare_rows(report: CompareReport) -> list[list[str]]:
     rows = []
     for r in report.results:
         row = [r.name, r.precision, r.backend, _f(r.size_mb, 2), str(r.batch), _f(r.latency.p50, 3), _f(r.latency.p99, 3),
-               _f(r.images_per_s, 1), _f(r.mpx_per_s, 2), _pct(r.agreement)]
+               _f(r.images_per_s, 0), _f(r.mpx_per_s, 2), _pct(r.agreement)]
         if report.task == "segmentation":
             row.append(_pct(r.miou_vs_reference))
         if report.ground_truth:
@@ -153,13 +153,24 @@ def _compare_caption(report: CompareReport) -> str:
             f"{report.tiling}; latency per call after a {report.timing.warmup_s:g} s warm-up")
 
 
+_TERMINAL = ("artifact", "precision", "size MiB", "p50 ms", "p99 ms", "img/s")
+
+
 def compare_table(report: CompareReport) -> Table:
-    """The comparison as a rich table."""
-    table = Table(title="edgekit compare", caption=_compare_caption(report), box=None)
-    for i, col in enumerate(_compare_header(report)):
-        table.add_column(col, justify="left" if i < 3 else "right", no_wrap=i > 0)
-    for row in _compare_rows(report):
-        table.add_row(*row)
+    """The comparison as a rich table, narrow enough for 80 columns (Markdown and JSON hold all)."""
+    header, rows = _compare_header(report), _compare_rows(report)
+    keep = [i for i, col in enumerate(header) if col in _TERMINAL or i >= 9]
+    short = {"pixel agr.": "agree", "top-1 agr.": "agree", "mIoU vs ref": "mIoU ref", "mIoU (truth)": "mIoU gt",
+             "pixel acc. (truth)": "acc gt", "precision": "prec", "size MiB": "MiB", "p50 ms": "p50", "p99 ms": "p99"}
+    backends = sorted({r.backend for r in report.results})
+    caption = _compare_caption(report) + f"; backend {', '.join(backends)}; latency in ms per call"
+    table = Table(title="edgekit compare", caption=caption, box=None, padding=(0, 1, 0, 0))
+    widest = max(len(r.name) for r in report.results)
+    for i in keep:
+        table.add_column(short.get(header[i], header[i]), justify="left" if i < 2 else "right", no_wrap=True,
+                         min_width=widest if i == 0 else None)
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
     return table
 
 

@@ -42,27 +42,42 @@ def _accuracy_axis(report: CompareReport) -> tuple[list[float], str]:
     return [r.agreement for r in report.results], f"top-1 agreement with {report.reference} (%)"
 
 
+def _shared_bins(series: list[np.ndarray], bins: int = 40) -> np.ndarray:
+    """Common bins from the smallest sample to the largest p99: a rare slow run must not squash the rest."""
+    values = [s for s in series if s.size]
+    lo = min(float(s.min()) for s in values)
+    hi = max(float(np.percentile(s, 99)) for s in values)
+    hi = hi if hi > lo else lo + 1e-3
+    if lo > 0 and hi / lo > 10:  # spans a decade or more: log bins keep both the body and the tail readable
+        return np.geomspace(lo, hi, bins + 1)
+    return np.linspace(lo, hi, bins + 1)
+
+
 def plot_compare(report: CompareReport, path: Path | str) -> Path:
     """Left: p50 latency per image against accuracy, one point per artifact (whiskers p10-p90).
-    Right: the latency distribution of each artifact."""
+    Right: the latency distribution of each artifact, up to its p99."""
     plt = _pyplot()
     fig, (ax, dist) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
     ys, ylabel = _accuracy_axis(report)
-    for i, (r, y) in enumerate(zip(report.results, ys)):
-        s = np.asarray(r.samples_ms, dtype=np.float64) / r.batch
-        color = f"C{i}"
+    series = [np.asarray(r.samples_ms, dtype=np.float64) / r.batch for r in report.results]
+    bins = _shared_bins(series)
+    for i, (r, y, s) in enumerate(zip(report.results, ys, series)):
         y = 100 * y if y is not None and not math.isnan(y) else float("nan")
-        lo, mid, hi = np.percentile(s, (10, 50, 90)) if s.size else (np.nan,) * 3
-        ax.errorbar([mid], [y], xerr=[[mid - lo], [hi - mid]], fmt="o", color=color, capsize=3, markersize=8)
-        ax.annotate(f"{r.name}\n{r.precision}, {r.size_mb:.1f} MiB", (mid, y), textcoords="offset points",
-                    xytext=(8, 6), fontsize=8)
-        dist.hist(s, bins=40, histtype="step", linewidth=1.5, color=color, label=f"{r.name} (p50 {mid:.2f} ms)")
+        lo, mid, hi = np.percentile(s, (10, 50, 90))
+        label = f"{r.name} ({r.precision}, {r.size_mb:.1f} MiB): {mid:.3g} ms, {y:.2f}%"
+        ax.errorbar([mid], [y], xerr=[[mid - lo], [hi - mid]], fmt="o", color=f"C{i}", capsize=3,
+                    markersize=9 - 2 * min(i, 2), alpha=0.85, label=label)
+        dist.hist(s[s <= bins[-1]], bins=bins, histtype="step", linewidth=1.5, color=f"C{i}", label=r.name)
+        dist.axvline(mid, color=f"C{i}", linestyle="--", linewidth=1)
+    if bins[-1] / max(bins[0], 1e-12) > 10:
+        dist.set_xscale("log")
     ax.set_xlabel("latency per image, p50 (ms; whiskers p10-p90)")
     ax.set_ylabel(ylabel)
     ax.set_title("speed vs accuracy (left is faster, up is better)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.margins(x=0.25, y=0.25)
-    dist.set_xlabel("latency per image (ms)")
+    ax.margins(x=0.3, y=0.3)
+    ax.legend(fontsize=7, loc="best")
+    dist.set_xlabel("latency per image (ms); dashed p50; runs beyond p99 not drawn")
     dist.set_ylabel("runs")
     dist.set_title("latency distribution", fontsize=10)
     dist.legend(fontsize=8)
@@ -79,11 +94,11 @@ def plot_profile(report: ProfileReport, path: Path | str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, b in enumerate(report.batches):
         s = np.asarray(b.samples_ms, dtype=np.float64) / b.batch
-        ax.hist(s, bins=50, histtype="step", linewidth=1.5, color=f"C{i}",
+        ax.hist(s[s <= np.percentile(s, 99.5)], bins=50, histtype="step", linewidth=1.5, color=f"C{i}",
                 label=f"batch {b.batch}: p50 {b.end_to_end.p50 / b.batch:.3f}, p99 {b.end_to_end.p99 / b.batch:.3f} ms/img")
         ax.axvline(b.end_to_end.p50 / b.batch, color=f"C{i}", linestyle="--", linewidth=1)
         ax.axvline(b.end_to_end.p99 / b.batch, color=f"C{i}", linestyle=":", linewidth=1)
-    ax.set_xlabel("end-to-end latency per image (ms); dashed p50, dotted p99")
+    ax.set_xlabel("end-to-end latency per image (ms); dashed p50, dotted p99; slowest 0.5% not drawn")
     ax.set_ylabel("runs")
     ax.set_title(f"{Path(report.artifact).name}: {report.precision}, {report.backend}, "
                  f"{report.input_hw[0]}x{report.input_hw[1]}", fontsize=10)
