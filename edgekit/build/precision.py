@@ -45,7 +45,7 @@ class PrecisionSpec:
         precision: ``fp32``, ``fp16`` or ``int8``.
         flavor: the target's backend, ``tensorrt`` or ``onnxruntime``; it decides who places Q/DQ.
         calib_method: ``entropy``, ``max`` or ``percentile`` (percentile: onnxruntime flavor only).
-        calib_samples: calibration images (or tiles) to use.
+        calib_samples: calibration images (or tiles) to use; None: all of the calibration set's.
         per_channel: per-channel weight scales (ModelOpt always uses them).
         nodes_to_exclude: node names (regular expressions for ModelOpt) kept in float.
         op_types: op types the onnxruntime flavor quantizes; None: ``ORT_OP_TYPES``.
@@ -56,7 +56,7 @@ class PrecisionSpec:
     precision: str = "fp32"
     flavor: str = "onnxruntime"
     calib_method: str = "entropy"
-    calib_samples: int = 64
+    calib_samples: int | None = None
     per_channel: bool = True
     nodes_to_exclude: tuple[str, ...] = ()
     op_types: tuple[str, ...] | None = None
@@ -72,7 +72,7 @@ class PrecisionSpec:
         ):
             if value not in choices:
                 raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
-        if self.calib_samples < 1 or self.calib_chunk < 1:
+        if (self.calib_samples is not None and self.calib_samples < 1) or self.calib_chunk < 1:
             raise ConfigError("calib_samples and calib_chunk must be at least 1")
         if self.precision == "int8" and self.flavor == "tensorrt":
             if self.calib_method == "percentile":
@@ -116,7 +116,7 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
     """
     start = time.perf_counter()
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
-    used = calib.with_samples(spec.calib_samples) if calib is not None else None
+    used = calib.with_samples(spec.calib_samples) if calib is not None and spec.calib_samples else calib
     if spec.precision == "int8" and used is None:
         raise CalibrationError("int8 needs calibration images: pass --calib FOLDER (or one large image)")
     if used is not None and spec.precision != "fp32":
@@ -203,11 +203,21 @@ def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationS
             nodes_to_exclude=list(spec.nodes_to_exclude),
             calibrate_method=method[spec.calib_method],
             calibration_providers=["CPUExecutionProvider"],
-            extra_options={
-                "CalibStridedMinMax": spec.calib_chunk,  # despite its name: one collect_data per chunk, any method
-                "CalibMaxIntermediateOutputs": spec.calib_chunk,
-            },
+            extra_options=_ort_calib_options(spec),
         )
+
+
+def _ort_calib_options(spec: PrecisionSpec) -> dict:
+    """One collect_data per chunk (despite its name, CalibStridedMinMax works for any method).
+
+    ORT's MinMax calibrator merges ranges at the end of every collect_data; its
+    CalibMaxIntermediateOutputs would clear a full chunk *before* merging it (ORT 1.24 drops that
+    data and then fails with "No data is collected"), so only the histogram methods get it.
+    """
+    options = {"CalibStridedMinMax": spec.calib_chunk}
+    if spec.calib_method != "max":
+        options["CalibMaxIntermediateOutputs"] = spec.calib_chunk
+    return options
 
 
 def _modelopt_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> None:
