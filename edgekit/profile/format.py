@@ -21,7 +21,14 @@ def _f(value: float | None, digits: int = 2, suffix: str = "") -> str:
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or math.isnan(value) else f"{100 * value:.{digits}f}%"
+    """Percent; a value just below 1 keeps digits until it no longer reads as 100 %."""
+    if value is None or math.isnan(value):
+        return "-"
+    text = f"{100 * value:.{digits}f}%"
+    while value < 1 and text.startswith("100.") and digits < 6:
+        digits += 1
+        text = f"{100 * value:.{digits}f}%"
+    return text
 
 
 # -- profile -------------------------------------------------------------------------------

@@ -76,6 +76,8 @@ def plot_compare(report: CompareReport, path: Path | str) -> Path:
     ax.set_title("speed vs accuracy (left is faster, up is better)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.margins(x=0.3, y=0.3)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 100.5))  # percentages
     ax.legend(fontsize=7, loc="best")
     dist.set_xlabel("latency per image (ms); dashed p50; runs beyond p99 not drawn")
     dist.set_ylabel("runs")
