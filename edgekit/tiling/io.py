@@ -409,6 +409,8 @@ class TiffRowWriter(RowWriter):
                 compression="zlib", compressionargs={"level": 1}, bigtiff=size > 2**31 - 2**25,
                 extratags=extra, metadata=None,
             )
+        except _Abort:
+            return
         except BaseException as exc:  # handed to the producer thread in _push / _close
             self._error = exc
             while True:  # drain until the producer's last word, so it never blocks

@@ -1,0 +1,66 @@
+"""Row-band stitching: rows come out once, in order, normalised; the band never grows with height."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.tiling.geometry import TileLayout
+from edgekit.tiling.merge import NODATA_CLASS, RowBand, Stitcher, probabilities_from_logits
+
+
+def _stitch(values: np.ndarray, layout: TileLayout, skip=lambda w: False):
+    """Stitch tiles cut from a known (C, H, W) probability image; return emitted blocks."""
+    blocks = []
+    stitcher = Stitcher(layout.height, layout.width, values.shape[0], layout.tile_h, layout.weigher(), blocks.append)
+    for w in layout.windows():
+        if skip(w):
+            stitcher.skip(w)
+        else:
+            stitcher.add(w, values[:, w.row:w.bottom, w.col:w.right])
+    stitcher.close()
+    return blocks
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear", "crop"])
+def test_stitching_tiles_of_one_image_gives_that_image(blend):
+    rng = np.random.default_rng(1)
+    probs = probabilities_from_logits(rng.normal(size=(1, 4, 230, 170)))[0]
+    blocks = _stitch(probs, TileLayout(230, 170, 64, 64, 16, blend))
+    tops = [b.top for b in blocks]
+    assert tops == sorted(tops) and tops[0] == 0
+    assert sum(b.mask.shape[0] for b in blocks) == 230
+    got = np.concatenate([b.probabilities for b in blocks]).transpose(2, 0, 1)
+    np.testing.assert_allclose(got, probs, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([b.mask for b in blocks]), probs.argmax(0))
+
+
+def test_skipped_tiles_become_nodata_and_neighbours_keep_values():
+    probs = np.full((2, 200, 200), 0.5, np.float32)
+    probs[1] += 0.1
+    layout = TileLayout(200, 200, 64, 64, 16)
+    blocks = _stitch(probs, layout, skip=lambda w: w.row == 0 and w.col == 0)
+    mask = np.concatenate([b.mask for b in blocks])
+    assert (mask[:40, :40] == NODATA_CLASS).all()  # only the skipped tile covers these pixels
+    assert (mask[70:, :] == 1).all() and (mask[:, 70:] == 1).all()
+
+
+def test_band_size_does_not_depend_on_image_height():
+    sizes = {Stitcher(h, 300, 3, 64, lambda w: None, lambda r: None).band.nbytes for h in (100, 10_000, 1_000_000)}
+    assert len(sizes) == 1
+
+
+def test_band_refuses_windows_outside_it():
+    band = RowBand(2, 64, 100)
+    band.release(48)
+    from edgekit.tiling.geometry import Window
+
+    with pytest.raises(ValueError):
+        band.add(Window(0, 0, 64, 64), np.zeros((2, 64, 64)), np.ones((64, 64)))
+
+
+def test_probabilities_sum_to_one_and_sigmoid_for_one_channel():
+    rng = np.random.default_rng(0)
+    p = probabilities_from_logits(rng.normal(size=(2, 5, 8, 8)) * 30)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    s = probabilities_from_logits(np.array([[[[0.0, 100.0]]]]))
+    np.testing.assert_allclose(s.ravel(), [0.5, 1.0])
