@@ -20,6 +20,7 @@ def atomic_dir(final: Path, replace: bool = True) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
@@ -44,6 +45,7 @@ def atomic_file(final: Path) -> Iterator[Path]:
     final = Path(final)
     fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.stem}.", suffix=f".partial{final.suffix}")
     os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())
     tmp = Path(name)
     try:
         yield tmp
@@ -51,3 +53,9 @@ def atomic_file(final: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, final)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

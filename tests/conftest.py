@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 
 def tiny_segmenter_onnx(path: Path, channels: int = 3, classes: int = 3, size: int = 64, batch=1, seed: int = 0) -> Path:
@@ -65,3 +66,26 @@ def make_cpu_artifact(folder: Path, size: int = 64, batch=1, classes: int = 3, s
 def cpu_artifact(tmp_path: Path) -> Path:
     """A sealed cpu artifact of a tiny 64x64 segmenter, batch 1."""
     return make_cpu_artifact(tmp_path / "artifact")
+
+
+
+def write_recipe(folder: Path, name: str = "tiny_fpn", backbone: str = "test_convnext", head: str = "fpn",
+                 size: int = 64, checkpoint: str | None = None) -> Path:
+    data = {
+        "name": name,
+        "task": "segmentation",
+        "model": {"backbone": backbone, "head": head, "channels": 16},
+        "input": {"size": [size, size], "stride": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+        "classes": ["a", "b", "c"],
+    }
+    if checkpoint:
+        data["checkpoint"] = checkpoint
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path) -> Path:
+    """A segmentation recipe: timm test_convnext + FPN head, 64x64, random weights."""
+    return write_recipe(tmp_path)

@@ -20,7 +20,8 @@ from typing import Callable
 from edgekit.atomic import atomic_dir
 from edgekit.build.report import BuildReport, StageRecord
 from edgekit.build.source import Source, resolve_source
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, EdgekitError
+from edgekit.metrics import output_error
 from edgekit.manifest import Manifest, TensorSpec, seal
 from edgekit.targets import Target, load_target
 
@@ -35,6 +36,8 @@ class BuildConfig:
         batch: fixed batch size of the exported model; None for a dynamic batch.
         calib: folder of images (or one large image, cut into ``calib_tile`` tiles) for int8.
         calib_method / calib_samples: calibration algorithm and how many images it uses.
+        val: held-out images that verify fp16 / int8 against fp32 (default: ``<calib>_val`` when
+            that folder exists, else calibration images beyond ``calib_samples``).
         rtol: tolerated output difference of the exact stages, relative to the output's range.
         latency_runs: timed runs per stage for the latency column (0: skip).
     """
@@ -48,6 +51,7 @@ class BuildConfig:
     calib_method: str = "max"
     calib_samples: int = 32
     calib_tile: int | None = None
+    val: Path | None = None
     task: str = "classification"
     rtol: float = 1e-3
     opset: int = 18
@@ -179,7 +183,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     r = rep.report
     with torch.no_grad():
         rep_ms = _latency(lambda: rep.model(sample), config.latency_runs)
-    records.append(StageRecord("reparameterize", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
+    records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
                                _rel(r.error), rep_ms,
                                f"{r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded; "
                                f"modules {r.modules_before} -> {r.modules_after}, BatchNorms {r.batchnorms_before} -> "
@@ -220,18 +224,68 @@ def _io(path: Path) -> dict:
 
 def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, config: BuildConfig,
                      records: list, say: Progress) -> dict:
-    """The precision stage: fp32 copies the simplified graph; fp16 / int8 rewrite it, verified."""
+    """The precision stage: fp32 keeps the simplified graph; fp16 / int8 rewrite it, verified on
+    held-out images against the FP32 graph (a validation folder, or calibration images left over)."""
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
-    from edgekit.build import precision
+    from edgekit.build.calibration import CalibrationSet
+    from edgekit.build.precision import PrecisionSpec, set_precision
+    from edgekit.build.verify_precision import verify_precision
 
-    say(f"precision {config.precision}")
-    result = precision.lower(src.recipe, onnx_in, deploy, target, config)
+    recipe = src.recipe
+    batch = config.batch or 1
+    size = tuple(_io(onnx_in)["tile"])
+    if config.calib_tile and config.calib_tile not in size:
+        raise ConfigError(f"calibration tiles are cut at the model's input size {size[0]}x{size[1]}; "
+                          f"--calib-tile {config.calib_tile} does not match: drop it or use --input-size {config.calib_tile}")
+    calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
+    spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
+                         calib_method=config.calib_method, calib_samples=config.calib_samples)
+    say(f"precision {config.precision} ({spec.flavor})")
+    result = set_precision(onnx_in, deploy, spec, calib)
+    say("verify precision on held-out images")
+    held = _held_out(config, calib, size, recipe, batch)
+    parity, check = "", None
+    if held is not None:
+        check = verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop, raise_on_fail=src.trained)
+        metric = f"mIoU {check.miou:.4f}" if check.miou is not None else f"top-1 {check.agreement:.4f}"
+        parity = f"agree {100 * check.agreement:.2f}%, {metric} vs fp32"
+        if not src.trained:
+            parity += " (random weights: not enforced)"
+    else:
+        from edgekit.build.onnx_check import run_onnx
+
+        feed = _feed_for(onnx_in)
+        error = output_error(run_onnx(onnx_in, feed), run_onnx(deploy, feed))
+        parity = f"{_rel(error)} (random input: no held-out images)"
+    detail = (f"{spec.flavor} flavor, {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
+              f"{result.calib_samples} calibration images ({spec.calib_method})"
+              + (f", verified on {check.images} held-out images (max drop {target.max_accuracy_drop} points)" if check else ""))
     records.append(StageRecord(
-        f"precision {config.precision}", result.seconds, result.nodes, None, _size_mb(deploy), result.parity,
-        _onnx_latency(deploy, _feed_for(deploy), config.latency_runs), result.detail))
-    return result.summary
+        f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
+        _onnx_latency(deploy, _feed_for(deploy), config.latency_runs), detail))
+    return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
+
+
+def _held_out(config: BuildConfig, calib, size, recipe, batch: int):
+    """Validation images: --val, else the calibration set's sibling ``<name>_val``, else leftovers."""
+    from edgekit.build.calibration import CalibrationSet
+
+    val = config.val
+    if val is None and config.calib is not None:
+        sibling = Path(config.calib).with_name(Path(config.calib).name + "_val")
+        val = sibling if sibling.is_dir() else None
+    if val is not None:
+        return CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None)
+    if calib is not None:
+        rest = calib.with_samples(config.calib_samples).held_out()
+        try:
+            rest.items
+        except EdgekitError:
+            return None
+        return rest
+    return None
 
 
 def _compile(folder: Path, target: Target, records: list, say: Progress) -> Manifest:
@@ -243,8 +297,12 @@ def _compile(folder: Path, target: Target, records: list, say: Progress) -> Mani
     compiled = compile_artifact(folder, target)
     manifest = read_manifest(compiled)
     engine = folder / manifest.engine_file if manifest.engine_file else folder / manifest.model_file
+    check = manifest.session.get(manifest.backend, {}).get("verification", {})
+    parity = ""
+    if "max_abs_error" in check and check.get("output_max_abs"):
+        parity = f"max rel {check['max_abs_error'] / check['output_max_abs']:.1e}"
     records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
-                               _size_mb(engine), "", None, f"{manifest.engine_file or manifest.model_file}"))
+                               _size_mb(engine), parity, None, f"{manifest.engine_file or manifest.model_file}"))
     return manifest
 
 

@@ -35,6 +35,11 @@ class Source:
     sha256: str | None = None
     factory: str | None = None
 
+    @property
+    def trained(self) -> bool:
+        """Whether the weights are meant to be right (an accuracy tolerance means something)."""
+        return self.kind == "onnx" or self.checkpoint is not None or self.recipe.checkpoint is not None
+
     def to_dict(self) -> dict:
         data = {"kind": self.kind, "name": self.name, "sha256": self.sha256}
         if self.recipe.path:
@@ -127,4 +132,4 @@ def resolve_source(
             "train them (scripts/train_demo.py) or pass --checkpoint"
         )
     return Source("recipe", source, recipe, checkpoint=ckpt,
-                  sha256=sha256_file(weights) if weights else None)
+                  sha256=sha256_file(weights) if weights else sha256_file(recipe.path))

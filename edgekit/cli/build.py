@@ -19,6 +19,7 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, default=32, show_default=True, help="Images used for calibration.")
 @click.option("--calib-tile", type=int, help="Cut calibration tiles of this size from large images.")
+@click.option("--val", type=click.Path(path_type=Path), help="Held-out images verifying fp16/int8 (default: <calib>_val).")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
@@ -33,10 +34,12 @@ def build(source, out, **options) -> None:
     config = BuildConfig(**{k: v for k, v in options.items() if v is not None or k == "batch"})
     with console.status("starting") as status:
         result = run_build(source, out, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
-    table = Table(*result.report.HEADER, title=f"{source} -> {result.report.target} ({config.precision})")
+    table = Table(title=f"{source} -> {result.report.target} ({config.precision})")
+    for i, name in enumerate(result.report.HEADER):
+        table.add_column(name, no_wrap=i != 5, justify="left" if i in (0, 5) else "right")
     for row in result.report.rows():
         table.add_row(*row)
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)
     click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")
     if result.report.next_step:
         click.echo(f"next, on the device: {result.report.next_step}")

@@ -1,0 +1,122 @@
+"""`edgekit build` end to end on tiny recipes: artifacts, reports, errors, nothing half-written."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import tiny_segmenter_onnx
+from edgekit.build.pipeline import BuildConfig, build
+from edgekit.errors import CalibrationError, ConfigError, SourceError
+from edgekit.runtime.artifact import load_artifact
+
+
+def _lenient_target(folder: Path, backend: str = "onnxruntime") -> Path:
+    """A cpu target that tolerates any accuracy drop: random weights make argmax near-ties."""
+    path = folder / "lenient.yaml"
+    data = {"name": "lenient", "kind": "cpu", "backend": backend, "max_accuracy_drop": 100.0}
+    if backend == "tensorrt":
+        data.update(kind="jetson", compute_capability="8.7", tensorrt="10.3", dla_cores=0)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def calib_folder(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path):
+    out = tmp_path / "fp32"
+    result = build(str(tiny_recipe), out, BuildConfig(latency_runs=1))
+    assert result.complete
+    artifact = load_artifact(out)
+    assert artifact.manifest.engine_file == "model.ort.onnx"
+    assert artifact.manifest.inputs[0].shape == (1, 3, 64, 64)
+    assert artifact.manifest.source["sha256"]
+    stages = [s.stage for s in result.report.stages]
+    assert stages[:4] == ["source", "reparam", "export", "simplify"] and stages[-1].startswith("compile")
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "complete"
+    assert all(s["parity"].startswith("max rel") for s in report["stages"][1:4])
+    assert "| reparam |" in (out / "report.md").read_text()
+    assert not list(tmp_path.glob(".*partial"))
+    with artifact.runner() as runner:
+        out_map = runner.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})
+    assert next(iter(out_map.values())).shape == (1, 3, 64, 64)
+
+
+def test_int8_build_for_cpu_has_qdq_and_a_verification(tiny_recipe, calib_folder, tmp_path):
+    import onnx
+
+    out = tmp_path / "int8"
+    config = BuildConfig(target=str(_lenient_target(tmp_path)), precision="int8", calib=calib_folder,
+                         calib_samples=4, latency_runs=0)
+    result = build(str(tiny_recipe), out, config)
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    precision = [s for s in result.report.stages if s.stage == "precision int8"][0]
+    assert "agree" in precision.parity and "random weights" in precision.parity
+    assert result.manifest.source["precision"]["check"]["images"] == 6  # the 6 images calibration never saw
+
+
+def test_tensorrt_target_without_tensorrt_stops_with_deployable_onnx(tiny_recipe, tmp_path):
+    pytest.importorskip("onnx")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the build goes on to compile")
+    except ImportError:
+        pass
+    out = tmp_path / "nx"
+    result = build(str(tiny_recipe), out, BuildConfig(target="jetson-orin-nx", latency_runs=0))
+    assert not result.complete
+    assert result.report.next_step == f"edgekit compile {out}"
+    m = load_artifact(out).manifest
+    assert m.backend == "tensorrt" and m.engine_file is None
+    assert "engine not built" in (out / "report.md").read_text()
+
+
+def test_onnx_source_skips_torch_stages(tmp_path):
+    model = tiny_segmenter_onnx(tmp_path / "vendor.onnx", size=32)
+    result = build(str(model), tmp_path / "v", BuildConfig(task="segmentation", latency_runs=0))
+    assert [s.stage for s in result.report.stages][0] == "simplify"
+    assert result.manifest.task == "segmentation"
+
+
+@pytest.mark.parametrize("source, config, error, match", [
+    ("no_such_recipe", BuildConfig(), ConfigError, "unknown recipe"),
+    ("timm:mobileone_s9", BuildConfig(), SourceError, "did you mean"),
+    ("fastvit_sa12_fpn", BuildConfig(input_size=(500, 500)), ConfigError, "not divisible"),
+    ("fastvit_sa12_fpn", BuildConfig(target="jetson-nano-x"), ConfigError, "choose one of"),
+    ("fastvit_sa12_fpn", BuildConfig(precision="int8"), ConfigError, "needs a calibration set"),
+    ("missing.onnx", BuildConfig(), SourceError, "does not exist"),
+    ("nomodule_xyz:make", BuildConfig(input_size=(64, 64)), SourceError, "cannot import"),
+])
+def test_bad_sources_and_options_are_clear_errors(tmp_path, source, config, error, match):
+    with pytest.raises(error, match=match):
+        build(source, tmp_path / "x", config)
+    assert not (tmp_path / "x").exists()
+
+
+def test_too_few_calibration_images_leave_nothing(tiny_recipe, calib_folder, tmp_path):
+    config = BuildConfig(precision="int8", calib=calib_folder, calib_samples=50, latency_runs=0)
+    with pytest.raises(CalibrationError, match="50"):
+        build(str(tiny_recipe), tmp_path / "y", config)
+    assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y.*"))
+
+
+def test_mismatched_checkpoint_is_named(tiny_recipe, tmp_path):
+    import torch
+
+    ckpt = tmp_path / "bad.pt"
+    torch.save({"head.classifier.weight": torch.zeros(1)}, ckpt)
+    with pytest.raises(SourceError, match="missing"):
+        build(str(tiny_recipe), tmp_path / "z", BuildConfig(checkpoint=ckpt, latency_runs=0))
