@@ -63,7 +63,7 @@ class CompileSettings:
     seed: int = 0
 
 
-def compile_artifact(folder: Path | str, target: str | None = None, out: Path | str | None = None,
+def compile_artifact(folder: Path | str, target: str | Target | None = None, out: Path | str | None = None,
                      settings: CompileSettings | None = None) -> Path:
     """Compile an artifact folder or bundle for this device.
 
@@ -86,7 +86,7 @@ def compile_artifact(folder: Path | str, target: str | None = None, out: Path | 
     return _compile(load_artifact(source), target, Path(out) if out else source, settings, source)
 
 
-def _compile(artifact: Artifact, target_name: str | None, out: Path, settings: CompileSettings, source: Path) -> Path:
+def _compile(artifact: Artifact, target_name: str | Target | None, out: Path, settings: CompileSettings, source: Path) -> Path:
     target = _resolve_target(artifact.manifest, target_name)
     compile_one = _compile_tensorrt if target.is_tensorrt else _compile_onnxruntime
     if target.is_tensorrt:
@@ -107,8 +107,8 @@ def _compile(artifact: Artifact, target_name: str | None, out: Path, settings: C
     return out
 
 
-def _resolve_target(manifest: Manifest, name: str | None) -> Target:
-    target = load_target(name or manifest.target)
+def _resolve_target(manifest: Manifest, name: str | Target | None) -> Target:
+    target = name if isinstance(name, Target) else load_target(name or manifest.target)
     if target.name != manifest.target:
         raise ArtifactError(
             f"this artifact was built for {manifest.target}, not {target.name}: build one for {target.name} "

@@ -1,7 +1,6 @@
 """`edgekit compare` through the CLI root: table and files, and one-line errors with exit code 2."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,11 +10,9 @@ from edgekit.cli.main import main
 
 
 def _fixtures():
-    path = Path(__file__).resolve().parents[1] / "profile" / "profile_fixtures.py"
-    spec = importlib.util.spec_from_file_location("edgekit_profile_fixtures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tests.profile import profile_fixtures
+
+    return profile_fixtures
 
 
 FIX = _fixtures()

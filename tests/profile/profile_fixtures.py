@@ -2,23 +2,13 @@
 seed), image and mask folders. Import the fixtures by name into a test module."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 
-def _root_conftest():
-    """tests/conftest.py, loaded by path (several folders have a conftest.py; the name is ambiguous)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("edgekit_tests_root_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_cpu_artifact = _root_conftest().make_cpu_artifact
+from tests.conftest import make_cpu_artifact  # noqa: F401  (re-exported for the profile tests)
 
 
 def round_weights_fp16(folder: Path, precision: str = "fp16") -> Path:

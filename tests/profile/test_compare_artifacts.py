@@ -10,7 +10,7 @@ from PIL import Image
 from edgekit.errors import ConfigError, InputError
 from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
 from edgekit.profile.images import tile_origins
-from profile_fixtures import image_folder, make_cpu_artifact, three_artifacts, write_images, write_masks  # noqa: F401
+from tests.profile.profile_fixtures import image_folder, make_cpu_artifact, three_artifacts, write_images, write_masks  # noqa: F401
 
 FAST = CompareConfig(timing=TimingConfig(warmup_s=0.02, duration_s=0, iterations=5))
 

@@ -41,7 +41,7 @@ def test_without_tensorrt_every_entry_point_says_so(tmp_path: Path):
 def test_engine_compute_time_and_layers(tmp_path: Path):
     import tensorrt as trt
 
-    from profile_fixtures import make_cpu_artifact
+    from tests.profile.profile_fixtures import make_cpu_artifact
 
     onnx_path = make_cpu_artifact(tmp_path / "a", size=32) / "model.onnx"
     logger = trt.Logger(trt.Logger.ERROR)

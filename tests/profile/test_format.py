@@ -9,7 +9,7 @@ from rich.console import Console
 from edgekit.profile import CompareConfig, ProfileConfig, TimingConfig, compare_artifacts, profile_artifact
 from edgekit.profile.format import compare_markdown, compare_table, profile_markdown, profile_tables, write_json
 from edgekit.profile.plot import plot_compare, plot_profile
-from profile_fixtures import image_folder, make_cpu_artifact, three_artifacts  # noqa: F401
+from tests.profile.profile_fixtures import image_folder, make_cpu_artifact, three_artifacts  # noqa: F401
 
 FAST = TimingConfig(warmup_s=0.02, duration_s=0, iterations=8)
 PNG = b"\x89PNG\r\n\x1a\n"

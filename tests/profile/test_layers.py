@@ -10,7 +10,7 @@ import pytest
 from edgekit.errors import InputError
 from edgekit.profile.layers import layers_from_ort_profile, ort_node_precision
 from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
-from profile_fixtures import make_cpu_artifact
+from tests.profile.profile_fixtures import make_cpu_artifact
 
 
 def _profile(model: Path, tmp_path: Path, runs: int = 4, optimization: str = "disable") -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from edgekit.errors import ArtifactError, InputError
 from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
-from profile_fixtures import make_cpu_artifact
+from tests.profile.profile_fixtures import make_cpu_artifact
 
 FAST = TimingConfig(warmup_s=0.05, duration_s=0, iterations=15)
 
