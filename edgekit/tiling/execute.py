@@ -267,12 +267,13 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
     def emit(rows: FinishedRows) -> None:
         writers["mask"].write(rows.mask)
         if "probabilities" in writers:
-            writers["probabilities"].write(rows.probabilities.astype(np.float16))
+            writers["probabilities"].write(rows.probabilities)
         if preview is not None:
             preview.add_mask(rows.top, rows.mask)
 
     layout = plan.layout
-    stitcher = Stitcher(layout.height, layout.width, classes, layout.window_shape[0], layout.weigher(), emit)
+    stitcher = Stitcher(layout.height, layout.width, classes, layout.window_shape[0], layout.weigher(), emit,
+                        probabilities=outputs.probabilities is not None)
     counts = {"tiles": 0, "skipped": 0}
     start = time.perf_counter()
     with _Progress(config.progress, len(layout), source.path.name, layout.window_shape) as bar:

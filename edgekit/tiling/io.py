@@ -99,7 +99,8 @@ class TiffSource(ImageSource):
     """TIFF / BigTIFF, tiled or striped: a window reads and decodes only the segments it touches.
 
     Decoded segments are kept in a small LRU cache so that neighbouring windows (and strips wider
-    than a tile) are decoded once; its size follows ``cache_rows`` x image width, never the height.
+    than a tile) are decoded once or twice, not once per window. Its size follows the window size
+    ``cache_rows`` and the segment size (for strips, the image width), never the image height.
     """
 
     def __init__(self, path: Path, cache_rows: int = 1024):
@@ -127,9 +128,9 @@ class TiffSource(ImageSource):
         self._separate = separate > 1
         self.nodata = _gdal_nodata(page)
         self._check_complete()
-        seg_rows = page.tilelength if page.is_tiled else page.rowsperstrip
-        row_bytes = width * self.shape[2] * self.dtype.itemsize
-        self._budget = max(1, cache_rows + min(seg_rows, height)) * row_bytes * 2
+        seg_h, seg_w = (page.tilelength, page.tilewidth) if page.is_tiled else (min(page.rowsperstrip, height), width)
+        span = min(width, cache_rows + seg_w) if page.is_tiled else width  # strips are full-width anyway
+        self._budget = 2 * (cache_rows + seg_h) * span * self.shape[2] * self.dtype.itemsize
         self._cache: OrderedDict[int, tuple[np.ndarray, int, int, int]] = OrderedDict()
         self._cached = 0
 

@@ -33,11 +33,11 @@ def probabilities_from_logits(logits: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FinishedRows:
-    """Rows ``top .. top + n`` of the result: class ids (n, W) uint8, probabilities (n, W, C)."""
+    """Rows ``top .. top + n`` of the result: class ids (n, W) uint8, probabilities (n, W, C) float16 or None."""
 
     top: int
     mask: np.ndarray
-    probabilities: np.ndarray
+    probabilities: np.ndarray | None
 
 
 class RowBand:
@@ -68,18 +68,21 @@ class RowBand:
         self.acc[:, rows, cols] += values * weight
         self.weight[rows, cols] += weight
 
-    def release(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``top .. upto`` (sums (C, n, W), weights (n, W)) as copies; the band moves down to ``upto``."""
+    def finished(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
+        """Views of the sums (C, n, W) and weights (n, W) of rows ``top .. upto``; valid until :meth:`drop`."""
         n = upto - self.top
         if not 0 <= n <= self.rows:
             raise ValueError(f"cannot release rows {self.top}..{upto} from a {self.rows}-row band")
-        acc, weight = self.acc[:, :n].copy(), self.weight[:n].copy()
+        return self.acc[:, :n], self.weight[:n]
+
+    def drop(self, upto: int) -> None:
+        """Forget rows ``top .. upto``: the band moves down, in place."""
+        n = upto - self.top
         self.acc[:, : self.rows - n] = self.acc[:, n:]
         self.acc[:, self.rows - n:] = 0.0
         self.weight[: self.rows - n] = self.weight[n:]
         self.weight[self.rows - n:] = 0.0
         self.top = upto
-        return acc, weight
 
 
 class Stitcher:
@@ -91,11 +94,16 @@ class Stitcher:
         band_rows: tile height.
         weigher: window -> (h, w) blending weights.
         emit: receives :class:`FinishedRows`, top to bottom, covering every image row once.
+        probabilities: also hand on float16 probabilities (else ``FinishedRows.probabilities`` is None).
+        chunk: columns normalised at a time (bounds the temporaries).
     """
 
     def __init__(self, height: int, width: int, channels: int, band_rows: int,
-                 weigher: Callable[[Window], np.ndarray], emit: Callable[[FinishedRows], None]):
+                 weigher: Callable[[Window], np.ndarray], emit: Callable[[FinishedRows], None],
+                 probabilities: bool = True, chunk: int = 1024):
         self.height = height
+        self.probabilities = probabilities
+        self.chunk = chunk
         self.band = RowBand(channels, band_rows, width)
         self.weigher = weigher
         self.emit = emit
@@ -120,13 +128,17 @@ class Stitcher:
             self._finish(min(self.height, self.band.top + self.band.rows))
 
     def _finish(self, upto: int) -> None:
-        top = self.band.top
-        acc, weight = self.band.release(upto)
-        empty = weight <= 0
-        probs = acc / np.where(empty, 1.0, weight)
-        if probs.shape[0] == 1:
-            mask = (probs[0] > 0.5).astype(np.uint8)
-        else:
-            mask = probs.argmax(axis=0).astype(np.uint8)
-        mask[empty] = NODATA_CLASS
-        self.emit(FinishedRows(top, mask, probs.transpose(1, 2, 0)))
+        acc, weight = self.band.finished(upto)
+        n, width = weight.shape
+        mask = np.empty((n, width), np.uint8)
+        probs = np.empty((n, width, acc.shape[0]), np.float16) if self.probabilities else None
+        for c in range(0, width, self.chunk):  # bounded temporaries, whatever the width
+            cols = slice(c, c + self.chunk)
+            w = weight[:, cols]
+            p = acc[:, :, cols] / np.where(w > 0, w, 1.0)
+            m = (p[0] > 0.5) if p.shape[0] == 1 else p.argmax(axis=0)
+            mask[:, cols] = np.where(w > 0, m, NODATA_CLASS)
+            if probs is not None:
+                probs[:, cols] = p.transpose(1, 2, 0)
+        self.emit(FinishedRows(self.band.top, mask, probs))
+        self.band.drop(upto)

@@ -30,7 +30,7 @@ def test_stitching_tiles_of_one_image_gives_that_image(blend):
     assert tops == sorted(tops) and tops[0] == 0
     assert sum(b.mask.shape[0] for b in blocks) == 230
     got = np.concatenate([b.probabilities for b in blocks]).transpose(2, 0, 1)
-    np.testing.assert_allclose(got, probs, atol=1e-5)
+    np.testing.assert_allclose(got, probs, atol=1e-3)  # float16 out
     np.testing.assert_array_equal(np.concatenate([b.mask for b in blocks]), probs.argmax(0))
 
 
@@ -51,7 +51,7 @@ def test_band_size_does_not_depend_on_image_height():
 
 def test_band_refuses_windows_outside_it():
     band = RowBand(2, 64, 100)
-    band.release(48)
+    band.drop(48)
     from edgekit.tiling.geometry import Window
 
     with pytest.raises(ValueError):
