@@ -174,3 +174,32 @@ def test_settings_are_checked(artifact, tmp_path):
     with pytest.raises(ConfigError, match="batches of 1"):
         infer_image(artifact, tmp_path / "img.npy", tmp_path / "m.tif", TileConfig(overlap=16, batch=8))
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_torch_runner_stitches_like_onnxruntime(artifact, tmp_path):
+    """The PyTorch backend behind the same interface: the tiny segmenter rebuilt in torch."""
+    torch = pytest.importorskip("torch")
+    from tiling_reference import onnx_weights
+
+    from edgekit.runtime.artifact import load_artifact
+    from edgekit.runtime.torch_runner import TorchRunner
+
+    w = onnx_weights(artifact / "model.onnx")
+
+    def build():
+        conv1, conv2 = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 3, 1)
+        for conv, wk, bk in ((conv1, "w1", "b1"), (conv2, "w2", "b2")):
+            conv.weight.data, conv.bias.data = torch.tensor(w[wk]), torch.tensor(w[bk])
+        return torch.nn.Sequential(conv1, torch.nn.ReLU(), conv2)
+
+    art = load_artifact(artifact)
+    pixels = np.random.default_rng(6).integers(0, 256, (150, 170, 3), dtype=np.uint8)
+    np.save(tmp_path / "img.npy", pixels)
+    config = TileConfig(overlap=16)
+    with TorchRunner(build, art.manifest.inputs, art.manifest.outputs, device="cpu") as runner:
+        infer_image(art, tmp_path / "img.npy", TileOutputs(tmp_path / "t.tif", tmp_path / "tp.tif"), config, runner)
+    infer_image(art, tmp_path / "img.npy", TileOutputs(tmp_path / "o.tif", tmp_path / "op.tif"), config)
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "tp.tif").astype(np.float32),
+                               tifffile.imread(tmp_path / "op.tif").astype(np.float32), atol=2e-3)
+    with pytest.raises(Exception, match="rebuilds the network from its recipe"):
+        art.runner("torch")  # the tiny artifact has no recipe source
