@@ -227,7 +227,7 @@ def _modelopt_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: Calibra
     with tempfile.TemporaryDirectory(prefix="edgekit-modelopt-") as work:
         model = Path(work) / "model.onnx"  # ModelOpt writes intermediate files beside its input
         shutil.copyfile(onnx_in, model)
-        with _quiet():
+        with _quiet(), _ort_patches_undone():
             quantize(
                 onnx_path=str(model),
                 quantize_mode="int8",
@@ -264,6 +264,33 @@ def _autocast_fp16(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: Calibra
                 providers=["cpu"],
             )
     onnx.save(model, str(out))
+
+
+@contextlib.contextmanager
+def _ort_patches_undone():
+    """Undo, on leaving, the patches ModelOpt applies to ONNX Runtime's quantization classes.
+
+    ModelOpt replaces methods of ORT's calibrators and quantizers process-wide on every call
+    (``patch_ort_modules``); left in place, they break ORT's own ``quantize_static`` later in the
+    same process (MinMax ranges go missing). Its patched calibrators are needed only inside.
+    """
+    from onnxruntime.quantization import base_quantizer, calibrate, qdq_quantizer
+
+    owners = [
+        calibrate, calibrate.CalibraterBase, calibrate.MinMaxCalibrater, calibrate.HistogramCalibrater,
+        calibrate.HistogramCollector, qdq_quantizer.QDQQuantizer, base_quantizer.BaseQuantizer,
+    ]
+    saved = [(owner, dict(vars(owner))) for owner in owners]
+    try:
+        yield
+    finally:
+        for owner, attrs in saved:
+            for name in set(vars(owner)) - set(attrs):
+                if not name.startswith("__"):
+                    delattr(owner, name)
+            for name, value in attrs.items():
+                if callable(value) and vars(owner).get(name) is not value:
+                    setattr(owner, name, value)
 
 
 @contextlib.contextmanager
