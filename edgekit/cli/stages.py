@@ -79,3 +79,51 @@ def simplify(onnx_in, out) -> None:
     r = simplify_onnx(onnx_in, out)
     click.echo(f"{out}: {r.tool}, {r.nodes_before} -> {r.nodes_after} nodes, max abs error {r.error.max_abs:.2e}"
                + (f" ({r.notes})" if r.notes else ""))
+
+
+@click.command()
+@click.argument("onnx_in", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--precision", type=click.Choice(["fp16", "int8"]), required=True)
+@click.option("--target", default="cpu", show_default=True, help="Decides the Q/DQ flavor (TensorRT or ONNX Runtime).")
+@click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8; fp16 optional).")
+@click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
+@click.option("--calib-samples", type=int, default=32, show_default=True)
+@click.option("--val", type=click.Path(path_type=Path), help="Held-out images to verify against the input model.")
+@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="segmentation", show_default=True)
+@click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
+def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, val, task, max_drop) -> None:
+    """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph) and verify it against ONNX_IN.
+
+    Images are normalised as the manifest.json beside ONNX_IN says, else with ImageNet's mean and std.
+    """
+    from edgekit.build.calibration import CalibrationSet
+    from edgekit.build.precision import PrecisionSpec, set_precision
+    from edgekit.build.verify_precision import verify_precision
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+    from edgekit.targets import load_target
+
+    tgt = load_target(target)
+    with OnnxRuntimeRunner(onnx_in) as runner:
+        spec_in = runner.input_specs()[0]
+    size = tuple(int(d) for d in spec_in.shape[2:4])
+    batch = spec_in.shape[0] if isinstance(spec_in.shape[0], int) else 1
+    pre = _preprocess_beside(onnx_in)
+    calib_set = CalibrationSet(calib, size, pre, batch=batch) if calib else None
+    spec = PrecisionSpec(precision, flavor="tensorrt" if tgt.is_tensorrt else "onnxruntime",
+                         calib_method=calib_method, calib_samples=calib_samples)
+    result = set_precision(onnx_in, out, spec, calib_set)
+    click.echo(f"{out}: {precision} ({spec.flavor}), {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
+               f"{result.nodes_before} -> {result.nodes_after} nodes")
+    if val is not None:
+        check = verify_precision(onnx_in, out, CalibrationSet(val, size, pre, batch=batch), task,
+                                 tgt.max_accuracy_drop if max_drop is None else max_drop)
+        click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} points")
+
+
+def _preprocess_beside(onnx_path: Path):
+    from edgekit.manifest import MANIFEST_NAME, read_manifest
+    from edgekit.preprocess import Preprocess
+
+    folder = Path(onnx_path).parent
+    return read_manifest(folder).preprocess if (folder / MANIFEST_NAME).is_file() else Preprocess()

@@ -1,0 +1,82 @@
+"""`edgekit build` and the stage commands through the CLI root: tables, files, one-line errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from edgekit.cli.main import main
+
+
+def test_models_and_targets_list_the_data_folders(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "fastvit_sa12_fpn" in out and "trained" in out
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    assert "jetson-orin-nx" in out and "10.3" in out
+
+
+def test_build_prints_the_stage_table(tiny_recipe, tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["build", str(tiny_recipe), "-o", str(out), "--latency-runs", "1"]) == 0
+    text = capsys.readouterr().out
+    for stage in ("reparam", "export", "simplify", "compile"):
+        assert stage in text
+    assert (out / "report.md").is_file() and (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "nope_recipe", "-o", "OUT"], "unknown recipe 'nope_recipe'"),
+    (["build", "fastvit_sa12_fpn", "-o", "OUT", "--target", "orin"], "choose one of: cpu"),
+    (["build", "fastvit_sa12_fpn", "-o", "OUT", "--precision", "int8"], "needs a calibration set"),
+    (["build", "timm:resnet51", "-o", "OUT"], "did you mean"),
+    (["build", "fastvit_sa12_fpn", "-o", "OUT", "--input-size", "500"], "divisible"),
+])
+def test_build_errors_are_one_line_with_exit_2(tmp_path, capsys, args, message):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgekit: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_and_simplify_commands(tiny_recipe, tmp_path, capsys):
+    exported, simple = tmp_path / "e.onnx", tmp_path / "s.onnx"
+    assert main(["export", str(tiny_recipe), "-o", str(exported), "--batch", "dynamic"]) == 0
+    dims = onnx.load(str(exported)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 64, 64]
+    assert main(["simplify", str(exported), "-o", str(simple)]) == 0
+    assert "nodes" in capsys.readouterr().out and simple.is_file()
+
+
+def test_corrupt_recipe_is_a_one_line_user_error(tmp_path):
+    """Run as a program: a corrupt recipe YAML prints no traceback."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    run = subprocess.run([sys.executable, "-m", "edgekit.cli.main", "build", str(bad), "-o", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "cannot read recipe" in run.stderr
+
+
+def test_quantize_command_writes_qdq_and_verifies(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import make_cpu_artifact
+
+    art = make_cpu_artifact(tmp_path / "art", size=32)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(art / "model.onnx"), "-o", str(out), "--precision", "int8", "--calib", str(images),
+                 "--calib-samples", "4", "--val", str(images), "--max-drop", "100"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Q/DQ pairs" in text and "verified on 6 images" in text
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(out)).graph.node}

@@ -1,0 +1,54 @@
+"""The device path and `edgekit --help` never import torch, timm or ModelOpt (checked in a subprocess)."""
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import edgekit
+
+HEAVY = ("torch", "timm", "modelopt", "tensorrt", "onnxsim", "onnxslim")
+DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile")
+DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.profile", "edgekit.cli.compare",
+                  "edgekit.cli.compile", "edgekit.cli.package", "edgekit.cli.catalog", "edgekit.manifest",
+                  "edgekit.targets", "edgekit.recipes", "edgekit.metrics", "edgekit.bundle")
+
+
+def _heavy_after(code: str) -> list[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _device_modules() -> list[str]:
+    names = list(DEVICE_MODULES)
+    for package in DEVICE_PACKAGES:
+        module = __import__(package, fromlist=["_"])
+        names += [f"{package}.{m.name}" for m in pkgutil.iter_modules(module.__path__)]
+    return [n for n in names if n != "edgekit.runtime.torch_runner"]
+
+
+def test_device_path_modules_import_no_torch():
+    names = _device_modules()
+    assert "edgekit.tiling.execute" in names and "edgekit.profile.latency" in names
+    assert _heavy_after("import importlib\n" + "".join(f"importlib.import_module({n!r})\n" for n in names)) == []
+
+
+def test_help_of_every_command_imports_no_torch():
+    from edgekit.cli.main import COMMANDS
+
+    code = ("from edgekit.cli.main import cli\nimport click\n"
+            f"for name in {sorted(COMMANDS)!r}:\n"
+            "    cli.get_command(click.Context(cli), name).get_help(click.Context(cli))\n")
+    heavy = _heavy_after(code)
+    # build/optimize/sweep may import torch when they *run*; their --help must not
+    assert heavy == [], heavy
+
+
+def test_every_module_imports():
+    """Polygraphy's rule: each module imports on its own (heavy deps only inside functions)."""
+    names = [m.name for m in pkgutil.walk_packages(edgekit.__path__, "edgekit.")]
+    assert len(names) > 30
+    code = "import importlib\n" + "".join(f"importlib.import_module({n!r})\n" for n in names)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
