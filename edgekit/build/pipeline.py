@@ -26,6 +26,7 @@ from edgekit.manifest import Manifest, TensorSpec, seal
 from edgekit.targets import Target, load_target
 
 PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_CALIB_SAMPLES = 64
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class BuildConfig:
     Attributes:
         batch: fixed batch size of the exported model; None for a dynamic batch.
         calib: folder of images (or one large image, cut into ``calib_tile`` tiles) for int8.
-        calib_method / calib_samples: calibration algorithm and how many images it uses.
+        calib_method / calib_samples: calibration algorithm and how many images it uses (None:
+            all of the set's images, at most ``DEFAULT_CALIB_SAMPLES``).
         val: held-out images that verify fp16 / int8 against fp32 (default: ``<calib>_val`` when
             that folder exists, else calibration images beyond ``calib_samples``).
         rtol: tolerated output difference of the exact stages, relative to the output's range.
@@ -49,7 +51,7 @@ class BuildConfig:
     checkpoint: Path | None = None
     calib: Path | None = None
     calib_method: str = "max"
-    calib_samples: int = 32
+    calib_samples: int | None = None
     calib_tile: int | None = None
     val: Path | None = None
     task: str = "classification"
@@ -240,12 +242,13 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
         raise ConfigError(f"calibration tiles are cut at the model's input size {size[0]}x{size[1]}; "
                           f"--calib-tile {config.calib_tile} does not match: drop it or use --input-size {config.calib_tile}")
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
+    samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
-                         calib_method=config.calib_method, calib_samples=config.calib_samples)
+                         calib_method=config.calib_method, calib_samples=samples)
     say(f"precision {config.precision} ({spec.flavor})")
     result = set_precision(onnx_in, deploy, spec, calib)
     say("verify precision on held-out images")
-    held = _held_out(config, calib, size, recipe, batch)
+    held = _held_out(config, calib, samples, size, recipe, batch)
     parity, check = "", None
     if held is not None:
         check = verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop, raise_on_fail=src.trained)
@@ -268,7 +271,7 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
     return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
 
 
-def _held_out(config: BuildConfig, calib, size, recipe, batch: int):
+def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
     """Validation images: --val, else the calibration set's sibling ``<name>_val``, else leftovers."""
     from edgekit.build.calibration import CalibrationSet
 
@@ -279,7 +282,7 @@ def _held_out(config: BuildConfig, calib, size, recipe, batch: int):
     if val is not None:
         return CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None)
     if calib is not None:
-        rest = calib.with_samples(config.calib_samples).held_out()
+        rest = calib.with_samples(samples).held_out()
         try:
             rest.items
         except EdgekitError:
