@@ -77,7 +77,8 @@ class TileOutputs:
 
 @dataclass(frozen=True)
 class InferResult:
-    """What one run did and how fast: sizes, tiles, seconds, throughput and peak memory."""
+    """What one run did and how fast: sizes, tiles, seconds, throughput, peak memory (the process's
+    peak RSS, and the stitcher's own peak: float blocks and finished rows)."""
 
     image: Path
     outputs: TileOutputs
@@ -89,7 +90,7 @@ class InferResult:
     seconds: float
     backend: str
     peak_rss_mb: float
-    band_mb: float
+    stitch_mb: float
     extra: dict = field(default_factory=dict)
 
     @property
@@ -272,8 +273,8 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
             preview.add_mask(rows.top, rows.mask)
 
     layout = plan.layout
-    stitcher = Stitcher(layout.height, layout.width, classes, layout.window_shape[0], layout.weigher(), emit,
-                        probabilities=outputs.probabilities is not None)
+    stitcher = Stitcher(layout.height, layout.width, classes, layout.rows, layout.window_shape[0], layout.weigher(),
+                        emit, probabilities=outputs.probabilities is not None)
     counts = {"tiles": 0, "skipped": 0}
     start = time.perf_counter()
     with _Progress(config.progress, len(layout), source.path.name, layout.window_shape) as bar:
@@ -285,7 +286,7 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
     return InferResult(
         image=source.path, outputs=outputs, shape=source.shape, tile=(layout.tile_h, layout.tile_w),
         batch=plan.batch, tiles=counts["tiles"], skipped_tiles=counts["skipped"], seconds=seconds,
-        backend=runner.name, peak_rss_mb=_peak_rss_mb(), band_mb=stitcher.band.nbytes / 2**20,
+        backend=runner.name, peak_rss_mb=_peak_rss_mb(), stitch_mb=stitcher.peak_bytes / 2**20,
     )
 
 

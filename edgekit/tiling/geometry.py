@@ -1,7 +1,7 @@
 """Tile geometry as pure functions: where tiles go, and how much each tile's pixels weigh.
 
-No images here. Edge tiles are shifted back inside the image so every tile has the model's
-full size (fixed-shape engines); an image smaller than a tile gets one window covering it, and
+No images here. Tiles are spread so that the last one ends at the image border and every tile
+has the model's full size (fixed-shape engines); an image smaller than a tile gets one window covering it, and
 the executor pads that window (reflect) and crops the result back.
 
 Blending weights are separable, built per axis. On an edge a tile shares with a neighbour they
@@ -45,7 +45,12 @@ class Window:
 
 
 def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles along one axis: step ``tile - overlap``, last one shifted back inside.
+    """Start offsets of tiles along one axis: as few tiles as steps of at most ``tile - overlap``
+    allow, spread evenly so that the last one ends at the border.
+
+    Every tile keeps its full size, as with shifting only the last tile back inside (SAHI), but
+    neighbours share about the same number of rows everywhere, instead of one pair sharing up to a
+    whole tile: that keeps the stitcher's float rows small and the same all down the image.
 
     Args:
         length: image size along the axis.
@@ -58,10 +63,8 @@ def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
         raise ConfigError(f"overlap must be in [0, {tile - 1}] for a {tile}-pixel tile, got {overlap}")
     if length <= tile:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
+    gaps = -(-(length - tile) // (tile - overlap))  # fewest steps of at most tile - overlap
+    return [round(i * (length - tile) / gaps) for i in range(gaps + 1)]
 
 
 def edge_ramp(shared: int, blend: str) -> np.ndarray:

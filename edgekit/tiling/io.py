@@ -373,7 +373,7 @@ class TiffRowWriter(RowWriter):
     are finished. Memory: a few block rows (``block`` x width), whatever the height.
     """
 
-    block = 256
+    block = 128
 
     def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None):
         super().__init__(path, height, width, bands, dtype, nodata)

@@ -1,14 +1,17 @@
-"""Stitching: blend tile outputs in a band of rows, release rows as soon as no tile can touch them.
+"""Stitching: blend tile outputs, keeping floats only for the pixels still being blended.
 
-Tiles arrive row-major. The band holds only the rows of the current tile row (tile height x
-image width x classes, float32) and their weight sum; when the next tile row starts, the rows
-above it are final: they are normalised, turned into a class mask (and probabilities) and handed
-on. Memory depends on tile height, classes and image width, never on image height.
+Tiles arrive row-major. The current tile row's sums are kept in column blocks. Once the tiles
+of a row have moved past a block, the block's rows above the next tile row are final: they become
+class ids (and float16 probabilities when asked) at once, and the block keeps floats only for the
+rows the next tile row shares. Float memory is therefore (classes + 1) x 4 bytes x (the rows two
+tile rows share x image width + a tile height x a few blocks), plus one byte per pixel for the
+finished rows of the current tile row: it depends on tile size, overlap, classes and image width,
+never on image height, and it is far below a band of full tile rows.
 Blending acts on probabilities (softmax of the logits, sigmoid for one channel), never class ids.
 """
 from __future__ import annotations
 
-__all__ = ["RowBand", "FinishedRows", "Stitcher", "NODATA_CLASS", "probabilities_from_logits"]
+__all__ = ["FinishedRows", "Stitcher", "NODATA_CLASS", "probabilities_from_logits"]
 
 from dataclasses import dataclass
 from typing import Callable
@@ -40,105 +43,136 @@ class FinishedRows:
     probabilities: np.ndarray | None
 
 
-class RowBand:
-    """Weighted sums of tile outputs for ``rows`` image rows starting at ``top``.
-
-    Args:
-        channels: values per pixel (classes).
-        rows: band height (the tile height).
-        width: image width.
-    """
+class _Block:
+    """Sums (C, rows, w) and weights (rows, w) of one column block, for rows ``top ..`` of the tile row."""
 
     def __init__(self, channels: int, rows: int, width: int):
-        self.top = 0
-        self.rows = rows
         self.acc = np.zeros((channels, rows, width), np.float32)
         self.weight = np.zeros((rows, width), np.float32)
+
+    def grown(self, rows: int) -> "_Block":
+        """This block's rows at the top of a zeroed block ``rows`` high."""
+        if self.weight.shape[0] == rows:
+            return self
+        block = _Block(self.acc.shape[0], rows, self.weight.shape[1])
+        n = self.weight.shape[0]
+        block.acc[:, :n], block.weight[:n] = self.acc, self.weight
+        return block
+
+    def tail(self, start: int) -> "_Block | None":
+        """A copy of rows ``start ..`` (the rows the next tile row shares), or None when nothing is there."""
+        if start >= self.weight.shape[0] or not self.weight[start:].any():
+            return None
+        block = _Block.__new__(_Block)
+        block.acc, block.weight = self.acc[:, start:].copy(), self.weight[start:].copy()
+        return block
 
     @property
     def nbytes(self) -> int:
         return self.acc.nbytes + self.weight.nbytes
 
-    def add(self, window: Window, values: np.ndarray, weight: np.ndarray) -> None:
-        """Add ``values`` (C, h, w) times ``weight`` (h, w) at ``window``, which must lie in the band."""
-        r = window.row - self.top
-        if r < 0 or r + window.height > self.rows:
-            raise ValueError(f"window at row {window.row} is outside the band at {self.top}..{self.top + self.rows}")
-        rows, cols = slice(r, r + window.height), slice(window.col, window.right)
-        self.acc[:, rows, cols] += values * weight
-        self.weight[rows, cols] += weight
-
-    def finished(self, upto: int) -> tuple[np.ndarray, np.ndarray]:
-        """Views of the sums (C, n, W) and weights (n, W) of rows ``top .. upto``; valid until :meth:`drop`."""
-        n = upto - self.top
-        if not 0 <= n <= self.rows:
-            raise ValueError(f"cannot release rows {self.top}..{upto} from a {self.rows}-row band")
-        return self.acc[:, :n], self.weight[:n]
-
-    def drop(self, upto: int) -> None:
-        """Forget rows ``top .. upto``: the band moves down, in place."""
-        n = upto - self.top
-        self.acc[:, : self.rows - n] = self.acc[:, n:]
-        self.acc[:, self.rows - n:] = 0.0
-        self.weight[: self.rows - n] = self.weight[n:]
-        self.weight[self.rows - n:] = 0.0
-        self.top = upto
-
 
 class Stitcher:
-    """Feeds tiles into a :class:`RowBand` and calls ``emit`` with each block of finished rows.
+    """Blends tiles arriving row-major and calls ``emit`` with each tile row's finished rows.
 
     Args:
         height / width: image size.
         channels: classes (the model's output channels).
-        band_rows: tile height.
+        rows: start rows of the tile rows (:attr:`TileLayout.rows`), in order.
+        tile_h: tile height (clipped to the image).
         weigher: window -> (h, w) blending weights.
         emit: receives :class:`FinishedRows`, top to bottom, covering every image row once.
         probabilities: also hand on float16 probabilities (else ``FinishedRows.probabilities`` is None).
-        chunk: columns normalised at a time (bounds the temporaries).
+        block: width of the column blocks.
     """
 
-    def __init__(self, height: int, width: int, channels: int, band_rows: int,
+    def __init__(self, height: int, width: int, channels: int, rows: list[int], tile_h: int,
                  weigher: Callable[[Window], np.ndarray], emit: Callable[[FinishedRows], None],
-                 probabilities: bool = True, chunk: int = 1024):
-        self.height = height
-        self.probabilities = probabilities
-        self.chunk = chunk
-        self.band = RowBand(channels, band_rows, width)
-        self.weigher = weigher
-        self.emit = emit
+                 probabilities: bool = True, block: int = 128):
+        self.height, self.width, self.channels, self.tile_h = height, width, channels, tile_h
+        self.starts = list(rows) + [height]  # the last tile row finishes every row left
+        self.weigher, self.emit, self.probabilities, self.block = weigher, emit, probabilities, block
+        self.blocks: dict[int, _Block] = {}
+        self.row_index = 0
+        self.cursor = 0  # blocks left of this one are final for the current tile row
+        self._start_row()
+        self.peak_bytes = 0
+
+    @property
+    def top(self) -> int:
+        return self.starts[self.row_index]
+
+    @property
+    def final_rows(self) -> int:
+        """Rows of the current tile row that no later tile row touches."""
+        return self.starts[self.row_index + 1] - self.top
+
+    def _start_row(self) -> None:
+        n = self.final_rows
+        self.mask = np.full((n, self.width), NODATA_CLASS, np.uint8)
+        self.probs = np.zeros((n, self.width, self.channels), np.float16) if self.probabilities else None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now: float blocks and the finished rows of the current tile row."""
+        held = sum(b.nbytes for b in self.blocks.values()) + self.mask.nbytes
+        return held + (self.probs.nbytes if self.probs is not None else 0)
 
     def add(self, window: Window, probabilities: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Blend one tile's (C, h, w) probabilities; ``valid`` (h, w) marks non-nodata pixels."""
-        if window.row > self.band.top:
-            self._finish(window.row)
+        self._advance(window)
         weight = self.weigher(window) + FLOOR
         if valid is not None:
             weight = weight * valid
-        self.band.add(window, probabilities, weight)
+        r = window.row - self.top
+        for k in range(window.col // self.block, (window.right - 1) // self.block + 1):
+            c0 = k * self.block
+            lo, hi = max(window.col, c0), min(window.right, c0 + self.block, self.width)
+            block = self.blocks.get(k) or _Block(self.channels, self.tile_h, min(self.block, self.width - c0))
+            block = self.blocks[k] = block.grown(self.tile_h)
+            w = weight[:, lo - window.col:hi - window.col]
+            block.acc[:, r:r + window.height, lo - c0:hi - c0] += probabilities[:, :, lo - window.col:hi - window.col] * w
+            block.weight[r:r + window.height, lo - c0:hi - c0] += w
+        self.peak_bytes = max(self.peak_bytes, self.nbytes)
 
     def skip(self, window: Window) -> None:
-        """A tile left out of the work (all nodata): only moves the band on."""
-        if window.row > self.band.top:
-            self._finish(window.row)
+        """A tile left out of the work (all nodata): only moves the stitching on."""
+        self._advance(window)
 
     def close(self) -> None:
         """Emit the last rows."""
-        while self.band.top < self.height:
-            self._finish(min(self.height, self.band.top + self.band.rows))
+        while self.row_index < len(self.starts) - 1:
+            self._next_row()
 
-    def _finish(self, upto: int) -> None:
-        acc, weight = self.band.finished(upto)
-        n, width = weight.shape
-        mask = np.empty((n, width), np.uint8)
-        probs = np.empty((n, width, acc.shape[0]), np.float16) if self.probabilities else None
-        for c in range(0, width, self.chunk):  # bounded temporaries, whatever the width
-            cols = slice(c, c + self.chunk)
-            w = weight[:, cols]
-            p = acc[:, :, cols] / np.where(w > 0, w, 1.0)
-            m = (p[0] > 0.5) if p.shape[0] == 1 else p.argmax(axis=0)
-            mask[:, cols] = np.where(w > 0, m, NODATA_CLASS)
-            if probs is not None:
-                probs[:, cols] = p.transpose(1, 2, 0)
-        self.emit(FinishedRows(self.band.top, mask, probs))
-        self.band.drop(upto)
+    def _advance(self, window: Window) -> None:
+        while window.row > self.top:
+            self._next_row()
+        for k in range(self.cursor, window.col // self.block):
+            self._finish_block(k)
+        self.cursor = max(self.cursor, window.col // self.block)
+
+    def _next_row(self) -> None:
+        for k in range(self.cursor, -(-self.width // self.block)):
+            self._finish_block(k)
+        self.emit(FinishedRows(self.top, self.mask, self.probs))
+        self.row_index += 1
+        self.cursor = 0
+        if self.row_index < len(self.starts) - 1:
+            self._start_row()
+
+    def _finish_block(self, k: int) -> None:
+        """Turn block ``k``'s final rows into class ids; keep floats only for the rows shared below."""
+        block = self.blocks.pop(k, None)
+        if block is None:
+            return
+        block = block.grown(self.tile_h)  # a block carried from above that no tile of this row touched
+        n, cols = self.final_rows, slice(k * self.block, k * self.block + block.weight.shape[1])
+        w = block.weight[:n]
+        p = block.acc[:, :n] / np.where(w > 0, w, 1.0)
+        m = (p[0] > 0.5) if p.shape[0] == 1 else p.argmax(axis=0)
+        self.mask[:, cols] = np.where(w > 0, m, NODATA_CLASS)
+        if self.probs is not None:
+            self.probs[:, cols] = p.transpose(1, 2, 0)
+        rest = block.tail(n)
+        if rest is not None:
+            self.blocks[k] = rest
