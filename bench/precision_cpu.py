@@ -4,10 +4,12 @@ For one FP32 ONNX (given, or exported here from a timm name or a recipe), builds
   fp32          the input, unchanged
   ort-int8      edgekit's cpu int8: ORT static quantizer, QDQ U8S8, per-channel, ORT_OP_TYPES
   ort-int8-all  the same with every op type ORT can quantize (ORT's own default)
-  modelopt-int8 the TensorRT flavor (ModelOpt symmetric Q/DQ), run on the CPU for comparison
+  modelopt-int8 the TensorRT flavor (ModelOpt symmetric Q/DQ, the rest in fp16), run on the CPU
+  modelopt-int8-fp32  the same with the unquantized rest left in fp32
   fp16          ModelOpt AutoCast, float32 I/O
 and prints, for each: file size, median latency of --runs runs (after --warmup runs, same session
-settings, batch 1, one fixed held-out input, host arrays, time.perf_counter around session.run),
+settings, batch 1, one fixed held-out input, host arrays, time.perf_counter around session.run;
+the variants take turns run by run, so background load falls on all of them alike),
 the ratios to FP32, and agreement / mIoU (or top-1 agreement) against FP32 on held-out images;
 with masks beside them (calib/bluemarble_val/masks), mIoU against the ground truth too.
 
@@ -32,7 +34,7 @@ from edgekit.build.verify_precision import verify_precision
 from edgekit.preprocess import Preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("fp32", "ort-int8", "ort-int8-all", "modelopt-int8", "fp16")
+VARIANTS = ("fp32", "ort-int8", "ort-int8-all", "modelopt-int8", "modelopt-int8-fp32", "fp16")
 
 
 def export(args, out: Path) -> Path:
@@ -60,8 +62,10 @@ def build(variant: str, fp32: Path, folder: Path, calib: CalibrationSet, method:
     specs = {
         "fp32": PrecisionSpec("fp32"),
         "ort-int8": PrecisionSpec("int8", "onnxruntime", method),
-        "ort-int8-all": PrecisionSpec("int8", "onnxruntime", method, op_types=()),
+        "ort-int8-all": PrecisionSpec("int8", "onnxruntime", method, op_types=_all_ort_op_types()),
         "modelopt-int8": PrecisionSpec("int8", "tensorrt", "max" if method == "percentile" else method),
+        "modelopt-int8-fp32": PrecisionSpec("int8", "tensorrt", "max" if method == "percentile" else method,
+                                            high_precision="fp32"),
         "fp16": PrecisionSpec("fp16", "onnxruntime"),
     }
     spec = specs[variant]
@@ -71,24 +75,30 @@ def build(variant: str, fp32: Path, folder: Path, calib: CalibrationSet, method:
     return out
 
 
-def latency(path: Path, feed: np.ndarray, runs: int, warmup: int, threads: int) -> float:
-    """Median seconds of ``session.run`` on host arrays (no copies to count: CPU provider)."""
+def _all_ort_op_types() -> tuple[str, ...]:
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return tuple(sorted(set(QDQRegistry) | set(QLinearOpsRegistry)))
+
+
+def latencies(paths: dict[str, Path], feed: np.ndarray, runs: int, warmup: int, threads: int) -> dict[str, float]:
+    """Median seconds of ``session.run`` on host arrays (CPU provider: no copies), variants interleaved."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    for _ in range(warmup):
-        session.run(None, {name: feed})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, {name: feed})
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    sessions = {v: ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"]) for v, p in paths.items()}
+    name = next(iter(sessions.values())).get_inputs()[0].name
+    times: dict[str, list[float]] = {v: [] for v in sessions}
+    for i in range(warmup + runs):
+        for variant, session in sessions.items():
+            t = time.perf_counter()
+            session.run(None, {name: feed})
+            if i >= warmup:
+                times[variant].append(time.perf_counter() - t)
+    return {v: statistics.median(t) for v, t in times.items()}
 
 
 def truth_miou(path: Path, val: CalibrationSet, classes: int) -> float | None:
@@ -142,9 +152,10 @@ def main() -> None:
         variants = ["fp32"] + [v for v in args.variants if v != "fp32"]  # the baseline of every ratio
         paths = {v: build(v, fp32, folder, calib, args.calib_method) for v in variants}
         feed = next(val.batches())
+        seconds_of = latencies(paths, feed, args.runs, args.warmup, args.threads)
         rows = []
-        for variant, path in paths.items():  # timed one after another in one process, same settings
-            seconds = latency(path, feed, args.runs, args.warmup, args.threads)
+        for variant, path in paths.items():
+            seconds = seconds_of[variant]
             check = verify_precision(fp32, path, val, args.task, 100.0, raise_on_fail=False)
             classes = 0 if args.task == "classification" else _classes(path)
             gt = truth_miou(path, val, classes) if classes else None

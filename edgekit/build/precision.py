@@ -131,7 +131,9 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         else:
             _ort_int8(onnx_in, tmp, spec, used)
     before, after = _node_count(onnx_in), _node_count(onnx_out)
-    samples = len(used.items) if used is not None and spec.precision != "fp32" else 0
+    samples = 0 if used is None or spec.precision == "fp32" else len(used.items)
+    if spec.precision == "fp16":
+        samples = min(samples, FP16_CALIB_BATCHES * used.batch) if used is not None else 0
     return PrecisionResult(
         onnx_out, spec.precision, spec.flavor, before, after, _count(onnx_out, "QuantizeLinear"),
         _fp16_nodes(onnx_out), samples, time.perf_counter() - start,
