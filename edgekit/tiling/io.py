@@ -3,7 +3,7 @@
 Readers: tifffile for TIFF / BigTIFF (tiled or striped: only the segments a window touches are
 read and decoded, through tifffile's own decoder), rasterio for GeoTIFF (windows and
 georeferencing), Pillow for PNG / JPEG, ``np.load(mmap_mode='r')`` for ``.npy``.
-Writers: tiled (Big)TIFF through tifffile, GeoTIFF through rasterio, PNG through Pillow.
+Writers live in :mod:`edgekit.tiling.writers` and are re-exported here.
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ __all__ = [
 
 import logging
 import os
-import queue
-import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -31,11 +29,10 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.tiling.writers import WRITE_SUFFIXES, RowWriter, open_writer
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
-WRITE_SUFFIXES = (".tif", ".tiff", ".png")
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float16", "float32", "float64")
-PNG_MAX_PIXELS = 1 << 28  # PNG is written whole by Pillow: keep it to images that fit easily
 
 
 class ImageSource(ABC):
@@ -315,242 +312,3 @@ def list_images(folder: Path) -> list[Path]:
     if not found:
         raise InputError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return found
-
-
-
-class RowWriter(ABC):
-    """Takes an output's rows in order, top to bottom, and writes them as they come.
-
-    A context manager: leaving it normally finishes the file; leaving it on an exception
-    (Ctrl-C included) abandons it (the caller's temporary file is then removed).
-    """
-
-    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None):
-        self.path, self.height, self.width, self.bands = Path(path), height, width, bands
-        self.dtype, self.nodata = np.dtype(dtype), nodata
-        self.rows_written = 0
-
-    def __enter__(self) -> "RowWriter":
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def write(self, rows: np.ndarray) -> None:
-        """Append ``rows``: (h, width) or (h, width, bands)."""
-        rows = rows.reshape(rows.shape[0], self.width, self.bands).astype(self.dtype, copy=False)
-        if self.rows_written + rows.shape[0] > self.height:
-            raise ValueError(f"{self.path.name}: more than {self.height} rows written")
-        self._write(rows)
-        self.rows_written += rows.shape[0]
-
-    def close(self) -> None:
-        if self.rows_written != self.height:
-            raise ValueError(f"{self.path.name}: {self.rows_written} of {self.height} rows written")
-        self._close()
-
-    @abstractmethod
-    def _write(self, rows: np.ndarray) -> None: ...
-
-    @abstractmethod
-    def _close(self) -> None: ...
-
-    def abort(self) -> None:
-        """Stop without finishing; the file is left for the caller to delete."""
-
-
-class _Abort(Exception):
-    pass
-
-
-class TiffRowWriter(RowWriter):
-    """Tiled, deflate-compressed (Big)TIFF through tifffile, fed block row by block row.
-
-    tifffile pulls tiles from an iterator; a thread runs that pull so rows can be pushed as they
-    are finished. Memory: a few block rows (``block`` x width), whatever the height.
-    """
-
-    block = 128
-
-    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None):
-        super().__init__(path, height, width, bands, dtype, nodata)
-        self._pending: list[np.ndarray] = []
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="tiff-writer", daemon=True)
-        self._thread.start()
-
-    def _tiles(self):
-        b, padded_w = self.block, -(-self.width // self.block) * self.block
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if item is _Abort:
-                raise _Abort()
-            for c in range(0, padded_w, b):
-                tile = item[:, c:c + b]
-                yield tile[..., 0] if self.bands == 1 else tile
-
-    def _run(self) -> None:
-        import tifffile
-
-        size = self.height * self.width * self.bands * self.dtype.itemsize
-        extra = [(42113, "s", 0, f"{self.nodata:g}", True)] if self.nodata is not None else []
-        layout = {"shape": (self.height, self.width)}
-        if self.bands > 1:
-            layout = {"shape": (self.height, self.width, self.bands), "planarconfig": "contig"}
-        try:
-            tifffile.imwrite(
-                self.path, data=self._tiles(), dtype=self.dtype, tile=(self.block, self.block),
-                photometric="minisblack", **layout,
-                compression="zlib", compressionargs={"level": 1}, bigtiff=size > 2**31 - 2**25,
-                extratags=extra, metadata=None,
-            )
-        except _Abort:
-            return
-        except BaseException as exc:  # handed to the producer thread in _push / _close
-            self._error = exc
-            while True:  # drain until the producer's last word, so it never blocks
-                item = self._queue.get()
-                if item is None or item is _Abort:
-                    return
-
-    def _push(self, item) -> None:
-        while self._thread.is_alive():
-            if self._error is not None and item is not _Abort:
-                self._raise()
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        if self._error is not None and item is not _Abort:
-            self._raise()
-
-    def _raise(self) -> None:
-        err = self._error
-        if isinstance(err, OSError):
-            raise InputError(f"cannot write {self.path.name}: {_first_line(err)}") from None
-        raise RuntimeError(f"TIFF writer failed: {err!r}") from err
-
-    def _flush(self, final: bool) -> None:
-        b = self.block
-        buffered = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        full = buffered.shape[0] // b * b
-        blocks = [buffered[i:i + b] for i in range(0, full, b)]
-        rest = buffered[full:]
-        if final and rest.shape[0]:
-            blocks.append(rest)
-            rest = rest[:0]
-        self._pending = [rest] if rest.shape[0] else []
-        padded_w = -(-self.width // b) * b
-        for blk in blocks:
-            out = np.zeros((b, padded_w, self.bands), self.dtype)
-            out[:blk.shape[0], :self.width] = blk
-            self._push(out)
-
-    def _write(self, rows: np.ndarray) -> None:
-        self._pending.append(rows)
-        if sum(p.shape[0] for p in self._pending) >= self.block:
-            self._flush(final=False)
-
-    def _close(self) -> None:
-        if self._pending:
-            self._flush(final=True)
-        self._push(None)
-        self._thread.join()
-        if self._error is not None:
-            self._raise()
-
-    def abort(self) -> None:
-        self._push(_Abort)
-        self._thread.join(timeout=10)
-
-
-class GeoTiffRowWriter(RowWriter):
-    """Tiled GeoTIFF through rasterio with the source's CRS and transform; GDAL's cache kept small."""
-
-    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, georef: dict, nodata: float | None = None):
-        import rasterio
-
-        super().__init__(path, height, width, bands, dtype, nodata)
-        self._env = rasterio.Env(GDAL_CACHEMAX=64)
-        self._env.__enter__()
-        try:
-            self._ds = rasterio.open(
-                self.path, "w", driver="GTiff", height=height, width=width, count=bands, dtype=self.dtype.name,
-                crs=georef.get("crs"), transform=georef.get("transform"), nodata=nodata, tiled=True,
-                blockxsize=256, blockysize=256, compress="deflate", BIGTIFF="IF_SAFER",
-            )
-        except Exception as exc:
-            self._env.__exit__(None, None, None)
-            raise InputError(f"cannot write {self.path.name}: {_first_line(exc)}") from None
-
-    def _write(self, rows: np.ndarray) -> None:
-        from rasterio.windows import Window as RioWindow
-
-        window = RioWindow(0, self.rows_written, self.width, rows.shape[0])
-        self._ds.write(np.ascontiguousarray(rows.transpose(2, 0, 1)), window=window)
-
-    def _close(self) -> None:
-        self._ds.close()
-        self._env.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        self._ds.close()
-        self._env.__exit__(None, None, None)
-
-
-class PngRowWriter(RowWriter):
-    """PNG through Pillow. Pillow encodes a whole image, so rows wait in a memory-mapped scratch file."""
-
-    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None):
-        super().__init__(path, height, width, bands, dtype, nodata)
-        if height * width > PNG_MAX_PIXELS:
-            raise InputError(
-                f"{self.path.name}: PNG output is limited to {PNG_MAX_PIXELS >> 20} Mpx "
-                f"({height}x{width} asked); write a tiled .tif instead"
-            )
-        if self.dtype.name not in ("uint8", "uint16") or bands not in (1, 3, 4):
-            raise InputError(f"{self.path.name}: PNG holds 1, 3 or 4 bands of uint8/uint16; use .tif")
-        self._scratch = self.path.with_name(f".{self.path.name}.rows.npy")
-        self._rows = np.lib.format.open_memmap(self._scratch, "w+", self.dtype, (height, width, bands))
-
-    def _write(self, rows: np.ndarray) -> None:
-        self._rows[self.rows_written:self.rows_written + rows.shape[0]] = rows
-
-    def _close(self) -> None:
-        from PIL import Image
-
-        try:
-            pixels = np.asarray(self._rows)
-            Image.fromarray(pixels[..., 0] if self.bands == 1 else pixels).save(self.path, format="PNG")
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        self._rows = None
-        self._scratch.unlink(missing_ok=True)
-
-
-def open_writer(path: Path, final_suffix: str, height: int, width: int, bands: int, dtype,
-                georef: dict | None = None, nodata: float | None = None) -> RowWriter:
-    """A row writer for ``path`` in the format ``final_suffix`` names (``.tif``/``.tiff``/``.png``).
-
-    A georeferenced ``.tif`` is written with rasterio (CRS and transform kept), others with tifffile.
-    """
-    suffix = final_suffix.lower()
-    if suffix not in WRITE_SUFFIXES:
-        raise InputError(f"cannot write {suffix or 'files without a suffix'}; use one of {', '.join(WRITE_SUFFIXES)}")
-    if suffix == ".png":
-        return PngRowWriter(path, height, width, bands, dtype, nodata)
-    if georef is not None:
-        try:
-            return GeoTiffRowWriter(path, height, width, bands, dtype, georef, nodata)
-        except ImportError:
-            pass
-    return TiffRowWriter(path, height, width, bands, dtype, nodata)

@@ -115,8 +115,8 @@ class Stitcher:
     @property
     def nbytes(self) -> int:
         """Bytes held now: float blocks and the finished rows of the current tile row."""
-        held = sum(b.nbytes for b in self.blocks.values()) + self.mask.nbytes
-        return held + (self.probs.nbytes if self.probs is not None else 0)
+        rows = [a.nbytes for a in (self.mask, self.probs) if a is not None]
+        return sum(b.nbytes for b in self.blocks.values()) + sum(rows)
 
     def add(self, window: Window, probabilities: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Blend one tile's (C, h, w) probabilities; ``valid`` (h, w) marks non-nodata pixels."""
@@ -155,6 +155,7 @@ class Stitcher:
         for k in range(self.cursor, -(-self.width // self.block)):
             self._finish_block(k)
         self.emit(FinishedRows(self.top, self.mask, self.probs))
+        self.mask = self.probs = None  # freed before the next tile row's rows are allocated
         self.row_index += 1
         self.cursor = 0
         if self.row_index < len(self.starts) - 1:
