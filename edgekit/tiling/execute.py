@@ -277,7 +277,7 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
                         emit, probabilities=outputs.probabilities is not None)
     counts = {"tiles": 0, "skipped": 0}
     start = time.perf_counter()
-    with _Progress(config.progress, len(layout), source.path.name, layout.window_shape) as bar:
+    with _Progress(config.progress, len(layout), source.path.name, layout.height * layout.width) as bar:
         _pipeline(plan, runner, source, stitcher, preview, config, counts, bar)
     if preview is not None:
         preview.save(preview_tmp)
@@ -345,8 +345,8 @@ def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitch
 class _Progress:
     """A rich progress bar with tiles/s and Mpx/s, or nothing when off."""
 
-    def __init__(self, enabled: bool, total: int, label: str, tile: tuple[int, int]):
-        self.enabled, self.total, self.label, self.tile_px = enabled, total, label, tile[0] * tile[1]
+    def __init__(self, enabled: bool, total: int, label: str, image_px: int):
+        self.enabled, self.total, self.label, self.image_px = enabled, total, label, image_px
         self._progress = self._task = None
         self._start = time.perf_counter()
         self._done = 0
@@ -373,5 +373,6 @@ class _Progress:
         if self._progress is None:
             return
         dt = max(time.perf_counter() - self._start, 1e-9)
-        rate = f"{self._done / dt:.1f} tiles/s {self._done * self.tile_px / dt / 1e6:.1f} Mpx/s"
+        mpx = self.image_px * self._done / self.total / 1e6  # image pixels, overlap not counted twice
+        rate = f"{self._done / dt:.1f} tiles/s {mpx / dt:.2f} Mpx/s"
         self._progress.update(self._task, advance=n, rate=rate)

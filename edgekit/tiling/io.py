@@ -200,6 +200,18 @@ def _gdal_nodata(page) -> float | None:
         return None
 
 
+GEOTIFF_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)  # pixel scale, tiepoints, transform, geokeys
+
+
+def _geotiff_tags(path: Path) -> tuple:
+    """A GeoTIFF's georeferencing tags as tifffile ``extratags``, for outputs rasterio cannot write."""
+    import tifffile
+
+    with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
+        tags = tif.pages.first.tags
+        return tuple((t.code, t.dtype, t.count, t.value, True) for t in (tags.get(c) for c in GEOTIFF_TAGS) if t)
+
+
 class RasterioSource(ImageSource):
     """GeoTIFF through rasterio: windowed reads, nodata, and the georeferencing kept for the output."""
 
@@ -215,7 +227,7 @@ class RasterioSource(ImageSource):
         self.shape = (ds.height, ds.width, ds.count)
         self.dtype = _check_dtype(self.path, ds.dtypes[0])
         self.nodata = ds.nodata
-        self.georef = {"crs": ds.crs, "transform": ds.transform}
+        self.georef = {"crs": ds.crs, "transform": ds.transform, "tifftags": _geotiff_tags(self.path)}
 
     def close(self) -> None:
         self._ds.close()

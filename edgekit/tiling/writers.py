@@ -82,8 +82,10 @@ class TiffRowWriter(RowWriter):
 
     block = 128
 
-    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None):
+    def __init__(self, path: Path, height: int, width: int, bands: int, dtype, nodata: float | None = None,
+                 tags: tuple = ()):
         super().__init__(path, height, width, bands, dtype, nodata)
+        self._tags = list(tags)  # extra TIFF tags, e.g. a GeoTIFF source's georeferencing tags
         self._padded_w = -(-width // self.block) * self.block
         self._filling: np.ndarray | None = None
         self._filled = 0
@@ -108,7 +110,7 @@ class TiffRowWriter(RowWriter):
         import tifffile
 
         size = self.height * self.width * self.bands * self.dtype.itemsize
-        extra = [(42113, "s", 0, f"{self.nodata:g}", True)] if self.nodata is not None else []
+        extra = self._tags + ([(42113, "s", 0, f"{self.nodata:g}", True)] if self.nodata is not None else [])
         layout = {"shape": (self.height, self.width)}
         if self.bands > 1:
             layout = {"shape": (self.height, self.width, self.bands), "planarconfig": "contig"}
@@ -244,16 +246,17 @@ def open_writer(path: Path, final_suffix: str, height: int, width: int, bands: i
                 georef: dict | None = None, nodata: float | None = None) -> RowWriter:
     """A row writer for ``path`` in the format ``final_suffix`` names (``.tif``/``.tiff``/``.png``).
 
-    A georeferenced ``.tif`` is written with rasterio (CRS and transform kept), others with tifffile.
+    A georeferenced ``.tif`` is written with rasterio (CRS and transform kept), others with tifffile;
+    float16 (which GDAL cannot write) with tifffile, carrying the source's GeoTIFF tags over.
     """
     suffix = final_suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise InputError(f"cannot write {suffix or 'files without a suffix'}; use one of {', '.join(WRITE_SUFFIXES)}")
     if suffix == ".png":
         return PngRowWriter(path, height, width, bands, dtype, nodata)
-    if georef is not None:
+    if georef is not None and np.dtype(dtype) != np.float16:  # GDAL has no float16
         try:
             return GeoTiffRowWriter(path, height, width, bands, dtype, georef, nodata)
         except ImportError:
             pass
-    return TiffRowWriter(path, height, width, bands, dtype, nodata)
+    return TiffRowWriter(path, height, width, bands, dtype, nodata, (georef or {}).get("tifftags", ()))

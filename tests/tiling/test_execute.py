@@ -203,3 +203,22 @@ def test_torch_runner_stitches_like_onnxruntime(artifact, tmp_path):
                                tifffile.imread(tmp_path / "op.tif").astype(np.float32), atol=2e-3)
     with pytest.raises(Exception, match="rebuilds the network from its recipe"):
         art.runner("torch")  # the tiny artifact has no recipe source
+
+
+def test_geotiff_in_georeferenced_outputs_out(artifact, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    pixels = np.random.default_rng(7).integers(1, 256, (3, 130, 150), dtype=np.uint8)
+    transform = from_origin(10.0, 50.0, 0.001, 0.001)
+    with rasterio.open(tmp_path / "scene.tif", "w", driver="GTiff", height=130, width=150, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=transform, tiled=True, blockxsize=64, blockysize=64) as ds:
+        ds.write(pixels)
+    out = TileOutputs(tmp_path / "mask.tif", tmp_path / "probs.tif", tmp_path / "view.png")
+    infer_image(artifact, tmp_path / "scene.tif", out, TileConfig(overlap=16))
+    for path in (out.mask, out.probabilities):
+        with rasterio.open(path) as ds:
+            assert ds.crs.to_epsg() == 4326 and ds.transform == transform and (ds.height, ds.width) == (130, 150)
+    ref = _reference(artifact, pixels.transpose(1, 2, 0))
+    ok = _confident(ref)
+    np.testing.assert_array_equal(tifffile.imread(out.mask)[ok], ref.argmax(0)[ok])

@@ -89,6 +89,13 @@ def test_geotiff_keeps_georeferencing(tmp_path, pixels):
     with rasterio.open(tmp_path / "out.tif") as ds:
         assert ds.crs.to_epsg() == 32633 and ds.transform == transform and ds.nodata == 255
         np.testing.assert_array_equal(ds.read(1), pixels[..., 0])
+    probs = pixels.astype(np.float16) / 255
+    with open_writer(tmp_path / "probs.tif", ".tif", 700, 530, 3, np.float16, georef) as w:  # GDAL has no float16
+        w.write(probs)
+    with tifffile.TiffFile(tmp_path / "probs.tif") as tif:
+        assert tif.pages.first.is_geotiff and tif.pages.first.dtype == np.float16
+    with rasterio.open(tmp_path / "probs.tif") as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform == transform
 
 
 @pytest.mark.parametrize("suffix,bands,dtype", [(".tif", 1, np.uint8), (".tif", 3, np.float16), (".png", 1, np.uint8)])
