@@ -27,7 +27,7 @@ from edgekit.manifest import Manifest
 from edgekit.runtime.artifact import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import BLENDS, TileLayout, Window
-from edgekit.tiling.io import ImageSource, open_image, open_writer
+from edgekit.tiling.io import WRITE_SUFFIXES, ImageSource, open_image, open_writer
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
 from edgekit.tiling.pixels import PixelMap, Preview
 
@@ -210,15 +210,18 @@ def _writers(stack: ExitStack, outputs: TileOutputs, source: ImageSource, classe
     writers = {"mask": stack.enter_context(open_writer(
         temps["mask"], outputs.mask.suffix, height, width, 1, np.uint8, source.georef, NODATA_CLASS))}
     if "probabilities" in temps:
-        if outputs.probabilities.suffix.lower() not in (".tif", ".tiff"):
-            raise InputError(f"probabilities are float16: write them to a .tif, not {outputs.probabilities.name}")
         writers["probabilities"] = stack.enter_context(open_writer(
             temps["probabilities"], outputs.probabilities.suffix, height, width, classes, np.float16, source.georef))
     return writers
 
 
 def check_outputs(outputs: TileOutputs) -> None:
-    """Fail before any work when an output folder is missing or not writable."""
+    """Fail before any work when an output's format is wrong or its folder is missing or not writable."""
+    formats = ((outputs.mask, WRITE_SUFFIXES, "the class mask"), (outputs.probabilities, (".tif", ".tiff"),
+               "float16 probabilities"), (outputs.preview, (".png",), "the preview"))
+    for path, suffixes, what in formats:
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise InputError(f"{what} is written as {' or '.join(suffixes)}, not {path.name}")
     for path in outputs.paths():
         folder = path.parent
         if not folder.is_dir():

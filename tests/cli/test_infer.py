@@ -104,6 +104,15 @@ def test_bad_images_give_one_line_and_no_output(artifact, scene, tmp_path, capsy
     assert _files(out) == []
 
 
+def test_wrong_output_formats_are_refused_before_work(artifact, scene, tmp_path, capsys):
+    for args, message in [(["-o", str(tmp_path / "m.jpg")], ".tif or .tiff or .png"),
+                          (["-o", str(tmp_path / "m.tif"), "--probabilities", str(tmp_path / "p.png")], "float16"),
+                          (["-o", str(tmp_path / "m.tif"), "--preview", str(tmp_path / "v.tif")], "preview")]:
+        assert main(["infer", str(artifact), str(scene), *args, "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "in"]
+
+
 def test_missing_or_unwritable_output_folder(artifact, scene, tmp_path, capsys):
     assert main(["infer", str(artifact), str(scene), "-o", str(tmp_path / "nope" / "m.tif"), "--no-progress"]) == 2
     assert "does not exist" in capsys.readouterr().err
