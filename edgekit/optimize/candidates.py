@@ -1,0 +1,88 @@
+"""Whole-model candidates: fp32, fp16, static int8 per calibration method, dynamic int8.
+
+Mixtures (static int8 with some nodes kept in float) are cut from the static int8 graphs by
+``edgekit.optimize.graph.mixed_precision_model``; the search decides which.
+
+* ``fp16``: ModelOpt AutoCast (the precision stage's fp16).
+* ``int8-<method>``: the precision stage's static int8, per-channel weights, for the target's
+  flavor (ONNX Runtime U8S8 Q/DQ on the cpu target, ModelOpt symmetric Q/DQ for TensorRT).
+* ``dynamic``: ONNX Runtime's dynamic quantization of MatMul / Gemm (weights int8, activations
+  quantized at run time), cpu target only: what ViT compression studies found best on CPUs.
+"""
+from __future__ import annotations
+
+__all__ = ["CandidateSpec", "candidate_specs", "make_candidate", "KINDS"]
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.build.calibration import CalibrationSet
+from edgekit.build.precision import PrecisionSpec, set_precision
+from edgekit.errors import ConfigError
+from edgekit.targets import Target
+
+KINDS = ("fp16", "int8", "dynamic")
+ORT_METHODS = ("max", "entropy", "percentile")
+TRT_METHODS = ("max", "entropy")
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One whole-model candidate: ``kind`` (fp32, fp16, int8, dynamic) and, for int8, ``method``."""
+
+    kind: str
+    method: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"int8-{self.method}" if self.kind == "int8" else self.kind
+
+
+def candidate_specs(target: Target, kinds: tuple[str, ...], methods: tuple[str, ...] | None) -> list[CandidateSpec]:
+    """The candidates to measure on ``target``: fp32 always, then ``kinds`` where they apply."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ConfigError(f"unknown candidate kind {', '.join(sorted(unknown))}; choose from {', '.join(KINDS)}")
+    allowed = TRT_METHODS if target.is_tensorrt else ORT_METHODS
+    methods = tuple(methods or allowed)
+    bad = [m for m in methods if m not in allowed]
+    if bad:
+        raise ConfigError(f"calibration method {bad[0]!r} is not for {target.name}; choose from {', '.join(allowed)}")
+    specs = [CandidateSpec("fp32")]
+    if "fp16" in kinds:
+        specs.append(CandidateSpec("fp16"))
+    if "int8" in kinds:
+        specs += [CandidateSpec("int8", m) for m in methods]
+    if "dynamic" in kinds and not target.is_tensorrt:
+        specs.append(CandidateSpec("dynamic"))
+    return specs
+
+
+def make_candidate(spec: CandidateSpec, fp32: Path, out: Path, target: Target, calib: CalibrationSet | None,
+                   calib_samples: int | None) -> Path | None:
+    """Write ``spec``'s graph of ``fp32`` to ``out``; None when it does not apply to this model."""
+    flavor = "tensorrt" if target.is_tensorrt else "onnxruntime"
+    if spec.kind == "fp32":
+        return Path(fp32)
+    if spec.kind == "dynamic":
+        return _dynamic_int8(fp32, out)
+    precision = PrecisionSpec(spec.kind, flavor=flavor, calib_method=spec.method or "max", calib_samples=calib_samples)
+    set_precision(fp32, out, precision, calib)
+    return Path(out)
+
+
+def _dynamic_int8(fp32: Path, out: Path) -> Path | None:
+    """ONNX Runtime dynamic int8 of MatMul / Gemm with constant weights; None when there are none."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from edgekit.build.precision import _quiet
+
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    if not any(n.op_type in ("MatMul", "Gemm") and any(i in inits for i in n.input) for n in graph.node):
+        return None
+    with _quiet():
+        quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                         per_channel=False)
+    return Path(out)

@@ -1,0 +1,101 @@
+"""optimize end to end on the fragile segmenter: sensitivity, latency awareness, cache, infeasible.
+
+ONNX Runtime runs the tiny graphs faster in float (int8 kernels cost more than they save at
+16x16), so latency is injected where a test needs quantization to pay: 10 ms minus 2 ms per
+quantized conv1 / conv2, plus 1 ms when conv3 is quantized (its int8 form is slower).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import ConfigError
+from edgekit.optimize import Constraints, OptimizeConfig, optimize
+from edgekit.optimize.cost import NodeCost
+from edgekit.optimize.graph import quantized_nodes
+from edgekit.runtime.artifact import load_artifact
+from tests.optimize.optimize_fixtures import fragile_setup
+
+GAIN = {"conv1": 2.0, "conv2": 2.0, "conv3": -1.0}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    return fragile_setup(tmp_path_factory.mktemp("fragile"))
+
+
+@pytest.fixture
+def counted(monkeypatch) -> dict:
+    """Injected latency and per-node costs; counts every measurement made."""
+    import edgekit.optimize.evaluate as evaluate
+    import edgekit.optimize.pipeline as pipeline
+
+    calls = {"latency": 0, "accuracy": 0, "costs": 0}
+    accuracy = evaluate.Evaluator.accuracy
+
+    def latency(path, feed, runs=5, threads=0):
+        calls["latency"] += 1
+        return 10.0 - sum(GAIN[n] for n in quantized_nodes(path))
+
+    def costs(fp32, qdq, nodes, feed, runs=5, threads=0):
+        calls["costs"] += 1
+        return {n: NodeCost(3.0, 3.0 - GAIN[n]) for n in nodes}
+
+    def counted_accuracy(self, path):
+        calls["accuracy"] += 1
+        return accuracy(self, path)
+
+    monkeypatch.setattr(evaluate, "measure_latency", latency)
+    monkeypatch.setattr(pipeline, "profiled_node_costs", costs)
+    monkeypatch.setattr(evaluate.Evaluator, "accuracy", counted_accuracy)
+    return calls
+
+
+def _config(setup: dict, cache: Path | None) -> OptimizeConfig:
+    return OptimizeConfig(task="segmentation", calib=setup["calib"], val=setup["val"], calib_methods=("max",),
+                          candidates=("int8",), calib_samples=8, cache=cache)
+
+
+def test_fragile_conv_and_slow_conv_stay_float(setup, counted, tmp_path):
+    result = optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=40.0), _config(setup, tmp_path / "cache"))
+    report = result.report
+    assert report.chosen.name.startswith("mixed")
+    assert set(report.chosen.float_nodes) == {"conv2", "conv3"}
+    assert max(report.regions.items(), key=lambda kv: kv[1]["sensitivity"])[0] == "net.b"
+    reasons = {d["node"]: d["reason"] for d in report.search["decisions"]}
+    assert reasons["conv2"].startswith("sensitive") and reasons["conv3"].startswith("slower quantized")
+    artifact = load_artifact(tmp_path / "out")
+    assert artifact.manifest.precision == "int8" and artifact.manifest.engine_file
+    assert quantized_nodes(artifact.model_path) == {"conv1"}
+    assert (tmp_path / "out" / "report.md").read_text().count("conv2") >= 1
+
+
+def test_rerun_with_another_budget_measures_nothing(setup, counted, tmp_path):
+    config = _config(setup, tmp_path / "cache")
+    optimize(str(setup["model"]), tmp_path / "a", Constraints(max_drop=40.0), config)
+    assert counted["accuracy"] > 0 and counted["latency"] > 0 and counted["costs"] == 1
+    before = dict(counted)
+    second = optimize(str(setup["model"]), tmp_path / "b", Constraints(max_drop=100.0), config)
+    assert counted == before
+    assert second.report.cache["measured"] == 0 and second.report.cache["hits"] > 0
+    assert second.report.chosen.latency_ms <= 8.0  # a looser budget quantizes the fragile conv too
+
+
+def test_infeasible_constraints_write_nothing(setup, counted, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=1.0, max_latency_ms=1.0), _config(setup, None))
+    message = str(info.value)
+    assert "\n" not in message and "best reachable" in message and "fp32 10.0 ms" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_masks_the_metric_is_agreement(setup, counted, tmp_path):
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(setup["val"], val, ignore=shutil.ignore_patterns("masks"))
+    config = OptimizeConfig(task="segmentation", val=val, candidates=(), cache=None)
+    result = optimize(str(setup["model"]), tmp_path / "out", Constraints(), config)
+    assert result.report.chosen.name == "fp32"
+    assert "agreement" in result.report.metric_name and any("no ground-truth" in n for n in result.report.notes)
