@@ -138,6 +138,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
     with os.fdopen(fd, "w") as f:
         json.dump(manifest.to_dict(), f, indent=2)
         f.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, folder / MANIFEST_NAME)
     return folder / MANIFEST_NAME
 
