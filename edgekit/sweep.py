@@ -1,0 +1,216 @@
+"""`edgekit sweep`: build and profile recipes x precisions x input sizes for one target.
+
+Each combination is built (`edgekit build`) and profiled on this machine (`profile_artifact`),
+and scored against ground-truth masks where the recipe has trained weights and a validation
+set with masks is given; otherwise its row says "speed only". The report is a dataclass;
+the table, Markdown, JSON and the plot (latency against accuracy, or against size when no row
+has an accuracy, with the Pareto front marked) are made from it.
+"""
+from __future__ import annotations
+
+__all__ = ["SweepConfig", "SweepRow", "SweepReport", "sweep", "pareto_front", "plot_sweep"]
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from edgekit.errors import ConfigError
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep and how long to time each artifact.
+
+    Attributes:
+        sizes: input sizes (None: the recipe's own).
+        calib: calibration images (int8 rows need them).
+        val: validation images with ``masks/`` (accuracy of trained recipes).
+        warmup_s / duration_s: timing of each artifact (see edgekit.profile).
+        keep: folder to keep the artifacts in (None: a temporary one).
+    """
+
+    target: str = "cpu"
+    precisions: tuple[str, ...] = ("fp32",)
+    sizes: tuple[tuple[int, int] | None, ...] = (None,)
+    calib: Path | None = None
+    val: Path | None = None
+    warmup_s: float = 0.5
+    duration_s: float = 2.0
+    keep: Path | None = None
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One recipe at one precision and input size on the target.
+
+    Attributes:
+        p50_ms / p99_ms: latency per image (batch 1), end to end.
+        mpx_s: throughput in megapixels per second.
+        size_mb: deployable model file; params: parameters after reparameterization.
+        accuracy: mIoU (or top-1) in points against ground truth; None: speed only.
+    """
+
+    recipe: str
+    precision: str
+    input_hw: tuple[int, int]
+    p50_ms: float
+    p99_ms: float
+    mpx_s: float
+    size_mb: float
+    params: int | None
+    accuracy: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe} {self.input_hw[0]}x{self.input_hw[1]} {self.precision}"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"accuracy_note": "mIoU vs ground truth" if self.accuracy is not None else "speed only"}
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    target: str
+    device: str
+    rows: tuple[SweepRow, ...]
+
+    HEADER = ("recipe", "input", "precision", "p50 ms", "p99 ms", "Mpx/s", "size MB", "params M", "accuracy")
+
+    def table_rows(self) -> list[list[str]]:
+        return [[r.recipe, f"{r.input_hw[0]}x{r.input_hw[1]}", r.precision, f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+                 f"{r.mpx_s:.2f}", f"{r.size_mb:.1f}", "-" if r.params is None else f"{r.params / 1e6:.1f}",
+                 "speed only" if r.accuracy is None else f"{r.accuracy:.2f} mIoU"] for r in self.rows]
+
+    def to_markdown(self) -> str:
+        lines = [f"Sweep on {self.target} ({self.device}), batch 1, end-to-end latency on ONNX Runtime.", "",
+                 "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in self.table_rows()]) + "\n"
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "device": self.device, "rows": [r.to_dict() for r in self.rows]}
+
+    def write_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def sweep(recipes: list[str], config: SweepConfig = SweepConfig(), progress: Progress | None = None) -> SweepReport:
+    """Build and profile every recipe x precision x size; see SweepReport."""
+    from edgekit.targets import load_target
+
+    say = progress or (lambda _m: None)
+    target = load_target(config.target)
+    if target.is_tensorrt:
+        raise ConfigError(f"sweep measures on this machine; {target.name} needs its device: run the sweep there "
+                          "(or --target cpu here)")
+    if "int8" in config.precisions and config.calib is None:
+        raise ConfigError("--precision int8 needs a calibration set: --calib FOLDER")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-sweep-") as tmp:
+        root = Path(config.keep) if config.keep else Path(tmp)
+        for recipe in recipes:
+            for size in config.sizes:
+                for precision in config.precisions:
+                    rows.append(_one(recipe, size, precision, config, root, say))
+    return SweepReport(target.name, _cpu_name(), tuple(rows))
+
+
+def _cpu_name() -> str:
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def _one(recipe: str, size, precision: str, config: SweepConfig, root: Path, say: Progress) -> SweepRow:
+    from edgekit.build.pipeline import BuildConfig, build
+    from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
+
+    name = Path(recipe).stem
+    folder = root / f"{name}-{'native' if size is None else f'{size[0]}x{size[1]}'}-{precision}"
+    say(f"build {name} {precision}{'' if size is None else f' {size[0]}x{size[1]}'}")
+    built = build(recipe, folder, BuildConfig(target=config.target, precision=precision, input_size=size,
+                                              calib=config.calib, val=config.val, latency_runs=0), progress=say)
+    say(f"profile {folder.name}")
+    timing = TimingConfig(warmup_s=config.warmup_s, duration_s=config.duration_s, min_iterations=5)
+    prof = profile_artifact(folder, ProfileConfig(timing=timing, power=False))
+    batch = prof.batches[0]
+    params = next((s.params for s in built.report.stages if s.stage == "source"), None)
+    model = folder / built.manifest.model_file
+    return SweepRow(name, precision, tuple(prof.input_hw), batch.end_to_end.p50 / batch.batch, batch.end_to_end.p99 / batch.batch,
+                    batch.mpx_per_s, model.stat().st_size / 1e6, params, _accuracy(built, model, config))
+
+
+def _accuracy(built, model: Path, config: SweepConfig) -> float | None:
+    """mIoU in points against ground truth, for trained weights and a validation set with masks."""
+    trained = bool(built.report.details.get("source", {}).get("checkpoint")) or _recipe_trained(built)
+    if not trained or config.val is None or not (Path(config.val) / "masks").is_dir():
+        return None
+    from edgekit.optimize.evaluate import Evaluator, ValidationData
+
+    m = built.manifest
+    data = ValidationData(config.val, tuple(m.tile), m.preprocess, m.batch if isinstance(m.batch, int) else 1)
+    return 100 * Evaluator(model, data, m.task).reference.metric
+
+
+def _recipe_trained(built) -> bool:
+    path = built.report.details.get("source", {}).get("recipe")
+    if not path:
+        return False
+    from edgekit.recipes import load_recipe
+
+    return load_recipe(path).checkpoint is not None
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
+    """Indices of the points no other point beats on both axes (x: lower is better), by x."""
+    def beats(a, b) -> bool:
+        y_ok = a[1] >= b[1] if higher_is_better else a[1] <= b[1]
+        y_strict = a[1] > b[1] if higher_is_better else a[1] < b[1]
+        return a[0] <= b[0] and y_ok and (a[0] < b[0] or y_strict)
+
+    front = [i for i, p in enumerate(points) if not any(beats(q, p) for j, q in enumerate(points) if j != i)]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_sweep(report: SweepReport, path: Path) -> Path:
+    """Latency (x) against accuracy, or against size when no row has an accuracy; Pareto front marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = [r for r in report.rows if r.accuracy is not None] or list(report.rows)
+    by_accuracy = rows[0].accuracy is not None if rows else False
+    points = [(r.p50_ms, r.accuracy if by_accuracy else r.size_mb) for r in rows]
+    front = pareto_front(points, higher_is_better=by_accuracy)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    for i, (r, (x, y)) in enumerate(zip(rows, points)):
+        ax.scatter(x, y, s=60 if i in front else 30, color="tab:red" if i in front else "tab:blue", zorder=3)
+        ax.annotate(r.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:red", label="Pareto front")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.margins(x=0.3, y=0.12)
+    ax.set_xlabel("latency p50 per image (ms, log scale)")
+    ax.set_ylabel("mIoU vs ground truth (points)" if by_accuracy else "model size (MB), speed only: untrained")
+    ax.set_title(f"edgekit sweep on {report.target}: " + ("latency vs accuracy" if by_accuracy else "latency vs size"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

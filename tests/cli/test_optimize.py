@@ -1,0 +1,43 @@
+"""`edgekit optimize` from the command line: an artifact, or one line and no artifact."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgekit.cli.main import main
+from tests.optimize.optimize_fixtures import fragile_setup
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict:
+    return fragile_setup(tmp_path_factory.mktemp("cli-fragile"))
+
+
+def _args(setup, out, *extra) -> list[str]:
+    return ["optimize", str(setup["model"]), "-o", str(out), "--task", "segmentation", "--calib", str(setup["calib"]),
+            "--val", str(setup["val"]), "--candidates", "int8", "--calib-methods", "max", "--calib-samples", "8",
+            "--no-cache", *extra]
+
+
+def test_optimize_writes_a_build_layout_artifact(setup, tmp_path, capsys):
+    assert main(_args(setup, tmp_path / "out", "--max-drop", "1")) == 0, capsys.readouterr().err
+    for name in ("manifest.json", "model.onnx", "model.ort.onnx", "report.json", "report.md"):
+        assert (tmp_path / "out" / name).is_file()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["chosen"]["drop"] <= 1.0 and {c["name"] for c in report["candidates"]} >= {"fp32", "int8-max"}
+    assert "chosen:" in capsys.readouterr().out
+
+
+def test_infeasible_is_one_line_exit_2_and_no_artifact(setup, tmp_path, capsys):
+    assert main(_args(setup, tmp_path / "out", "--max-latency", "0.000001ms")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "best reachable" in err and "fp32" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_validation_set_names_the_option(setup, tmp_path, capsys):
+    args = _args(setup, tmp_path / "out")
+    args[args.index("--val") + 1] = str(tmp_path / "nowhere")
+    assert main(args) == 2
+    assert "--val" in capsys.readouterr().err

@@ -1,0 +1,43 @@
+"""`edgekit sweep` on two tiny recipes, end to end (build, profile, table, JSON, Markdown, plot)."""
+from __future__ import annotations
+
+import json
+
+from edgekit.cli.main import main
+from edgekit.sweep import SweepReport, SweepRow, pareto_front
+from tests.conftest import write_recipe
+
+
+def test_sweep_two_tiny_recipes(tmp_path, capsys):
+    a = write_recipe(tmp_path, "tiny_convnext", "test_convnext", "fpn", 64)
+    b = write_recipe(tmp_path, "tiny_resnet", "test_resnet", "linear", 64)
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(a), str(b), "--input-size", "64", "--duration", "0.2", "--plot", str(out) + ".png",
+                 "--json", str(out) + ".json", "--markdown", str(out) + ".md"])
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((tmp_path / "sweep.json").read_text())["rows"]
+    assert {(r["recipe"], tuple(r["input_hw"])) for r in rows} == {(n, (s, s)) for n in ("tiny_convnext", "tiny_resnet") for s in (64,)}
+    assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] and r["mpx_s"] > 0 and r["params"] > 0 for r in rows)
+    assert all(r["accuracy"] is None and r["accuracy_note"] == "speed only" for r in rows)
+    assert (tmp_path / "sweep.md").read_text().count("speed only") == 2
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_int8_without_calibration_is_a_one_line_error(tmp_path, capsys):
+    a = write_recipe(tmp_path)
+    assert main(["sweep", str(a), "--precision", "fp32,int8"]) == 2
+    err = capsys.readouterr().err
+    assert "--calib" in err and err.count("\n") == 1
+
+
+def test_pareto_front():
+    points = [(10, 80.0), (5, 70.0), (20, 85.0), (12, 75.0), (5, 60.0)]
+    assert pareto_front(points, higher_is_better=True) == [1, 0, 2]
+    assert pareto_front([(1, 5.0), (2, 1.0), (3, 2.0)], higher_is_better=False) == [0, 1]
+
+
+def test_markdown_says_speed_only_for_untrained_rows():
+    rows = (SweepRow("m", "fp32", (64, 64), 2.0, 3.0, 1.5, 0.4, 1000, None),
+            SweepRow("n", "int8", (64, 64), 1.0, 1.5, 3.0, 0.1, 1000, 91.5))
+    text = SweepReport("cpu", "test cpu", rows).to_markdown()
+    assert "speed only" in text and "91.50 mIoU" in text
