@@ -19,6 +19,7 @@ from pathlib import Path
 from edgekit.build.calibration import CalibrationSet
 from edgekit.build.precision import PrecisionSpec, set_precision
 from edgekit.errors import ConfigError
+from edgekit.optimize.graph import QUANTIZABLE_OPS
 from edgekit.targets import Target
 
 KINDS = ("fp16", "int8", "dynamic")
@@ -66,7 +67,11 @@ def make_candidate(spec: CandidateSpec, fp32: Path, out: Path, target: Target, c
         return Path(fp32)
     if spec.kind == "dynamic":
         return _dynamic_int8(fp32, out)
-    precision = PrecisionSpec(spec.kind, flavor=flavor, calib_method=spec.method or "max", calib_samples=calib_samples)
+    # Q/DQ on Conv / MatMul / Gemm only: mixtures bypass a node's Q/DQ pairs, which is exact only
+    # where no other op (e.g. a Relu folded into a Q range) was quantized
+    op_types = QUANTIZABLE_OPS if flavor == "onnxruntime" else None
+    precision = PrecisionSpec(spec.kind, flavor=flavor, calib_method=spec.method or "max", calib_samples=calib_samples,
+                              op_types=op_types)
     set_precision(fp32, out, precision, calib)
     return Path(out)
 

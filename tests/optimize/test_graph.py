@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.optimize.graph import mixed_precision_model, quantized_nodes, regions_from_onnx
+from edgekit.optimize.graph import QUANTIZABLE_OPS, mixed_precision_model, quantized_nodes, regions_from_onnx
 from tests.optimize.optimize_fixtures import NODES, SIZE, fragile_setup
 
 
@@ -18,7 +18,7 @@ def graphs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("graph")
     setup = fragile_setup(root)
     qdq = root / "int8.onnx"
-    set_precision(setup["model"], qdq, PrecisionSpec("int8", calib_method="max"), CalibrationSet(setup["calib"], (SIZE, SIZE)))
+    set_precision(setup["model"], qdq, PrecisionSpec("int8", calib_method="max", op_types=QUANTIZABLE_OPS), CalibrationSet(setup["calib"], (SIZE, SIZE)))
     return setup | {"qdq": qdq, "x": np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)}
 
 
