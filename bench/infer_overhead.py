@@ -5,10 +5,11 @@ excluded) and the same number of tiles and batch size:
   bare:  runner.infer on ready-made batches of real tiles, nothing else (no reading, no stitching);
   infer: infer_image end to end: JPEG decode, windowed reads, preprocessing, inference, softmax,
          band blending, mask writing (tiled TIFF), in the overlapped pipeline.
-The bare runner is timed before and after the tiled run and averaged, since other work on the
-machine drifts. Mpx/s counts image pixels for both (tiles x tile area would favour neither).
+Other work on the machine drifts, so either the bare runner is timed before and after the whole
+image and averaged, or (``--strip-rows N``) the image is cut into strips and bare / tiled runs
+alternate strip by strip in ABBA order; the totals give the ratio. Mpx/s counts image pixels.
 
-    python bench/infer_overhead.py ARTIFACT [--overlap 64] [--blend gaussian] [--batch N]
+    python bench/infer_overhead.py ARTIFACT [--strip-rows 1024] [--overlap 64] [--blend gaussian] [--batch N]
 """
 from __future__ import annotations
 
@@ -48,6 +49,22 @@ def real_batch(plan, source) -> np.ndarray:
     return np.stack(tiles)
 
 
+def strips(image: Path, rows: int, scratch: Path) -> list[Path]:
+    """The image cut into horizontal strips of ``rows`` rows (the last one taller), saved as .npy."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    with Image.open(image) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    starts = list(range(0, pixels.shape[0] - rows + 1, rows))
+    paths = []
+    for i, top in enumerate(starts):
+        bottom = pixels.shape[0] if i == len(starts) - 1 else top + rows
+        paths.append(scratch / f"strip{i}.npy")
+        np.save(paths[-1], pixels[top:bottom])
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("artifact", type=Path)
@@ -56,31 +73,43 @@ def main() -> None:
     parser.add_argument("--blend", default="gaussian")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--strip-rows", type=int, default=0,
+                        help="interleave bare and tiled runs strip by strip (0: whole image, bare before and after)")
     args = parser.parse_args()
     image = args.image or data_dir() / "shadedrelief.jpg"
     artifact = load_artifact(args.artifact)
     config = TileConfig(args.overlap, args.blend, args.batch, threads=args.threads)
-    with artifact.runner(threads=args.threads) as runner, open_image(image) as source:
-        plan = plan_for(artifact.manifest, runner, source, config)
-        batch = real_batch(plan, source)
-    h, w, _ = source.shape
-    tiles = len(plan.layout)
-    batches = -(-tiles // plan.batch)
-    mpx = h * w / 1e6
     m = artifact.manifest
+    with tempfile.TemporaryDirectory() as tmp, artifact.runner(threads=args.threads) as runner:
+        parts = strips(image, args.strip_rows, Path(tmp)) if args.strip_rows else [image]
+        bare = infer = 0.0
+        tiles = pixels = 0
+        for i, part in enumerate(parts):
+            with open_image(part) as source:
+                plan = plan_for(m, runner, source, config)
+                batch = real_batch(plan, source)
+            n = -(-len(plan.layout) // plan.batch)
+            run = lambda: infer_image(artifact, part, TileOutputs(Path(tmp) / "mask.tif"), config, runner=runner)
+            if len(parts) == 1:  # bare before and after, averaged
+                b0 = bare_seconds(runner, plan, batch, n)
+                result = run()
+                b = (b0 + bare_seconds(runner, plan, batch, n)) / 2
+            elif i % 2 == 0:  # ABBA order so drift cancels
+                b, result = bare_seconds(runner, plan, batch, n), run()
+            else:
+                result, b = run(), bare_seconds(runner, plan, batch, n)
+            bare, infer = bare + b, infer + result.seconds
+            tiles, pixels = tiles + len(plan.layout), pixels + source.shape[0] * source.shape[1]
+            print(f"  part {i}: {source.shape[1]}x{source.shape[0]}, {len(plan.layout)} tiles: bare {b:.1f} s, "
+                  f"infer {result.seconds:.1f} s, ratio {b / result.seconds:.3f}, peak RSS {result.peak_rss_mb:.0f} MiB",
+                  flush=True)
+    mpx = pixels / 1e6
     print(f"artifact {args.artifact} ({m.source.get('name', '?')}, {m.precision}, {m.backend}), tile "
-          f"{m.tile[0]}x{m.tile[1]}, batch {plan.batch}; image {image.name} {w}x{h}; {tiles} tiles "
-          f"({batches} batches), overlap {args.overlap}, blend {args.blend}; {os.cpu_count()} CPU cores")
-    with artifact.runner(threads=args.threads) as runner, tempfile.TemporaryDirectory() as tmp:
-        before = bare_seconds(runner, plan, batch, batches)
-        result = infer_image(artifact, image, TileOutputs(Path(tmp) / "mask.tif"), config, runner=runner)
-        after = bare_seconds(runner, plan, batch, batches)
-    bare = (before + after) / 2
-    print(f"bare runner : {bare:7.1f} s ({before:.1f} before, {after:.1f} after), {mpx / bare:6.2f} Mpx/s, "
-          f"{tiles / bare:6.2f} tiles/s")
-    print(f"edgekit infer: {result.seconds:7.1f} s, {result.mpx_per_s:6.2f} Mpx/s, {result.tiles_per_s:6.2f} tiles/s, "
-          f"peak RSS {result.peak_rss_mb:.0f} MiB")
-    print(f"ratio infer / bare throughput: {bare / result.seconds:.3f} (target >= 0.9)")
+          f"{m.tile[0]}x{m.tile[1]}, batch {plan.batch}; image {image.name}, {len(parts)} part(s), {tiles} tiles, "
+          f"overlap {args.overlap}, blend {args.blend}; {os.cpu_count()} CPU cores")
+    print(f"bare runner  : {bare:7.1f} s, {mpx / bare:6.3f} Mpx/s, {tiles / bare:6.2f} tiles/s")
+    print(f"edgekit infer: {infer:7.1f} s, {mpx / infer:6.3f} Mpx/s, {tiles / infer:6.2f} tiles/s")
+    print(f"ratio infer / bare throughput: {bare / infer:.3f} (target >= 0.9)")
 
 
 if __name__ == "__main__":
