@@ -15,7 +15,7 @@ import resource
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -26,7 +26,7 @@ from edgekit.errors import ConfigError, InputError
 from edgekit.manifest import Manifest
 from edgekit.runtime.artifact import Artifact, load_artifact
 from edgekit.runtime.base import Runner
-from edgekit.tiling.geometry import BLENDS, TileLayout, Window
+from edgekit.tiling.geometry import BLENDS, TileLayout
 from edgekit.tiling.io import WRITE_SUFFIXES, ImageSource, open_image, open_writer
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
 from edgekit.tiling.pixels import PixelMap, Preview
@@ -91,7 +91,6 @@ class InferResult:
     backend: str
     peak_rss_mb: float
     stitch_mb: float
-    extra: dict = field(default_factory=dict)
 
     @property
     def tiles_per_s(self) -> float:
