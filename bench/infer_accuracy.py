@@ -56,7 +56,7 @@ def main() -> None:
                 iou = iou_from_confusion(confusion(truth, tifffile.imread(out), len(CLASSES)))
                 miou = float(np.nanmean(iou))
                 reference = miou if reference is None else reference
-                print(f"{str(folder)[-32:]:32s} {artifact.manifest.precision:9s} {blend:9s} {100 * miou:7.2f} "
+                print(f"{folder.name[-32:]:32s} {artifact.manifest.precision:9s} {blend:9s} {100 * miou:7.2f} "
                       f"{100 * (miou - reference):+7.2f}  " + " ".join(f"{100 * v:7.2f}" for v in iou)
                       + f" {result.seconds:6.1f}")
 
