@@ -222,3 +222,14 @@ def test_geotiff_in_georeferenced_outputs_out(artifact, tmp_path):
     ref = _reference(artifact, pixels.transpose(1, 2, 0))
     ok = _confident(ref)
     np.testing.assert_array_equal(tifffile.imread(out.mask)[ok], ref.argmax(0)[ok])
+
+
+@pytest.mark.parametrize("layout", [{"rowsperstrip": 5, "bigtiff": True}, {"tile": (48, 80), "compression": "zlib"}])
+def test_tiff_layouts_give_the_npy_result(artifact, tmp_path, layout):
+    pixels = np.random.default_rng(8).integers(0, 256, (170, 230, 3), dtype=np.uint8)
+    _, reference, _ = _run(artifact, pixels, tmp_path, TileConfig(overlap=16), "ref")
+    tifffile.imwrite(tmp_path / "scene.tif", pixels, photometric="rgb", **layout)
+    infer_image(artifact, tmp_path / "scene.tif", tmp_path / "mask.png", TileConfig(overlap=16))
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "mask.png")), reference)
