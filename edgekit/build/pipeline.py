@@ -251,9 +251,13 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
     held = _held_out(config, calib, samples, size, recipe, batch)
     parity, check = "", None
     if held is not None:
-        check = verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop, raise_on_fail=src.trained)
+        masks = Path(held.source) / "masks" if held.source.is_dir() and (held.source / "masks").is_dir() else None
+        check = verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop,
+                                 raise_on_fail=src.trained, masks=masks)
         metric = f"mIoU {check.miou:.4f}" if check.miou is not None else f"top-1 {check.agreement:.4f}"
         parity = f"agree {100 * check.agreement:.2f}%, {metric} vs fp32"
+        if check.drop_basis == "ground truth":
+            parity += f"; mIoU vs truth {100 * check.miou_truth:.2f} (fp32 {100 * check.miou_truth_reference:.2f})"
         if not src.trained:
             parity += " (random weights: not enforced)"
     else:
@@ -264,7 +268,8 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
         parity = f"{_rel(error)} (random input: no held-out images)"
     detail = (f"{spec.flavor} flavor, {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
               f"{result.calib_samples} calibration images ({spec.calib_method})"
-              + (f", verified on {check.images} held-out images (max drop {target.max_accuracy_drop} points)" if check else ""))
+              + (f", verified on {check.images} held-out images: drop {check.drop:.2f} points ({check.drop_basis}), "
+                 f"tolerance {target.max_accuracy_drop}" if check else ""))
     records.append(StageRecord(
         f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
         _onnx_latency(deploy, _feed_for(deploy), config.latency_runs), detail))
