@@ -7,7 +7,7 @@ FP32's argmax; classification ((N, classes)): top-1 agreement.
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionCheck", "verify_precision", "TASKS"]
+__all__ = ["PrecisionCheck", "verify_precision", "require", "TASKS"]
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,11 +84,18 @@ def verify_precision(
             stats.add(_first(ref.infer({name: batch})), _first(cand.infer({name: batch})),
                       next(labels) if labels is not None else None)
     check = stats.check(task, len(images.items), max_drop)
-    if raise_on_fail and not check.passed:
-        metric = "mIoU" if task == "segmentation" else "top-1 agreement"
+    if raise_on_fail:
+        require(check, Path(candidate).name)
+    return check
+
+
+def require(check: PrecisionCheck, name: str) -> PrecisionCheck:
+    """Raise ParityError when ``check`` did not pass; return it otherwise."""
+    if not check.passed:
+        metric = "mIoU" if check.task == "segmentation" else "top-1 agreement"
         raise ParityError(
-            f"{Path(candidate).name} loses {check.drop:.2f} points of {metric} ({check.drop_basis}) on "
-            f"{check.images} held-out images (tolerance {max_drop}); try --calib-method max|percentile, "
+            f"{name} loses {check.drop:.2f} points of {metric} ({check.drop_basis}) on "
+            f"{check.images} held-out images (tolerance {check.max_drop}); try --calib-method max|percentile, "
             "more calibration images, nodes to exclude, fp16, or `edgekit optimize`"
         )
     return check
