@@ -17,7 +17,7 @@ def models() -> None:
         table.add_column(col, no_wrap=True)
     table.add_column("summary")
     for r in list_recipes():
-        table.add_row(r.name, r.task, f"{r.input_size[0]}x{r.input_size[1]}", "trained" if r.trained else "random", r.summary)
+        table.add_row(r.name, r.task, f"{r.input_size[0]}x{r.input_size[1]}", _weights(r), r.summary)
     Console().print(table)
 
 
@@ -32,3 +32,9 @@ def targets() -> None:
         table.add_row(t.name, t.backend, t.compute_capability or "-", t.tensorrt or "-", str(t.dla_cores),
                       f"{t.tile} x {t.batch}", t.summary)
     Console().print(table)
+
+
+def _weights(recipe) -> str:
+    if not recipe.trained:
+        return "random"
+    return "trained" if recipe.checkpoint.is_file() else "missing (train: scripts/train_demo.py)"
