@@ -6,6 +6,9 @@ Mixtures (static int8 with some nodes kept in float) are cut from the static int
 * ``fp16``: ModelOpt AutoCast (the precision stage's fp16).
 * ``int8-<method>``: the precision stage's static int8, per-channel weights, for the target's
   flavor (ONNX Runtime U8S8 Q/DQ on the cpu target, ModelOpt symmetric Q/DQ for TensorRT).
+* ``int8-<method>-all`` (cpu target): ONNX Runtime's static int8 of every op type it quantizes, as
+  ``edgekit build --precision int8`` makes it; often the fastest on the CPU, but no mixture is cut
+  from it (removing a node's Q/DQ pair there could drop an op folded into a quantized range).
 * ``dynamic``: ONNX Runtime's dynamic quantization of MatMul / Gemm (weights int8, activations
   quantized at run time), cpu target only: what ViT compression studies found best on CPUs.
 """
@@ -33,10 +36,13 @@ class CandidateSpec:
 
     kind: str
     method: str | None = None
+    all_ops: bool = False
 
     @property
     def name(self) -> str:
-        return f"int8-{self.method}" if self.kind == "int8" else self.kind
+        if self.kind != "int8":
+            return self.kind
+        return f"int8-{self.method}-all" if self.all_ops else f"int8-{self.method}"
 
 
 def candidate_specs(target: Target, kinds: tuple[str, ...], methods: tuple[str, ...] | None) -> list[CandidateSpec]:
@@ -54,6 +60,8 @@ def candidate_specs(target: Target, kinds: tuple[str, ...], methods: tuple[str, 
         specs.append(CandidateSpec("fp16"))
     if "int8" in kinds:
         specs += [CandidateSpec("int8", m) for m in methods]
+        if not target.is_tensorrt:  # plain `build --precision int8`: every op type, no mixtures cut from it
+            specs.append(CandidateSpec("int8", methods[0], all_ops=True))
     if "dynamic" in kinds and not target.is_tensorrt:
         specs.append(CandidateSpec("dynamic"))
     return specs
@@ -69,7 +77,7 @@ def make_candidate(spec: CandidateSpec, fp32: Path, out: Path, target: Target, c
         return _dynamic_int8(fp32, out)
     # Q/DQ on Conv / MatMul / Gemm only: mixtures bypass a node's Q/DQ pairs, which is exact only
     # where no other op (e.g. a Relu folded into a Q range) was quantized
-    op_types = QUANTIZABLE_OPS if flavor == "onnxruntime" else None
+    op_types = QUANTIZABLE_OPS if flavor == "onnxruntime" and not spec.all_ops else None
     precision = PrecisionSpec(spec.kind, flavor=flavor, calib_method=spec.method or "max", calib_samples=calib_samples,
                               op_types=op_types)
     set_precision(fp32, out, precision, calib)

@@ -265,7 +265,7 @@ def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[li
 
 def _mixed(run: _Run, candidates: list[Measurement], files: dict, constraints: Constraints):
     """Sensitivity, costs and search on the int8 graph that lost least."""
-    int8 = [m for m in candidates if m.name.startswith("int8-")]
+    int8 = [m for m in candidates if m.name.startswith("int8-") and not m.name.endswith("-all")]
     if not int8:
         return None, (), {}, {}, None
     best = min(int8, key=lambda m: (m.drop, m.latency_ms))
