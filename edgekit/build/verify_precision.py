@@ -115,8 +115,11 @@ def _mask_batches(images: CalibrationSet, masks: Path):
                 raise ConfigError(f"no ground-truth mask {path} for {sample.path.name}")
             label = np.asarray(Image.open(path))
             lh, lw = label.shape[:2]
-            if lh < h or lw < w:
-                raise ConfigError(f"mask {path.name} ({lw}x{lh}) is smaller than the model input {w}x{h}")
+            cover = max(h / lh, w / lw)
+            if images.fit == "resize" or cover > 1:  # the image was scaled: scale its labels alike (nearest)
+                size = (max(w, round(lw * cover)), max(h, round(lh * cover)))
+                label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
+                lh, lw = label.shape[:2]
             top, left = (lh - h) // 2, (lw - w) // 2
             batch.append(label[top : top + h, left : left + w])
         yield np.stack(batch)

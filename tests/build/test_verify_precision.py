@@ -46,3 +46,12 @@ def test_failing_drop_and_missing_mask_are_clear(tmp_path, val):
     cand = tiny_segmenter_onnx(tmp_path / "cand.onnx", size=32, seed=5)
     with pytest.raises(ParityError, match="agreement with fp32"):
         verify_precision(ref, cand, images, "segmentation", max_drop=0.01)
+
+
+def test_masks_follow_images_enlarged_to_the_input(tmp_path, val):
+    """32x32 tiles feed a 64x64 model: images are enlarged, their masks too (nearest)."""
+    ref = tiny_segmenter_onnx(tmp_path / "ref.onnx", size=64, seed=0)
+    images = CalibrationSet(val, (64, 64), Preprocess())
+    check = verify_precision(ref, ref, images, "segmentation", max_drop=0.0, masks=val / "masks")
+    assert check.drop_basis == "ground truth" and check.drop == 0.0
+    assert 0.0 < check.miou_truth < 1.0
