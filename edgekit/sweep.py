@@ -185,18 +185,30 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
 
 
 def plot_sweep(report: SweepReport, path: Path) -> Path:
-    """Latency (x) against accuracy, or against size when no row has an accuracy; Pareto front marked."""
+    """Latency (x) against accuracy for trained rows, and against size for every row (a second
+    panel when some rows are trained and some not); the Pareto front marked in each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    trained = [r for r in report.rows if r.accuracy is not None]
+    panels = ([(trained, True)] if trained else []) + ([(list(report.rows), False)] if len(trained) < len(report.rows) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5.5), dpi=110, squeeze=False)
+    for ax, (rows, by_accuracy) in zip(axes[0], panels):
+        _sweep_panel(ax, rows, by_accuracy)
+    fig.suptitle(f"edgekit sweep on {report.target} ({report.device}), batch 1")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def _sweep_panel(ax, rows: list[SweepRow], by_accuracy: bool) -> None:
     import matplotlib.ticker
 
-    rows = [r for r in report.rows if r.accuracy is not None] or list(report.rows)
-    by_accuracy = rows[0].accuracy is not None if rows else False
     points = [(r.p50_ms, r.accuracy if by_accuracy else r.size_mb) for r in rows]
     front = pareto_front(points, higher_is_better=by_accuracy)
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     for i, (r, (x, y)) in enumerate(zip(rows, points)):
         ax.scatter(x, y, s=60 if i in front else 30, color="tab:red" if i in front else "tab:blue", zorder=3)
         ax.annotate(r.label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
@@ -206,11 +218,7 @@ def plot_sweep(report: SweepReport, path: Path) -> Path:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.margins(x=0.3, y=0.12)
     ax.set_xlabel("latency p50 per image (ms, log scale)")
-    ax.set_ylabel("mIoU vs ground truth (points)" if by_accuracy else "model size (MB), speed only: untrained")
-    ax.set_title(f"edgekit sweep on {report.target}: " + ("latency vs accuracy" if by_accuracy else "latency vs size"))
+    ax.set_ylabel("mIoU vs ground truth (points)" if by_accuracy else "model size (MB)")
+    ax.set_title("trained recipes: latency vs accuracy" if by_accuracy else "every recipe: latency vs size (lower left wins)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
