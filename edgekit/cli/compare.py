@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.options import write_report_files
+
 
 @click.command()
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -24,19 +26,17 @@ def compare(artifacts, images, masks, limit, batch, warmup, duration, backend, t
     from rich.console import Console
 
     from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
-    from edgekit.profile.format import compare_markdown, compare_table, write_json
+    from edgekit.profile.format import compare_markdown, compare_table
 
     config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit)
     console = Console(stderr=True)
     with console.status("comparing ...") as status:
         report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update)
     Console().print(compare_table(report))
-    if json_path:
-        click.echo(f"wrote {write_json(report, json_path)}")
-    if md_path:
-        md_path.write_text(compare_markdown(report))
-        click.echo(f"wrote {md_path}")
-    if plot_path:
-        from edgekit.profile.plot import plot_compare
+    write_report_files(report, json_path, md_path, plot_path, compare_markdown, _plot)
 
-        click.echo(f"wrote {plot_compare(report, plot_path)}")
+
+def _plot(report, path):
+    from edgekit.profile.plot import plot_compare
+
+    return plot_compare(report, path)

@@ -42,3 +42,21 @@ class BatchType(click.ParamType):
 
 SIZE = SizeType()
 BATCH = BatchType()
+
+
+def write_report_files(report, json_path, md_path, plot_path, markdown, plot) -> None:
+    """Write the report files a command was asked for, saying each one's path.
+
+    Args:
+        markdown: the report -> Markdown text function.
+        plot: a (report, path) -> path function, called only when a plot is asked for.
+    """
+    from edgekit.profile.format import write_json
+
+    if json_path:
+        click.echo(f"wrote {write_json(report, json_path)}")
+    if md_path:
+        md_path.write_text(markdown(report))
+        click.echo(f"wrote {md_path}")
+    if plot_path:
+        click.echo(f"wrote {plot(report, plot_path)}")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.options import write_report_files
 from edgekit.errors import ConfigError
 
 
@@ -36,7 +37,7 @@ def profile(artifact, batch, warmup, duration, iterations, backend, threads, lay
     from rich.console import Console
 
     from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
-    from edgekit.profile.format import profile_markdown, profile_tables, write_json
+    from edgekit.profile.format import profile_markdown, profile_tables
 
     config = ProfileConfig(_batches(batch), TimingConfig(warmup, duration, iterations), backend, threads, layers, top,
                            power=not no_power)
@@ -46,12 +47,10 @@ def profile(artifact, batch, warmup, duration, iterations, backend, threads, lay
     out = Console()
     for part in profile_tables(report):
         out.print(part)
-    if json_path:
-        click.echo(f"wrote {write_json(report, json_path)}")
-    if md_path:
-        md_path.write_text(profile_markdown(report))
-        click.echo(f"wrote {md_path}")
-    if plot_path:
-        from edgekit.profile.plot import plot_profile
+    write_report_files(report, json_path, md_path, plot_path, profile_markdown, _plot)
 
-        click.echo(f"wrote {plot_profile(report, plot_path)}")
+
+def _plot(report, path):
+    from edgekit.profile.plot import plot_profile
+
+    return plot_profile(report, path)
