@@ -54,6 +54,9 @@ class Source:
 
         if self.kind == "onnx":
             raise SourceError("an ONNX source has no PyTorch model")
+        import torch
+
+        torch.manual_seed(0)  # random-weight recipes build the same network every time
         if self.kind == "factory":
             model = _import_factory(self.factory)()
         else:

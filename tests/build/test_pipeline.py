@@ -120,3 +120,12 @@ def test_mismatched_checkpoint_is_named(tiny_recipe, tmp_path):
     torch.save({"head.classifier.weight": torch.zeros(1)}, ckpt)
     with pytest.raises(SourceError, match="missing"):
         build(str(tiny_recipe), tmp_path / "z", BuildConfig(checkpoint=ckpt, latency_runs=0))
+
+
+def test_random_weight_sources_are_reproducible(tiny_recipe):
+    import torch
+
+    from edgekit.build.source import resolve_source
+
+    a, b = (resolve_source(str(tiny_recipe)).load_model() for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
