@@ -10,7 +10,6 @@ from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from edgekit.atomic import atomic_file

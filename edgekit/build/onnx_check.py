@@ -1,7 +1,7 @@
 """Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
 from __future__ import annotations
 
-__all__ = ["run_onnx", "count_nodes", "load_checked"]
+__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input"]
 
 from collections import Counter
 from pathlib import Path
@@ -38,3 +38,10 @@ def run_onnx(path: Path, feed: np.ndarray, threads: int = 0) -> np.ndarray:
 def count_nodes(model) -> Counter:
     """Node count by op type (top-level graph)."""
     return Counter(n.op_type for n in model.graph.node)
+
+
+def random_input(model, batch: int = 1) -> np.ndarray:
+    """A seeded standard-normal float32 input for the model's first input; dynamic axes get ``batch``."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.dim_value > 0 else batch for d in dims]
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)

@@ -95,7 +95,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         work.mkdir()
         onnx_path, io = _torch_to_onnx(src, work, config, records, say)
         deploy = folder / "model.onnx"
-        precision_info = _lower_precision(src, onnx_path, deploy, target, config, records, say)
+        precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         shutil.rmtree(work)
         manifest = seal(folder, _manifest(src, target, config, deploy, io, precision_info))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -130,14 +130,19 @@ def _latency(fn: Callable[[], object], runs: int) -> float | None:
     return 1000 * sorted(times)[len(times) // 2]
 
 
-def _onnx_latency(path: Path, feed, runs: int) -> float | None:
+def _onnx_latency(path: Path, runs: int) -> float | None:
+    """Median ms of ``path`` on ONNX Runtime, fed a random input shaped as the model declares it."""
+    import numpy as np
+
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner
 
     if runs <= 0:
         return None
     with OnnxRuntimeRunner(path) as runner:
-        name = runner.input_specs()[0].name
-        return _latency(lambda: runner.infer({name: feed}), runs)
+        spec = runner.input_specs()[0]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
+        feed = {spec.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+        return _latency(lambda: runner.infer(feed), runs)
 
 
 def _rel(error) -> str:
@@ -156,9 +161,8 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         exported = _reparam_and_export(src, work, config, records, say)
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
-    feed = _feed_for(simple.path)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
-                               _rel(simple.error), _onnx_latency(simple.path, feed, config.latency_runs),
+                               _rel(simple.error), _onnx_latency(simple.path, config.latency_runs),
                                f"{simple.tool}: {simple.nodes_before} -> {simple.nodes_after} nodes"
                                + (f" ({simple.notes})" if simple.notes else "")))
     return simple.path, _io(simple.path)
@@ -194,18 +198,9 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                       output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol)
     exp = export_onnx(rep.model, work / "exported.onnx", spec)
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
-                               _onnx_latency(exp.path, _feed_for(exp.path), config.latency_runs),
+                               _onnx_latency(exp.path, config.latency_runs),
                                f"{exp.exporter} exporter, opset {config.opset if exp.exporter == 'dynamo' else 17}"))
     return exp.path
-
-
-def _feed_for(path: Path):
-    import numpy as np
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    shape = [d.dim_value if d.dim_value > 0 else 1 for d in dims]
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
 def _io(path: Path) -> dict:
@@ -223,8 +218,8 @@ def _io(path: Path) -> dict:
     return {"inputs": inputs, "outputs": outputs, "tile": inputs[0]["shape"][2:4]}
 
 
-def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, config: BuildConfig,
-                     records: list, say: Progress) -> dict:
+def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: Path, target: Target,
+                     config: BuildConfig, records: list, say: Progress) -> dict:
     """The precision stage: fp32 keeps the simplified graph; fp16 / int8 rewrite it, verified on
     held-out images against the FP32 graph (a validation folder, or calibration images left over)."""
     if config.precision == "fp32":
@@ -236,7 +231,6 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
 
     recipe = src.recipe
     batch = config.batch or 1
-    size = tuple(_io(onnx_in)["tile"])
     if config.calib_tile and config.calib_tile not in size:
         raise ConfigError(f"calibration tiles are cut at the model's input size {size[0]}x{size[1]}; "
                           f"--calib-tile {config.calib_tile} does not match: drop it or use --input-size {config.calib_tile}")
@@ -272,9 +266,11 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
         if not src.trained:
             parity += " (random weights: not enforced)"
     else:
-        from edgekit.build.onnx_check import run_onnx
+        import onnx
 
-        feed = _feed_for(onnx_in)
+        from edgekit.build.onnx_check import random_input, run_onnx
+
+        feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
         error = output_error(run_onnx(onnx_in, feed), run_onnx(deploy, feed))
         parity = f"{_rel(error)} (random input: no held-out images)"
     detail = (f"{note}{spec.flavor} flavor, {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
@@ -283,7 +279,7 @@ def _lower_precision(src: Source, onnx_in: Path, deploy: Path, target: Target, c
                  f"tolerance {target.max_accuracy_drop}" if check else ""))
     records.append(StageRecord(
         f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
-        _onnx_latency(deploy, _feed_for(deploy), config.latency_runs), detail))
+        _onnx_latency(deploy, config.latency_runs), detail))
     return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
 
 

@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from edgekit.atomic import atomic_file
-from edgekit.build.onnx_check import count_nodes, load_checked, run_onnx
+from edgekit.build.onnx_check import count_nodes, load_checked, random_input, run_onnx
 from edgekit.errors import ParityError
 from edgekit.metrics import OutputError, output_error
 
@@ -41,12 +40,6 @@ def _onnxslim(model):
     return onnxslim.slim(model)
 
 
-def _sample(model, batch: int = 1) -> np.ndarray:
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    shape = [d.dim_value if d.dim_value > 0 else batch for d in dims]
-    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-
-
 def simplify_onnx(src: Path, out: Path, rtol: float = 1e-3, tools: tuple[str, ...] = ("onnxsim", "onnxslim")) -> SimplifyResult:
     """Simplify ``src`` into ``out``; the first tool that succeeds and keeps the outputs wins."""
     import onnx
@@ -54,7 +47,7 @@ def simplify_onnx(src: Path, out: Path, rtol: float = 1e-3, tools: tuple[str, ..
     start = time.perf_counter()
     model = load_checked(src)
     before = sum(count_nodes(model).values())
-    feed = _sample(model)
+    feed = random_input(model)
     reference = run_onnx(src, feed)
     notes = []
     for tool in tools:

@@ -5,12 +5,11 @@ __all__ = ["Source", "resolve_source"]
 
 import difflib
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigError, SourceError
 from edgekit.manifest import sha256_file
-from edgekit.preprocess import Preprocess
 from edgekit.recipes import RECIPE_DIR, Recipe, load_recipe
 
 

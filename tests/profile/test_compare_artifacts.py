@@ -1,7 +1,6 @@
 """compare_artifacts on three tiny artifacts: agreement, mIoU, ground truth, bad input."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

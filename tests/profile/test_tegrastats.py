@@ -1,7 +1,6 @@
 """The tegrastats parser on real lines, the power summary, and the background reader."""
 from __future__ import annotations
 
-import os
 import stat
 import time
 from pathlib import Path
