@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from edgekit.build.pipeline import BuildConfig, build
+from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.errors import EdgekitError
 from edgekit.recipes import list_recipes
 

@@ -60,7 +60,7 @@ def plain_export(recipe_name: str, size: int, path: Path) -> Path:
 
 
 def reparam_speedup(out: Path, runs: int) -> None:
-    from edgekit.build.pipeline import BuildConfig, build
+    from edgekit.convert.pipeline import BuildConfig, build
 
     print("\n## 1. FastViT-SA12 + FPN, 1024x1024, FP32: edgekit artifact vs plain torch.onnx.export")
     art = build("fastvit_sa12_fpn", out / "sa12_1024_fp32", BuildConfig(input_size=(1024, 1024), latency_runs=0)).folder
@@ -71,7 +71,7 @@ def reparam_speedup(out: Path, runs: int) -> None:
 
 
 def int8_vs_fp32(out: Path, runs: int, source: str, size: int | None, calib: str) -> None:
-    from edgekit.build.pipeline import BuildConfig, build
+    from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.profile.compare import compare_artifacts
 
     name = source.replace(":", "_")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.build.pipeline import BuildConfig, build
+from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.data import bluemarble
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.build.calibration import CalibrationSet
-from edgekit.build.precision import PrecisionSpec, set_precision
-from edgekit.build.verify_precision import verify_precision
+from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.precision import PrecisionSpec, set_precision
+from edgekit.convert.verify_precision import verify_precision
 from edgekit.preprocess import Preprocess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -134,7 +134,7 @@ def _cpu_name() -> str:
 
 
 def _one(recipe: str, size, precision: str, config: SweepConfig, root: Path, say: Progress) -> SweepRow:
-    from edgekit.build.pipeline import BuildConfig, build
+    from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
 
     name = Path(recipe).stem

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.build.compile import compile_artifact
+from edgekit.compile.stage import compile_artifact
 from edgekit.bundle import extract_bundle, open_bundle, package_artifact, read_bundle_index
 from edgekit.errors import ArtifactError
 from edgekit.runtime.artifact import load_artifact

@@ -28,7 +28,7 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 def build(source, out, **options) -> None:
     """Build SOURCE (recipe, timm:<name>, module:factory or .onnx) into a verified artifact."""
-    from edgekit.build.pipeline import BuildConfig, build as run_build
+    from edgekit.convert.pipeline import BuildConfig, build as run_build
 
     console = Console(stderr=True)
     config = BuildConfig(**{k: v for k, v in options.items() if v is not None or k == "batch"})

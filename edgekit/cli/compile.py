@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.build.compile import CompileSettings, CompileWarning, compile_artifact
+from edgekit.compile.stage import CompileSettings, CompileWarning, compile_artifact
 from edgekit.manifest import read_manifest
 
 

@@ -24,8 +24,8 @@ def source_options(fn):
 def _deployed(source, input_size, checkpoint, task, batch=1):
     import torch
 
-    from edgekit.build.reparam import reparameterize
-    from edgekit.build.source import resolve_source
+    from edgekit.convert.reparam import reparameterize
+    from edgekit.convert.source import resolve_source
 
     src = resolve_source(source, input_size, checkpoint, task)
     sample = torch.randn(batch or 1, 3, *src.recipe.input_size, generator=torch.Generator().manual_seed(0))
@@ -57,7 +57,7 @@ def reparam(source, input_size, checkpoint, task, out) -> None:
 @click.option("--opset", type=int, default=18, show_default=True)
 def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
     """Reparameterize SOURCE and export it to ONNX, verified against PyTorch with ONNX Runtime."""
-    from edgekit.build.export import ExportSpec, export_onnx
+    from edgekit.convert.export import ExportSpec, export_onnx
 
     if opset < 17:
         raise click.BadParameter("edgekit exports opset 17 or newer", param_hint="--opset")
@@ -74,7 +74,7 @@ def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
 def simplify(onnx_in, out) -> None:
     """Simplify ONNX_IN with onnxsim (onnxslim as fallback), verified with ONNX Runtime."""
-    from edgekit.build.simplify import simplify_onnx
+    from edgekit.convert.simplify import simplify_onnx
 
     r = simplify_onnx(onnx_in, out)
     click.echo(f"{out}: {r.tool}, {r.nodes_before} -> {r.nodes_after} nodes, max abs error {r.error.max_abs:.2e}"
@@ -97,9 +97,9 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
 
     Images are normalised as the manifest.json beside ONNX_IN says, else with ImageNet's mean and std.
     """
-    from edgekit.build.calibration import CalibrationSet
-    from edgekit.build.precision import PrecisionSpec, set_precision
-    from edgekit.build.verify_precision import verify_precision
+    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.convert.precision import PrecisionSpec, set_precision
+    from edgekit.convert.verify_precision import verify_precision
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner
     from edgekit.targets import load_target
 

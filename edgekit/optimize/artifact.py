@@ -24,8 +24,8 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
                say: Callable[[str], None]) -> Path:
     """An FP32 `edgekit build` of ``source`` (made once per source content, size and target)."""
     from edgekit import __version__
-    from edgekit.build.pipeline import BuildConfig, build
-    from edgekit.build.source import resolve_source
+    from edgekit.convert.pipeline import BuildConfig, build
+    from edgekit.convert.source import resolve_source
 
     src = resolve_source(source, config.input_size, config.checkpoint, config.task)
     key = content_key("fp32-build", src.to_dict(), src.recipe.input_size, config.batch, target.name,
@@ -55,7 +55,7 @@ def write_artifact(base: Path, model: Path, out: Path, target: Target, kind: str
         decision: what the manifest records under ``source.precision``.
         write_reports: writes report.json / report.md into the folder.
     """
-    from edgekit.build.compile import compile_artifact
+    from edgekit.compile.stage import compile_artifact
 
     manifest = read_manifest(base)
     with atomic_dir(Path(out)) as folder:

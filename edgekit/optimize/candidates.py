@@ -19,8 +19,8 @@ __all__ = ["CandidateSpec", "candidate_specs", "make_candidate", "KINDS"]
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.build.calibration import CalibrationSet
-from edgekit.build.precision import PrecisionSpec, set_precision
+from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.errors import ConfigError
 from edgekit.optimize.graph import QUANTIZABLE_OPS
 from edgekit.targets import Target
@@ -89,7 +89,7 @@ def _dynamic_int8(fp32: Path, out: Path) -> Path | None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from edgekit.build.precision import _quiet
+    from edgekit.convert.precision import _quiet
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     inits = {i.name for i in graph.initializer}

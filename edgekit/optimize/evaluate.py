@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.build.calibration import CalibrationSet
+from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import InputError
 from edgekit.metrics import confusion, iou_from_confusion
 from edgekit.preprocess import Preprocess

@@ -83,7 +83,7 @@ class _Run:
     """State of one optimize run: the FP32 graph, the data, the cache, the files made."""
 
     def __init__(self, base: Path, config: OptimizeConfig, target: Target, cache: MeasurementCache, scratch: Path, say: Progress):
-        from edgekit.build.calibration import CalibrationSet
+        from edgekit.convert.calibration import CalibrationSet
         from edgekit.optimize.evaluate import ValidationData
 
         self.config, self.target, self.cache, self.scratch, self.say = config, target, cache, scratch, say

@@ -12,8 +12,8 @@ from tests.optimize.optimize_fixtures import NODES, SIZE, fragile_setup
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory) -> dict:
-    from edgekit.build.calibration import CalibrationSet
-    from edgekit.build.precision import PrecisionSpec, set_precision
+    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.convert.precision import PrecisionSpec, set_precision
 
     root = tmp_path_factory.mktemp("graph")
     setup = fragile_setup(root)

@@ -29,7 +29,7 @@ def engine(tmp_path: Path) -> Path:
     trt = pytest.importorskip("tensorrt")
     from polygraphy.backend.trt import get_trt_logger
 
-    from edgekit.build.engine import EngineSettings, build_engine
+    from edgekit.compile.engine import EngineSettings, build_engine
     from edgekit.manifest import TensorSpec
 
     if trt.Builder(get_trt_logger()) is None:

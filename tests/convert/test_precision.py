@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.build.calibration import CalibrationSet
-from edgekit.build.precision import PrecisionSpec, set_precision
-from edgekit.build.verify_precision import verify_precision
+from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.precision import PrecisionSpec, set_precision
+from edgekit.convert.verify_precision import verify_precision
 from edgekit.errors import CalibrationError, ConfigError, ParityError
 from edgekit.preprocess import Preprocess
 
@@ -210,8 +210,8 @@ PEAK_SCRIPT = textwrap.dedent("""
     import numpy as np, tifffile
     sys.path.insert(0, {tests!r})
     from conftest import tiny_segmenter_onnx
-    from edgekit.build.calibration import CalibrationSet
-    from edgekit.build.precision import PrecisionSpec, set_precision
+    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.convert.precision import PrecisionSpec, set_precision
     import onnxruntime.quantization
     flavor, batches, chunk, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     if flavor == "tensorrt":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.build.calibration import CalibrationSet
+from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import ConfigError, ParityError
 from edgekit.metrics import OutputError, confusion, iou_from_confusion
 

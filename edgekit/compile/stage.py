@@ -259,7 +259,7 @@ def check_device_for_target(target: Target, device: DeviceInfo, dla_cores: int, 
 def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
     """The engine build's settings: the options first, then what the build requested in the
     manifest (``session["tensorrt"]``: ``workspace_mb``, ``dla``), then the target's defaults."""
-    from edgekit.build.engine import EngineSettings
+    from edgekit.compile.engine import EngineSettings
 
     requested = m.session.get("tensorrt", {})
     use_dla = settings.dla if settings.dla is not None else bool(requested.get("dla", False))
@@ -275,7 +275,7 @@ def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
 
 
 def _check_memory(workspace_mb: int) -> None:
-    from edgekit.build.engine import free_device_memory_mb
+    from edgekit.compile.engine import free_device_memory_mb
 
     free = free_device_memory_mb()
     if free is not None and workspace_mb > free:
@@ -300,7 +300,7 @@ def _verify_engine(work: Path, m: Manifest, batch: int, settings: CompileSetting
 
 
 def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: CompileSettings) -> Manifest:
-    from edgekit.build.engine import build_engine
+    from edgekit.compile.engine import build_engine
     from edgekit.runtime.device import local_device
     from edgekit.runtime.trt import import_tensorrt
 

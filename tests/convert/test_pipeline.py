@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import tiny_segmenter_onnx
-from edgekit.build.pipeline import BuildConfig, build
+from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.errors import CalibrationError, ConfigError, SourceError
 from edgekit.runtime.artifact import load_artifact
 
@@ -125,7 +125,7 @@ def test_mismatched_checkpoint_is_named(tiny_recipe, tmp_path):
 def test_random_weight_sources_are_reproducible(tiny_recipe):
     import torch
 
-    from edgekit.build.source import resolve_source
+    from edgekit.convert.source import resolve_source
 
     a, b = (resolve_source(str(tiny_recipe)).load_model() for _ in range(2))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 from edgekit.atomic import atomic_file
-from edgekit.build.onnx_check import count_nodes, load_checked, random_input, run_onnx
+from edgekit.convert.onnx_check import count_nodes, load_checked, random_input, run_onnx
 from edgekit.errors import ParityError
 from edgekit.metrics import OutputError, output_error
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.build.calibration import CalibrationSet
-from edgekit.build.onnx_check import run_onnx
-from edgekit.build.verify_precision import verify_precision
+from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.onnx_check import run_onnx
+from edgekit.convert.verify_precision import verify_precision
 from edgekit.errors import ConfigError, ParityError
 from edgekit.metrics import miou
 from edgekit.preprocess import Preprocess

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.build.reparam import fold_batchnorm, reparameterize
+from edgekit.convert.reparam import fold_batchnorm, reparameterize
 from edgekit.errors import ParityError
 
 

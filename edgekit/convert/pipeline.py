@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.atomic import atomic_dir
-from edgekit.build.report import BuildReport, StageRecord
-from edgekit.build.source import Source, resolve_source
+from edgekit.convert.report import BuildReport, StageRecord
+from edgekit.convert.source import Source, resolve_source
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.metrics import output_error
 from edgekit.manifest import Manifest, TensorSpec, seal
@@ -151,8 +151,8 @@ def _rel(error) -> str:
 
 def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> tuple[Path, dict]:
     """Reparameterize, export and simplify; an ONNX source skips the first two."""
-    from edgekit.build.onnx_check import load_checked
-    from edgekit.build.simplify import simplify_onnx
+    from edgekit.convert.onnx_check import load_checked
+    from edgekit.convert.simplify import simplify_onnx
 
     if src.kind == "onnx":
         load_checked(src.onnx_path)
@@ -171,8 +171,8 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
 def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> Path:
     import torch
 
-    from edgekit.build.export import ExportSpec, export_onnx
-    from edgekit.build.reparam import reparameterize
+    from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.convert.reparam import reparameterize
 
     say("load model")
     model = src.load_model()
@@ -225,9 +225,9 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
-    from edgekit.build.calibration import CalibrationSet
-    from edgekit.build.precision import PrecisionSpec, set_precision
-    from edgekit.build.verify_precision import require, verify_precision
+    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.convert.precision import PrecisionSpec, set_precision
+    from edgekit.convert.verify_precision import require, verify_precision
 
     recipe = src.recipe
     batch = config.batch or 1
@@ -268,7 +268,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     else:
         import onnx
 
-        from edgekit.build.onnx_check import random_input, run_onnx
+        from edgekit.convert.onnx_check import random_input, run_onnx
 
         feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
         error = output_error(run_onnx(onnx_in, feed), run_onnx(deploy, feed))
@@ -285,7 +285,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
     """Validation images: --val, else the calibration set's sibling ``<name>_val``, else leftovers."""
-    from edgekit.build.calibration import CalibrationSet
+    from edgekit.convert.calibration import CalibrationSet
 
     val = config.val
     if val is None and config.calib is not None:
@@ -304,7 +304,7 @@ def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int
 
 
 def _compile(folder: Path, target: Target, records: list, say: Progress) -> Manifest:
-    from edgekit.build.compile import compile_artifact
+    from edgekit.compile.stage import compile_artifact
     from edgekit.manifest import read_manifest
 
     say(f"compile for {target.name}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.build.compile import (CompileSettings, check_device_for_target, compile_artifact, engine_settings,
+from edgekit.compile.stage import (CompileSettings, check_device_for_target, compile_artifact, engine_settings,
                                    jetpack_major)
 from edgekit.bundle import package_artifact
 from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, DeviceMismatchError

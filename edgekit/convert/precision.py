@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.atomic import atomic_file
-from edgekit.build.calibration import CalibrationSet
+from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import CalibrationError, ConfigError
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.build.export import ExportSpec, export_onnx
-from edgekit.build.onnx_check import load_checked, run_onnx
-from edgekit.build.simplify import simplify_onnx
+from edgekit.convert.export import ExportSpec, export_onnx
+from edgekit.convert.onnx_check import load_checked, run_onnx
+from edgekit.convert.simplify import simplify_onnx
 from edgekit.errors import ArtifactError
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from edgekit.atomic import atomic_file
-from edgekit.build.onnx_check import count_nodes, load_checked, run_onnx
+from edgekit.convert.onnx_check import count_nodes, load_checked, run_onnx
 from edgekit.errors import ParityError, SourceError
 from edgekit.metrics import OutputError, output_error
 

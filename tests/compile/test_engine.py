@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.build.engine import BuildMode, EngineSettings, build_engine, build_mode
+from edgekit.compile.engine import BuildMode, EngineSettings, build_engine, build_mode
 from edgekit.errors import ConfigError
 from edgekit.manifest import TensorSpec
 
@@ -64,7 +64,7 @@ def test_dynamic_batch_gets_a_profile(trt, tmp_path: Path):
 
 def test_only_the_batch_axis_may_be_dynamic(tmp_path: Path):
     pytest.importorskip("polygraphy")
-    from edgekit.build.engine import _profiles
+    from edgekit.compile.engine import _profiles
 
     assert _profiles((TensorSpec("input", (1, 3, 8, 8)),), (1, 1, 1)) is None
     with pytest.raises(ConfigError, match="only the batch axis"):

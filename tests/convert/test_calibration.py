@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.build.calibration import CalibrationSet
+from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import CalibrationError
 from edgekit.preprocess import Preprocess
 

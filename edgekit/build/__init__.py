@@ -1,1 +1,0 @@
-"""The build pipeline's stages."""
