@@ -93,7 +93,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
         work.mkdir()
-        onnx_path, io = _torch_to_onnx(src, work, config, records, say)
+        details: dict = {"source": src.to_dict()}
+        onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / "model.onnx"
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         shutil.rmtree(work)
@@ -106,7 +107,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
             say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
         report = BuildReport(source, target.name, config.precision, tuple(records),
                              status="complete" if complete else "deployable ONNX; engine not built here",
-                             next_step=next_step, details={"source": src.to_dict()})
+                             next_step=next_step, details=details)
         report.write(folder)
         manifest = seal(folder, manifest)
     return BuildResult(Path(out), manifest, report, complete)
@@ -149,7 +150,8 @@ def _rel(error) -> str:
     return f"max rel {error.max_rel:.1e}"
 
 
-def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> tuple[Path, dict]:
+def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
+                   details: dict) -> tuple[Path, dict]:
     """Reparameterize, export and simplify; an ONNX source skips the first two."""
     from edgekit.convert.onnx_check import load_checked
     from edgekit.convert.simplify import simplify_onnx
@@ -158,7 +160,7 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         load_checked(src.onnx_path)
         exported = src.onnx_path
     else:
-        exported = _reparam_and_export(src, work, config, records, say)
+        exported = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
@@ -168,7 +170,8 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     return simple.path, _io(simple.path)
 
 
-def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> Path:
+def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
+                        details: dict) -> Path:
     import torch
 
     from edgekit.convert.export import ExportSpec, export_onnx
@@ -195,12 +198,19 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                                f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
-                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol)
+                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol,
+                      runtime=target.backend, threads=target.threads)
     exp = export_onnx(rep.model, work / "exported.onnx", spec)
+    details["export"] = exp.to_dict()
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
-                               _onnx_latency(exp.path, config.latency_runs),
-                               f"{exp.exporter} exporter, opset {config.opset if exp.exporter == 'dynamo' else 17}"))
+                               _onnx_latency(exp.path, config.latency_runs), _export_note(exp)))
     return exp.path
+
+
+def _export_note(exp) -> str:
+    tried = "; ".join(f"{c.exporter} " + (c.failure or f"{c.nodes} nodes" + (f", {c.latency_ms:.1f} ms" if c.latency_ms else ""))
+                      for c in exp.candidates)
+    return f"{exp.exporter} exporter, opset {exp.opset} ({exp.chosen_by}; {tried})"
 
 
 def _io(path: Path) -> dict:
