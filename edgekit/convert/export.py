@@ -40,21 +40,17 @@ import warnings
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from edgekit.atomic import atomic_file
 from edgekit.convert.gelu_order import reorder_gelu
-from edgekit.convert.onnx_check import count_nodes, load_checked, run_onnx, time_onnx
+from edgekit.convert.onnx_check import Timing, count_nodes, load_checked, run_onnx, time_onnx
 from edgekit.errors import ConfigError, ParityError, SourceError
 from edgekit.metrics import OutputError, output_error
 
 EXPORTERS = ("dynamo", "torchscript")
 RUNTIMES = ("onnxruntime", "tensorrt")
-
-Timing = Callable[[Sequence[Path]], Sequence[float]]
-"""Median latency in ms of each ONNX file, measured in turns on the target's runtime."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
 from __future__ import annotations
 
-__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx"]
+__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "Timing"]
 
 from collections import Counter
 from contextlib import ExitStack
-from typing import Sequence
+from typing import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,10 @@ def random_input(model, batch: int = 1) -> np.ndarray:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.dim_value > 0 else batch for d in dims]
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+Timing = Callable[[Sequence[Path]], Sequence[float]]
+"""Median latency in ms of each ONNX file, measured in turns on the target's runtime."""
 
 
 def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0) -> list[float]:

@@ -167,7 +167,26 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
                                _rel(simple.error), _onnx_latency(simple.path, config.latency_runs),
                                f"{simple.tool}: {simple.nodes_before} -> {simple.nodes_after} nodes"
                                + (f" ({simple.notes})" if simple.notes else "")))
-    return simple.path, _io(simple.path)
+    path = _fuse(simple.path, work, config, records, say, target, details)
+    return path, _io(path)
+
+
+def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progress, target: Target, details: dict) -> Path:
+    """ORT's transformer fusions on the cpu target, for graphs with attention; kept when faster and equal."""
+    from edgekit.convert.fuse import fuse_transformer, has_attention
+    from edgekit.convert.onnx_check import load_checked
+
+    if target.is_tensorrt or not has_attention(load_checked(path)):
+        return path
+    say("fuse transformer blocks (ONNX Runtime)")
+    fused = fuse_transformer(path, work / "fused.onnx", rtol=config.rtol, threads=target.threads)
+    details["fuse"] = fused.to_dict()
+    ms = fused.latency_ms
+    records.append(StageRecord("fuse", fused.seconds, fused.nodes_after if fused.kept else fused.nodes_before, None,
+                               _size_mb(fused.path), _rel(fused.error), ms.get("fused" if fused.kept else "unfused"),
+                               f"{'kept' if fused.kept else 'not kept'}: {fused.reason}; {fused.fused}"
+                               + (f"; unfused {ms['unfused']:.1f} ms, fused {ms['fused']:.1f} ms" if ms else "")))
+    return fused.path
 
 
 def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
