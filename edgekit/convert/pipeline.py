@@ -97,6 +97,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / "model.onnx"
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
+        if config.precision == "int8" and not target.is_tensorrt:
+            _int8_verdict(records, details, say)
         shutil.rmtree(work)
         manifest = seal(folder, _manifest(src, target, config, deploy, io, precision_info))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -310,6 +312,32 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
         _onnx_latency(deploy, config.latency_runs), detail))
     return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
+
+
+def int8_slower_note(fp32_ms: float, int8_ms: float) -> dict | None:
+    """When int8 is slower than fp32 on this CPU: both figures, the CPU, its VNNI flags, ORT's version."""
+    import onnxruntime
+
+    from edgekit.profile.conditions import cpu_name, cpu_vnni
+
+    if int8_ms <= fp32_ms:
+        return None
+    vnni = cpu_vnni()
+    cpu = f"{cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}"
+    message = (f"int8 is slower than fp32 on this CPU: {int8_ms:.1f} ms vs {fp32_ms:.1f} ms "
+               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, ONNX Runtime {onnxruntime.__version__}")
+    return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "cpu": cpu_name(), "vnni": list(vnni),
+            "onnxruntime": onnxruntime.__version__, "message": message}
+
+
+def _int8_verdict(records: list, details: dict, say: Progress) -> None:
+    """Compare the precision stage's latency with the fp32 graph it started from (the stage before)."""
+    fp32_ms, int8_ms = records[-2].latency_ms, records[-1].latency_ms
+    note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms)
+    if note:
+        details["int8_slower"] = note
+        records[-1] = replace(records[-1], detail=f"{records[-1].detail}; {note['message']}")
+        say(note["message"])
 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
