@@ -115,22 +115,9 @@ def sweep(recipes: list[str], config: SweepConfig = SweepConfig(), progress: Pro
             for size in config.sizes:
                 for precision in config.precisions:
                     rows.append(_one(recipe, size, precision, config, root, say))
-    return SweepReport(target.name, _cpu_name(), tuple(rows))
+    from edgekit.profile.conditions import cpu_name
 
-
-def _cpu_name() -> str:
-    import os
-    import platform
-
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+    return SweepReport(target.name, cpu_name(), tuple(rows))
 
 
 def _one(recipe: str, size, precision: str, config: SweepConfig, root: Path, say: Progress) -> SweepRow:

@@ -40,6 +40,8 @@ def build(source, out, **options) -> None:
     for row in result.report.rows():
         table.add_row(*row)
     Console(width=max(Console().width, 110)).print(table)
+    if "int8_slower" in result.report.details:
+        click.echo(result.report.details["int8_slower"]["message"])
     click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")
     if result.report.next_step:
         click.echo(f"next, on the device: {result.report.next_step}")

@@ -1,9 +1,11 @@
 """Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
 from __future__ import annotations
 
-__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input"]
+__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "Timing"]
 
 from collections import Counter
+from contextlib import ExitStack
+from typing import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,24 @@ def random_input(model, batch: int = 1) -> np.ndarray:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.dim_value > 0 else batch for d in dims]
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+Timing = Callable[[Sequence[Path]], Sequence[float]]
+"""Median latency in ms of each ONNX file, measured in turns on the target's runtime."""
+
+
+def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0) -> list[float]:
+    """Median ms of each ONNX file on ORT CPU, timed in turns on one seeded random input.
+
+    Every file must take the same input; this is how a stage chooses between graphs of one model.
+    """
+    import onnx
+
+    from edgekit.profile.latency import interleaved_medians
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    feed = random_input(onnx.load(str(paths[0]), load_external_data=False))
+    with ExitStack() as stack:
+        runners = [stack.enter_context(OnnxRuntimeRunner(p, SessionSettings(threads=threads))) for p in paths]
+        feeds = [{r.input_specs()[0].name: feed} for r in runners]
+        return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)

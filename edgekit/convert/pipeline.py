@@ -93,9 +93,12 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
         work.mkdir()
-        onnx_path, io = _torch_to_onnx(src, work, config, records, say)
+        details: dict = {"source": src.to_dict()}
+        onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / "model.onnx"
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
+        if config.precision == "int8" and not target.is_tensorrt:
+            _int8_verdict(records, details, say)
         shutil.rmtree(work)
         manifest = seal(folder, _manifest(src, target, config, deploy, io, precision_info))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -106,7 +109,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
             say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
         report = BuildReport(source, target.name, config.precision, tuple(records),
                              status="complete" if complete else "deployable ONNX; engine not built here",
-                             next_step=next_step, details={"source": src.to_dict()})
+                             next_step=next_step, details=details)
         report.write(folder)
         manifest = seal(folder, manifest)
     return BuildResult(Path(out), manifest, report, complete)
@@ -149,7 +152,8 @@ def _rel(error) -> str:
     return f"max rel {error.max_rel:.1e}"
 
 
-def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> tuple[Path, dict]:
+def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
+                   details: dict) -> tuple[Path, dict]:
     """Reparameterize, export and simplify; an ONNX source skips the first two."""
     from edgekit.convert.onnx_check import load_checked
     from edgekit.convert.simplify import simplify_onnx
@@ -158,17 +162,37 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         load_checked(src.onnx_path)
         exported = src.onnx_path
     else:
-        exported = _reparam_and_export(src, work, config, records, say)
+        exported = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
                                _rel(simple.error), _onnx_latency(simple.path, config.latency_runs),
                                f"{simple.tool}: {simple.nodes_before} -> {simple.nodes_after} nodes"
                                + (f" ({simple.notes})" if simple.notes else "")))
-    return simple.path, _io(simple.path)
+    path = _fuse(simple.path, work, config, records, say, target, details)
+    return path, _io(path)
 
 
-def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress) -> Path:
+def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progress, target: Target, details: dict) -> Path:
+    """ORT's transformer fusions on the cpu target, for graphs with attention; kept when faster and equal."""
+    from edgekit.convert.fuse import fuse_transformer, has_attention
+    from edgekit.convert.onnx_check import load_checked
+
+    if target.is_tensorrt or not has_attention(load_checked(path)):
+        return path
+    say("fuse transformer blocks (ONNX Runtime)")
+    fused = fuse_transformer(path, work / "fused.onnx", rtol=config.rtol, threads=target.threads)
+    details["fuse"] = fused.to_dict()
+    ms = fused.latency_ms
+    records.append(StageRecord("fuse", fused.seconds, fused.nodes_after if fused.kept else fused.nodes_before, None,
+                               _size_mb(fused.path), _rel(fused.error), ms.get("fused" if fused.kept else "unfused"),
+                               f"{'kept' if fused.kept else 'not kept'}: {fused.reason}; {fused.fused}"
+                               + (f"; unfused {ms['unfused']:.1f} ms, fused {ms['fused']:.1f} ms" if ms else "")))
+    return fused.path
+
+
+def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
+                        details: dict) -> Path:
     import torch
 
     from edgekit.convert.export import ExportSpec, export_onnx
@@ -195,12 +219,19 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                                f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
-                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol)
+                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol,
+                      runtime=target.backend, threads=target.threads)
     exp = export_onnx(rep.model, work / "exported.onnx", spec)
+    details["export"] = exp.to_dict()
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
-                               _onnx_latency(exp.path, config.latency_runs),
-                               f"{exp.exporter} exporter, opset {config.opset if exp.exporter == 'dynamo' else 17}"))
+                               _onnx_latency(exp.path, config.latency_runs), _export_note(exp)))
     return exp.path
+
+
+def _export_note(exp) -> str:
+    tried = "; ".join(f"{c.exporter} " + (c.failure or f"{c.nodes} nodes" + (f", {c.latency_ms:.1f} ms" if c.latency_ms else ""))
+                      for c in exp.candidates)
+    return f"{exp.exporter} exporter, opset {exp.opset} ({exp.chosen_by}; {tried})"
 
 
 def _io(path: Path) -> dict:
@@ -281,6 +312,32 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
         _onnx_latency(deploy, config.latency_runs), detail))
     return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
+
+
+def int8_slower_note(fp32_ms: float, int8_ms: float) -> dict | None:
+    """When int8 is slower than fp32 on this CPU: both figures, the CPU, its VNNI flags, ORT's version."""
+    import onnxruntime
+
+    from edgekit.profile.conditions import cpu_name, cpu_vnni
+
+    if int8_ms <= fp32_ms:
+        return None
+    vnni = cpu_vnni()
+    cpu = f"{cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}"
+    message = (f"int8 is slower than fp32 on this CPU: {int8_ms:.1f} ms vs {fp32_ms:.1f} ms "
+               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, ONNX Runtime {onnxruntime.__version__}")
+    return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "cpu": cpu_name(), "vnni": list(vnni),
+            "onnxruntime": onnxruntime.__version__, "message": message}
+
+
+def _int8_verdict(records: list, details: dict, say: Progress) -> None:
+    """Compare the precision stage's latency with the fp32 graph it started from (the stage before)."""
+    fp32_ms, int8_ms = records[-2].latency_ms, records[-1].latency_ms
+    note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms)
+    if note:
+        details["int8_slower"] = note
+        records[-1] = replace(records[-1], detail=f"{records[-1].detail}; {note['message']}")
+        say(note["message"])
 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):

@@ -6,7 +6,7 @@ optional: what cannot be read is None.
 """
 from __future__ import annotations
 
-__all__ = ["Conditions", "cpu_clock", "gpu_clocks"]
+__all__ = ["Conditions", "cpu_clock", "cpu_name", "cpu_vnni", "gpu_clocks"]
 
 import os
 import shutil
@@ -67,6 +67,31 @@ def cpu_clock() -> tuple[str | None, float | None]:
         except (OSError, ValueError, IndexError):
             pass
     return governor, mhz
+
+
+def _cpuinfo_field(key: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo) and logical core count, e.g. "AMD EPYC 7B13, 2 cores"."""
+    import platform
+
+    name = _cpuinfo_field("model name") or platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def cpu_vnni() -> tuple[str, ...]:
+    """The CPU's VNNI flags (avx512_vnni, avx_vnni): the int8 dot-product instructions ORT's int8
+    kernels need to beat fp32. Empty when it has none or /proc/cpuinfo cannot be read."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return tuple(f for f in ("avx512_vnni", "avx_vnni") if f in flags)
 
 
 def gpu_clocks() -> dict | None:

@@ -5,11 +5,11 @@ inside the measurement (end-to-end with copies, or compute only). NumPy only.
 """
 from __future__ import annotations
 
-__all__ = ["TimingConfig", "LatencyStats", "latency_stats", "time_calls", "PERCENTILES"]
+__all__ = ["TimingConfig", "LatencyStats", "latency_stats", "time_calls", "interleaved_medians", "PERCENTILES"]
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -108,3 +108,20 @@ def _more(done: int, timing: TimingConfig, time_left: bool) -> bool:
     if timing.iterations:
         return done < timing.iterations
     return done < timing.min_iterations or time_left
+
+
+def interleaved_medians(fns: Sequence[Callable[[], object]], runs: int) -> list[float]:
+    """Median milliseconds of each callable, timed in turns (a, b, a, b, ...) after one warm-up each.
+
+    Taking turns spreads a shared machine's load over every candidate alike, so the ratio of
+    two medians is fair even when their absolute values drift.
+    """
+    for fn in fns:
+        fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(max(1, runs)):
+        for fn, out in zip(fns, samples):
+            t0 = time.perf_counter_ns()
+            fn()
+            out.append((time.perf_counter_ns() - t0) / 1e6)
+    return [float(np.median(s)) for s in samples]

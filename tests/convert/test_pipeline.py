@@ -129,3 +129,39 @@ def test_random_weight_sources_are_reproducible(tiny_recipe):
 
     a, b = (resolve_source(str(tiny_recipe)).load_model() for _ in range(2))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_int8_slower_than_fp32_on_cpu_says_so(tiny_recipe, calib_folder, tmp_path, monkeypatch):
+    """Injected stage timings: the int8 graph 12 ms, the fp32 graph it came from 10 ms."""
+    import onnxruntime
+
+    from edgekit.convert import pipeline
+
+    monkeypatch.setattr(pipeline, "_onnx_latency", lambda path, runs: 12.0 if Path(path).name == "model.onnx" else 10.0)
+    said = []
+    config = BuildConfig(target=str(_lenient_target(tmp_path)), precision="int8", calib=calib_folder,
+                         calib_samples=4, latency_runs=1)
+    result = build(str(tiny_recipe), tmp_path / "int8", config, progress=said.append)
+    note = json.loads((tmp_path / "int8" / "report.json").read_text())["details"]["int8_slower"]
+    assert (note["fp32_ms"], note["int8_ms"]) == (10.0, 12.0)
+    assert note["message"] in said
+    assert "12.0 ms vs 10.0 ms (0.83x)" in note["message"] and f"ONNX Runtime {onnxruntime.__version__}" in note["message"]
+    assert note["cpu"].split(",")[0] in note["message"] and ("VNNI" in note["message"])
+    assert note["message"] in result.report.stages[-2].detail  # the precision row, before compile
+
+
+def test_int8_faster_than_fp32_has_no_note():
+    from edgekit.convert.pipeline import int8_slower_note
+
+    assert int8_slower_note(10.0, 8.0) is None
+    assert int8_slower_note(10.0, 10.5)["int8_ms"] == 10.5
+
+
+def test_fp32_report_records_both_exporters(tiny_recipe, tmp_path):
+    result = build(str(tiny_recipe), tmp_path / "fp32", BuildConfig(latency_runs=0))
+    export = json.loads((tmp_path / "fp32" / "report.json").read_text())["details"]["export"]
+    assert export["chosen"] in ("dynamo", "torchscript")
+    timed = [c for c in export["candidates"].values() if c["latency_ms"] is not None]
+    assert len(timed) == len(export["candidates"]) == 2
+    assert export["candidates"][export["chosen"]]["latency_ms"] == min(c["latency_ms"] for c in timed)
+    assert export["chosen"] in next(s.detail for s in result.report.stages if s.stage == "export")

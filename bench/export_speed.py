@@ -1,0 +1,130 @@
+"""Does the reparameterization gain survive export? edgekit FP32 vs plain exports, on ONNX Runtime CPU.
+
+1. FastViT-SA12 (timm classifier, random weights) at 1024x1024: the plain
+   ``torch.onnx.export(dynamo=False)`` of the un-reparameterized model, the reparameterized
+   module through each exporter as it comes (dynamo raw, TorchScript), and edgekit's FP32 artifact
+   (``edgekit build timm:fastvit_sa12``). Target: edgekit >= 1.25x of plain.
+2. The demo model (fastvit_sa12_fpn, trained weights) at 512 and 1024: edgekit FP32 vs the plain
+   export of the un-reparameterized model. Target >= 1.15x.
+3. ViT-S/16 and DeiT-S at 512 (timm, random weights): ONNX Runtime's transformer fusions
+   (edgekit.convert.fuse) vs the same simplified graph unfused.
+
+Latencies are interleaved medians (edgekit.convert.onnx_check.time_onnx: A, B, A, B... after
+one warm-up each), batch 1, ORT's default threads. The machine may be shared: compare ratios
+within one run only. Prints the CPU and ORT version.
+
+    python bench/export_speed.py --out /tmp/edgekit_export_speed [--runs 7] [--only 1,2,3]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+
+def plain_export(model, size: int, path: Path, dynamo: bool = False) -> Path:
+    import torch
+
+    x = torch.randn(1, 3, size, size)
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17,
+                          input_names=["input"], external_data=False)
+    return path
+
+
+def edgekit_fp32(source: str, size: int, out: Path) -> Path:
+    from edgekit.convert.pipeline import BuildConfig, build
+
+    result = build(source, out, BuildConfig(input_size=(size, size), latency_runs=0))
+    print(f"  edgekit export choice: {result.report.details.get('export')}")
+    return out / result.manifest.model_file
+
+
+def nodes(path: Path) -> int:
+    import onnx
+
+    return len(onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def table(title: str, named: dict[str, Path], runs: int, base: str) -> None:
+    from edgekit.convert.onnx_check import time_onnx
+
+    ms = dict(zip(named, time_onnx(list(named.values()), runs)))
+    print(f"\n{title}\n| graph | nodes | ms | vs {base} |\n|---|---|---|---|")
+    for name, path in named.items():
+        print(f"| {name} | {nodes(path)} | {ms[name]:.1f} | {ms[base] / ms[name]:.2f}x |")
+
+
+def fastvit_classifier(out: Path, runs: int) -> None:
+    import timm
+    import torch
+    from timm.utils.model import reparameterize_model
+
+    size = 1024
+    torch.manual_seed(0)
+    model = timm.create_model("fastvit_sa12", pretrained=False).eval()
+    rep = reparameterize_model(model).eval()
+    named = {"plain TorchScript, not reparameterized": plain_export(model, size, out / "fv_plain.onnx"),
+             "timm reparam + TorchScript": plain_export(rep, size, out / "fv_rep_ts.onnx"),
+             "timm reparam + dynamo (raw)": plain_export(rep, size, out / "fv_rep_dyn.onnx", dynamo=True),
+             "edgekit FP32": edgekit_fp32("timm:fastvit_sa12", size, out / "fv_edgekit")}
+    table(f"FastViT-SA12 classifier {size}x{size}", named, runs, "plain TorchScript, not reparameterized")
+
+
+def demo(out: Path, runs: int) -> None:
+    from edgekit.convert.source import resolve_source
+
+    for size in (512, 1024):
+        model = resolve_source("fastvit_sa12_fpn", (size, size), None, "segmentation").load_model()
+        named = {"plain TorchScript, not reparameterized": plain_export(model, size, out / f"demo{size}_plain.onnx"),
+                 "edgekit FP32": edgekit_fp32("fastvit_sa12_fpn", size, out / f"demo{size}_edgekit")}
+        table(f"demo model (fastvit_sa12_fpn) {size}x{size}", named, runs, "plain TorchScript, not reparameterized")
+
+
+def transformers(out: Path, runs: int) -> None:
+    import timm
+    import torch
+
+    from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.convert.fuse import fuse_transformer
+    from edgekit.convert.simplify import simplify_onnx
+
+    for name in ("vit_small_patch16_224", "deit_small_patch16_224"):
+        torch.manual_seed(0)
+        model = timm.create_model(name, pretrained=False, img_size=512).eval()
+        exported = export_onnx(model, out / f"{name}.onnx", ExportSpec((512, 512), output_name="scores"))
+        simple = simplify_onnx(exported.path, out / f"{name}.sim.onnx")
+        fused = fuse_transformer(simple.path, out / f"{name}.fused.onnx", runs=runs)
+        print(f"\n{name} 512x512 ({exported.exporter} exporter): fused {fused.fused}, "
+              f"max rel {fused.error.max_rel:.1e}, kept={fused.kept} ({fused.reason})")
+        if fused.kept:
+            table(f"{name} 512x512 fused vs unfused (second measurement)",
+                  {"unfused": simple.path, "fused": fused.path}, runs, "unfused")
+        else:
+            ms = fused.latency_ms
+            print(f"unfused {ms['unfused']:.1f} ms, fused {ms['fused']:.1f} ms: {ms['unfused'] / ms['fused']:.2f}x")
+
+
+def main() -> None:
+    import onnxruntime
+
+    from edgekit.profile.conditions import cpu_name, cpu_vnni
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/edgekit_export_speed"))
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only", default="1,2,3")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    vnni = cpu_vnni()
+    print(f"CPU: {cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}; ONNX Runtime {onnxruntime.__version__}")
+    parts = {"1": fastvit_classifier, "2": demo, "3": transformers}
+    for key in args.only.split(","):
+        parts[key](args.out, args.runs)
+
+
+if __name__ == "__main__":
+    main()
