@@ -4,7 +4,7 @@ Tiles of 64x64 px (about 475 km) of NASA's Blue Marble are labelled from the rea
 ``ocean`` (>= 90 % water), ``land`` (>= 90 % land) or ``coast`` (the rest). Training tiles lie west
 of 45 E, test tiles east of it (the same split as the demo segmenter). The network is timm's
 ``resnet10t`` with 3 classes, random init (no hub weights), built through the factory source
-edgekit users would name: ``timm:create_model`` with ``model_name`` and ``num_classes`` arguments.
+edgekit users would name: ``timm.models:create_model`` with ``model_name`` and ``num_classes`` arguments.
 
     python scripts/train_classifier.py --run runs/classifier --steps 600
     # writes runs/classifier/weights.safetensors and runs/classifier/{train,test}/<class>/*.png
