@@ -23,15 +23,22 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
+@click.option("--factory-arg", "factory_args", multiple=True, metavar="NAME=VALUE",
+              help="Argument of a module:factory source, a Python literal (repeat): weights=None, num_classes=4.")
+@click.option("--trust-checkpoint", is_flag=True, default=None,
+              help="Load checkpoints or model files holding pickled Python objects (they can run code).")
+@click.option("--output", help="The model output to deploy when it returns several (default: the first at "
+                               "the input's spatial layout).")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 def build(source, out, **options) -> None:
-    """Build SOURCE (recipe, timm:<name>, module:factory or .onnx) into a verified artifact."""
+    """Build SOURCE (recipe, timm:<name>, module:factory, TorchScript .pt, torch.export .pt2 or .onnx)
+    into a verified artifact."""
     from edgekit.convert.pipeline import BuildConfig, build as run_build
 
     console = Console(stderr=True)
-    config = BuildConfig(**{k: v for k, v in options.items() if v is not None or k == "batch"})
+    config = BuildConfig(**{k: v for k, v in options.items() if (v is not None and v != ()) or k == "batch"})
     with console.status("starting") as status:
         result = run_build(source, out, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
     table = Table(title=f"{source} -> {result.report.target} ({config.precision})")

@@ -41,6 +41,9 @@ class BuildConfig:
             that folder exists, else calibration images beyond ``calib_samples``).
         rtol: tolerated output difference of the exact stages, relative to the output's range.
         latency_runs: timed runs per stage for the latency column (0: skip).
+        factory_args: ``NAME=VALUE`` arguments of a ``module:factory`` source (Python literals).
+        trust_checkpoint: load checkpoints and model files holding pickled Python objects.
+        output: the model output to deploy when it returns several (None: see convert.outputs).
     """
 
     target: str = "cpu"
@@ -54,6 +57,9 @@ class BuildConfig:
     calib_tile: int | None = None
     val: Path | None = None
     task: str = "classification"
+    factory_args: tuple[str, ...] = ()
+    trust_checkpoint: bool = False
+    output: str | None = None
     rtol: float = 1e-3
     opset: int = 18
     latency_runs: int = 5
@@ -88,7 +94,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     """Build ``source`` for ``config.target`` into the folder ``out`` (created whole or not at all)."""
     say = progress or (lambda _msg: None)
     target = _check(config)
-    src = resolve_source(source, config.input_size, config.checkpoint, config.task)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.factory_args,
+                         config.trust_checkpoint)
     records: list[StageRecord] = []
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
@@ -159,8 +166,14 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     from edgekit.convert.simplify import simplify_onnx
 
     if src.kind == "onnx":
-        load_checked(src.onnx_path)
-        exported = src.onnx_path
+        from edgekit.convert.onnx_source import prepare_onnx
+
+        say("prepare ONNX")
+        prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", config.input_size, config.batch, config.precision)
+        load_checked(prep.path)
+        records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), "", None,
+                                   f"onnx {src.name}: {prep.describe()}"))
+        exported = prep.path
     else:
         exported = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
@@ -198,30 +211,39 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     from edgekit.convert.export import ExportSpec, export_onnx
     from edgekit.convert.reparam import reparameterize
 
+    from edgekit.convert.outputs import select_output
+
     say("load model")
-    model = src.load_model()
+    model, fit = src.load()
     size = src.recipe.input_size
     sample = torch.randn(config.batch or 1, 3, *size, generator=torch.Generator().manual_seed(0))
+    model, output = select_output(model, sample, config.output)
     with torch.no_grad():
         base_ms = _latency(lambda: model(sample), config.latency_runs)
     params = sum(p.numel() for p in model.parameters())
     records.append(StageRecord("source", 0.0, None, params, 4 * params / 1e6, "", base_ms,
-                               f"{src.kind} {src.name}, {size[0]}x{size[1]}, {src.recipe.task}"))
-    say("reparameterize and fuse")
-    rep = reparameterize(model, sample, rtol=config.rtol)
-    r = rep.report
-    with torch.no_grad():
-        rep_ms = _latency(lambda: rep.model(sample), config.latency_runs)
-    records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
-                               _rel(r.error), rep_ms,
-                               f"{r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded; "
-                               f"modules {r.modules_before} -> {r.modules_after}, BatchNorms {r.batchnorms_before} -> "
-                               f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
+                               f"{src.kind} {src.name}, {size[0]}x{size[1]}, {src.recipe.task}; {output.describe()}"
+                               + (f"; checkpoint {fit.describe()}" if fit else "")))
+    if src.transformable:
+        say("reparameterize and fuse")
+        rep = reparameterize(model, sample, rtol=config.rtol)
+        r = rep.report
+        model = rep.model
+        with torch.no_grad():
+            rep_ms = _latency(lambda: model(sample), config.latency_runs)
+        records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
+                                   _rel(r.error), rep_ms,
+                                   f"{r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded; "
+                                   f"modules {r.modules_before} -> {r.modules_after}, BatchNorms {r.batchnorms_before} -> "
+                                   f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
+    else:
+        records.append(StageRecord("reparam", 0.0, detail=f"skipped: a {src.kind} program is run as saved, "
+                                                          "not an nn.Module edgekit can transform"))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
                       output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol,
                       runtime=target.backend, threads=target.threads)
-    exp = export_onnx(rep.model, work / "exported.onnx", spec)
+    exp = export_onnx(model, work / "exported.onnx", spec)
     details["export"] = exp.to_dict()
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
                                _onnx_latency(exp.path, config.latency_runs), _export_note(exp)))

@@ -1,8 +1,22 @@
-"""What `edgekit build` starts from: a recipe, ``timm:<name>``, ``module:factory`` or an ``.onnx``."""
+"""What `edgekit build` starts from, the way users have their models.
+
+Kinds:
+    ``recipe``       a recipe name or YAML file (edgekit's own networks, or a timm one);
+    ``timm``         ``timm:<name>``, timm's architecture with random weights;
+    ``factory``      ``package.module:factory`` called with ``--factory-arg name=value`` arguments;
+    ``torchscript``  a TorchScript archive (``torch.jit.save``);
+    ``exported``     a ``torch.export`` program (``.pt2``);
+    ``pickled``      a whole module saved with ``torch.save(model)``, only with ``trust_checkpoint``;
+    ``onnx``         an ONNX file; the PyTorch stages are skipped.
+TorchScript, exported and pickled programs are run and exported as they are: the PyTorch
+transforms that need an ``nn.Module`` built by edgekit (reparameterization) are skipped, and the
+report says so. Building or loading a model runs with the network blocked (:mod:`edgekit.convert.offline`).
+"""
 from __future__ import annotations
 
-__all__ = ["Source", "resolve_source"]
+__all__ = ["Source", "resolve_source", "parse_factory_args", "PROGRAM_KINDS"]
 
+import ast
 import difflib
 import importlib
 from dataclasses import dataclass
@@ -12,13 +26,17 @@ from edgekit.errors import ConfigError, SourceError
 from edgekit.manifest import sha256_file
 from edgekit.recipes import RECIPE_DIR, Recipe, load_recipe
 
+# sources that are programs already: run and exported as they are, never reparameterized
+PROGRAM_KINDS = ("torchscript", "exported", "pickled")
+PROGRAM_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".pt2")
+
 
 @dataclass(frozen=True)
 class Source:
     """A resolved model source.
 
     Attributes:
-        kind: ``recipe``, ``timm``, ``factory`` or ``onnx``.
+        kind: ``recipe``, ``timm``, ``factory``, ``torchscript``, ``exported``, ``pickled`` or ``onnx``.
         name: what the user gave.
         recipe: for every kind but ``onnx``, the recipe describing the network (synthesised for
             timm names and factories).
@@ -33,11 +51,19 @@ class Source:
     checkpoint: Path | None = None
     sha256: str | None = None
     factory: str | None = None
+    factory_args: tuple[tuple[str, object], ...] = ()
+    trust_checkpoint: bool = False
 
     @property
     def trained(self) -> bool:
         """Whether the weights are meant to be right (an accuracy tolerance means something)."""
-        return self.kind == "onnx" or self.checkpoint is not None or self.recipe.checkpoint is not None
+        return (self.kind == "onnx" or self.kind in PROGRAM_KINDS or self.checkpoint is not None
+                or self.recipe.checkpoint is not None)
+
+    @property
+    def transformable(self) -> bool:
+        """Whether the PyTorch transforms (reparameterization) apply: an ``nn.Module`` edgekit built."""
+        return self.kind not in PROGRAM_KINDS and self.kind != "onnx"
 
     def to_dict(self) -> dict:
         data = {"kind": self.kind, "name": self.name, "sha256": self.sha256}
@@ -45,24 +71,45 @@ class Source:
             data["recipe"] = str(self.recipe.path)
         if self.checkpoint:
             data["checkpoint"] = str(self.checkpoint)
+        if self.factory_args:
+            data["factory_args"] = {k: repr(v) for k, v in self.factory_args}
         return data
 
     def load_model(self):
-        """The torch model (eval mode, weights loaded); not for ONNX sources."""
-        from edgekit.nets.factory import load_checkpoint, model_from_recipe
+        """The torch model in eval mode, weights loaded (see :meth:`load`)."""
+        return self.load()[0]
+
+    def load(self):
+        """The torch model in eval mode with its weights, and how the checkpoint was fitted (or None).
+
+        The model is an ``nn.Module`` (a ``ScriptModule`` for TorchScript, the program's module for
+        ``.pt2``); not for ONNX sources. Runs with the network blocked.
+        """
+        from edgekit.convert.offline import offline
 
         if self.kind == "onnx":
             raise SourceError("an ONNX source has no PyTorch model")
         import torch
 
         torch.manual_seed(0)  # random-weight recipes build the same network every time
+        factory = _import_factory(self.factory) if self.kind == "factory" else None
+        fit = None
+        with offline(self.name, factory):
+            model = self._build(factory)
+            if self.checkpoint is not None:
+                from edgekit.convert.checkpoint import load_checkpoint
+
+                fit = load_checkpoint(model, self.checkpoint, self.trust_checkpoint)
+        return model.eval(), fit
+
+    def _build(self, factory):
+        from edgekit.nets.factory import model_from_recipe
+
         if self.kind == "factory":
-            model = _import_factory(self.factory)()
-        else:
-            model = model_from_recipe(self.recipe, weights=self.checkpoint is None)
-        if self.checkpoint is not None:
-            load_checkpoint(model, self.checkpoint)
-        return model.eval()
+            return factory(**dict(self.factory_args))
+        if self.kind in PROGRAM_KINDS:
+            return _load_program(self.kind, Path(self.name))
+        return model_from_recipe(self.recipe, weights=self.checkpoint is None)
 
 
 def _import_factory(spec: str):
@@ -75,6 +122,77 @@ def _import_factory(spec: str):
     if not callable(factory):
         raise SourceError(f"{module_name} has no callable {attr!r}")
     return factory
+
+
+def parse_factory_args(pairs) -> tuple[tuple[str, object], ...]:
+    """``("weights=None", "num_classes=4")`` -> ``(("weights", None), ("num_classes", 4))``.
+
+    Values are read as Python literals (None, True, 4, 0.5, "x", [1, 2]); anything else is a string.
+    """
+    parsed = []
+    for pair in pairs or ():
+        name, sep, text = str(pair).partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ConfigError(f"--factory-arg {pair!r}: write NAME=VALUE, e.g. weights=None or num_classes=4")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        parsed.append((name.strip(), value))
+    return tuple(parsed)
+
+
+def _program_kind(path: Path, trust: bool) -> str:
+    """``torchscript``, ``exported`` or ``pickled`` for a saved program file."""
+    import zipfile
+
+    if path.suffix == ".pt2":
+        return "exported"
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
+            return "torchscript"
+    if not trust:
+        raise SourceError(
+            f"{path.name} is not a TorchScript archive; if it is a whole module saved with torch.save(model), "
+            "loading it runs code: pass --trust-checkpoint if you trust the file, or build from "
+            "module:factory with --checkpoint state_dict.pt")
+    return "pickled"
+
+
+def _load_program(kind: str, path: Path):
+    import torch
+
+    try:
+        if kind == "torchscript":
+            return torch.jit.load(str(path), map_location="cpu")
+        if kind == "exported":
+            return _ExportedModule(torch.export.load(str(path)).module())
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise SourceError(f"cannot load {path.name} as a {kind} program: {lines[0][:300] if lines else type(exc).__name__}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise SourceError(f"{path.name} holds a {type(model).__name__}, not a module: give a module:factory and "
+                          "pass this file as --checkpoint")
+    return model
+
+
+def _ExportedModule(graph_module):
+    """A ``torch.export`` program's module behind an ``nn.Module`` whose ``eval()`` works (the program's
+    own refuses train/eval switches: it is already traced in the mode it was exported in)."""
+    import torch
+
+    class ExportedModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            object.__setattr__(self, "program", graph_module)  # not a submodule: eval() must not reach it
+
+        def forward(self, x):
+            return self.program(x)
+
+    return ExportedModule()
 
 
 def _timm_recipe(name: str, size: tuple[int, int]) -> Recipe:
@@ -104,9 +222,17 @@ def resolve_source(
     input_size: tuple[int, int] | None = None,
     checkpoint: Path | None = None,
     task: str = "classification",
+    factory_args=(),
+    trust_checkpoint: bool = False,
 ) -> Source:
-    """Resolve what the user typed into a :class:`Source`, with clear errors for each kind."""
+    """Resolve what the user typed into a :class:`Source`, with clear errors for each kind.
+
+    Args:
+        factory_args: ``NAME=VALUE`` strings (or parsed pairs) for a ``module:factory`` source.
+        trust_checkpoint: allow checkpoints and sources holding pickled Python objects.
+    """
     ckpt = Path(checkpoint) if checkpoint else None
+    args = parse_factory_args(factory_args) if factory_args and isinstance(next(iter(factory_args)), str) else tuple(factory_args or ())
     if ckpt is not None and not ckpt.is_file():
         raise SourceError(f"checkpoint {ckpt} does not exist")
     digest = sha256_file(ckpt) if ckpt else None
@@ -117,15 +243,27 @@ def resolve_source(
         size = input_size or (0, 0)
         recipe = Recipe(name=path.stem, task=task, model={}, input_size=size, stride=1)
         return Source("onnx", source, recipe, onnx_path=path, sha256=sha256_file(path))
+    if source.endswith(PROGRAM_SUFFIXES) and ":" not in source:
+        path = Path(source)
+        if not path.is_file():
+            raise SourceError(f"model file {path} does not exist")
+        kind = _program_kind(path, trust_checkpoint)
+        if input_size is None:
+            raise ConfigError(f"{source}: a {kind} source needs --input-size")
+        recipe = Recipe(name=path.stem, task=task, model={}, input_size=tuple(input_size), stride=1)
+        return Source(kind, source, recipe, checkpoint=ckpt, sha256=sha256_file(path), trust_checkpoint=trust_checkpoint)
+    if args and not (":" in source and not source.startswith("timm:")):
+        raise ConfigError("--factory-arg applies to module:factory sources only")
     if source.startswith("timm:"):
         recipe = _with_size(_timm_recipe(source[5:], input_size or (224, 224)), input_size)
-        return Source("timm", source, recipe, checkpoint=ckpt, sha256=digest)
+        return Source("timm", source, recipe, checkpoint=ckpt, sha256=digest, trust_checkpoint=trust_checkpoint)
     if ":" in source and not source.endswith((".yaml", ".yml")):
         if input_size is None:
             raise ConfigError(f"{source}: a factory source needs --input-size")
         _import_factory(source)
         recipe = Recipe(name=source.replace(":", "."), task=task, model={}, input_size=input_size, stride=1)
-        return Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source)
+        return Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source, factory_args=args,
+                      trust_checkpoint=trust_checkpoint)
     recipe = _with_size(load_recipe(source, RECIPE_DIR), input_size)
     weights = ckpt or recipe.checkpoint
     if weights is not None and not Path(weights).is_file():
@@ -133,5 +271,5 @@ def resolve_source(
             f"recipe {recipe.name} names weights {weights} that are not there; "
             "train them (scripts/train_demo.py) or pass --checkpoint"
         )
-    return Source("recipe", source, recipe, checkpoint=ckpt,
+    return Source("recipe", source, recipe, checkpoint=ckpt, trust_checkpoint=trust_checkpoint,
                   sha256=sha256_file(weights) if weights else sha256_file(recipe.path))

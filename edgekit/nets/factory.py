@@ -6,10 +6,8 @@ __all__ = ["model_from_recipe", "load_checkpoint"]
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
-from edgekit.errors import SourceError
 from edgekit.nets.segmenter import create_segmenter
 from edgekit.recipes import Recipe
 
@@ -35,30 +33,8 @@ def model_from_recipe(recipe: Recipe, input_size: tuple[int, int] | None = None,
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load a state_dict from .pt/.pth/.safetensors; every key must match, in name and shape."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"checkpoint {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    """Load a checkpoint into ``model`` (one path for every caller: :mod:`edgekit.convert.checkpoint`)."""
+    from edgekit.convert.checkpoint import load_checkpoint as fit_and_load
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file: a user error, named
-        raise SourceError(f"cannot read checkpoint {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
-        raise SourceError(f"checkpoint {path.name} does not fit the model: {'; '.join(parts)}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    fit_and_load(model, path)
     return model
