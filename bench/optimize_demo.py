@@ -22,7 +22,7 @@ from edgekit.data import bluemarble
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
 from edgekit.recipes import load_recipe
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 
 CALIB, VAL = Path("calib/bluemarble"), Path("calib/bluemarble_val")
 

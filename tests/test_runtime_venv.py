@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bundle import package_artifact
+from edgekit.artifact.bundle import package_artifact
 from tests.conftest import make_cpu_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_compile_then_run_without_torch(device):
     _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"], cwd=device["tmp"])
     code = (
         "import json, sys, numpy as np\n"
-        "from edgekit.runtime.artifact import load_artifact\n"
+        "from edgekit.artifact.folder import load_artifact\n"
         f"a = load_artifact({str(out_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)\n"
         "with a.runner() as r: y = r.infer({'input': x})['logits']\n"
@@ -65,7 +65,7 @@ def test_compile_then_run_without_torch(device):
     )
     got = json.loads(_run([device["py"], "-c", code], device["env"]).stdout.strip().splitlines()[-1])
     assert got["engine"] == "model.ort.onnx" and got["heavy"] == []
-    from edgekit.runtime.artifact import load_artifact
+    from edgekit.artifact.folder import load_artifact
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     with load_artifact(device["tmp"] / "workstation").runner() as r:  # the same model, run here

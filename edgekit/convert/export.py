@@ -17,6 +17,8 @@ from edgekit.convert.onnx_check import count_nodes, load_checked, run_onnx
 from edgekit.errors import ParityError, SourceError
 from edgekit.metrics import OutputError, output_error
 
+TORCHSCRIPT_OPSET = 17  # the fallback exporter's newest well-supported opset
+
 
 @dataclass(frozen=True)
 class ExportSpec:
@@ -39,19 +41,21 @@ class ExportSpec:
 
 @dataclass(frozen=True)
 class ExportResult:
+    """The exported file, which exporter wrote it, its node count and opset (as written), and its error."""
+
     path: Path
     exporter: str
     nodes: int
     error: OutputError
     seconds: float
+    opset: int = 0
 
 
 def _export(model: torch.nn.Module, sample: torch.Tensor, path: Path, spec: ExportSpec, dynamo: bool) -> None:
-    kwargs = dict(input_names=[spec.input_name], output_names=[spec.output_name], opset_version=spec.opset)
+    opset = spec.opset if dynamo else TORCHSCRIPT_OPSET
+    kwargs = dict(input_names=[spec.input_name], output_names=[spec.output_name], opset_version=opset)
     if spec.batch is None:
         kwargs["dynamic_axes"] = {spec.input_name: {0: "batch"}, spec.output_name: {0: "batch"}}
-    if not dynamo:
-        kwargs["opset_version"] = max(17, min(spec.opset, 17))
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (sample,), str(path), dynamo=dynamo, external_data=False, **kwargs)
@@ -88,4 +92,5 @@ def export_onnx(model: torch.nn.Module, out: Path, spec: ExportSpec) -> ExportRe
                 f"relative {error.max_rel:.3g} > {spec.rtol:g}"
             )
     nodes = sum(count_nodes(onnx_model).values())
-    return ExportResult(Path(out), exporter, nodes, error, time.perf_counter() - start)
+    opset = next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return ExportResult(Path(out), exporter, nodes, error, time.perf_counter() - start, opset)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigError, SourceError
-from edgekit.manifest import sha256_file
-from edgekit.recipes import RECIPE_DIR, Recipe, load_recipe
+from edgekit.artifact.manifest import sha256_file
+from edgekit.recipes import Recipe, load_recipe
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,12 @@ def resolve_source(
     input_size: tuple[int, int] | None = None,
     checkpoint: Path | None = None,
     task: str = "classification",
+    recipes_dir: Path | None = None,
 ) -> Source:
-    """Resolve what the user typed into a :class:`Source`, with clear errors for each kind."""
+    """Resolve what the user typed into a :class:`Source`, with clear errors for each kind.
+
+    ``recipes_dir``: a folder of recipes searched before EDGEKIT_PATH and the package's own.
+    """
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and not ckpt.is_file():
         raise SourceError(f"checkpoint {ckpt} does not exist")
@@ -126,12 +130,7 @@ def resolve_source(
         _import_factory(source)
         recipe = Recipe(name=source.replace(":", "."), task=task, model={}, input_size=input_size, stride=1)
         return Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source)
-    recipe = _with_size(load_recipe(source, RECIPE_DIR), input_size)
-    weights = ckpt or recipe.checkpoint
-    if weights is not None and not Path(weights).is_file():
-        raise SourceError(
-            f"recipe {recipe.name} names weights {weights} that are not there; "
-            "train them (scripts/train_demo.py) or pass --checkpoint"
-        )
+    recipe = _with_size(load_recipe(source, recipes_dir), input_size)
+    weights = ckpt or recipe.require_weights()
     return Source("recipe", source, recipe, checkpoint=ckpt,
                   sha256=sha256_file(weights) if weights else sha256_file(recipe.path))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, BackendUnavailableError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 from edgekit.runtime.base import Runner
 
 _DTYPES = {
