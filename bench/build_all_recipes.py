@@ -1,4 +1,4 @@
-"""Build every recipe in models/ at every precision for the cpu target, and the deployable ONNX for
+"""Build every recipe (`edgekit models`) at every precision for the cpu target, and the deployable ONNX for
 a TensorRT target; print one status line per build (what `edgekit build` proved, and how long).
 
     python bench/build_all_recipes.py [--out /tmp/edgekit_all] [--trt-target jetson-orin-nx]

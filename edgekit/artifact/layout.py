@@ -14,7 +14,7 @@ A bundle (``edgekit package``) adds ``bundle.json``, its own index of checksums.
 from __future__ import annotations
 
 __all__ = ["MODEL", "ORT_PLAN", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED",
-           "REPORTS", "compiled_name", "is_sealed", "write_report"]
+           "REPORTS", "is_sealed", "write_report"]
 
 import json
 from pathlib import Path
@@ -28,11 +28,6 @@ REPORT_MD = "report.md"
 BUNDLE_INDEX = "bundle.json"
 COMPILED = (ORT_PLAN, ENGINE)
 REPORTS = (REPORT_JSON, REPORT_MD)
-
-
-def compiled_name(backend: str) -> str:
-    """The compiled file a backend loads: a TensorRT engine, or an ONNX Runtime plan."""
-    return ENGINE if backend == "tensorrt" else ORT_PLAN
 
 
 def is_sealed(rel: Path) -> bool:

@@ -21,7 +21,6 @@ _DTYPES = {
     "tensor(uint8)": "uint8",
     "tensor(int8)": "int8",
 }
-LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass(frozen=True)
