@@ -1,4 +1,4 @@
-"""Build every recipe in models/ at every precision for the cpu target, and the deployable ONNX for
+"""Build every recipe (`edgekit models`) at every precision for the cpu target, and the deployable ONNX for
 a TensorRT target; print one status line per build (what `edgekit build` proved, and how long).
 
     python bench/build_all_recipes.py [--out /tmp/edgekit_all] [--trt-target jetson-orin-nx]
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from edgekit.convert.pipeline import BuildConfig, build
+from edgekit.convert.report import parity_text
 from edgekit.errors import EdgekitError
 from edgekit.recipes import list_recipes
 
@@ -32,7 +33,7 @@ def main() -> None:
         try:
             result = build(recipe.name, args.out / f"{recipe.name}_{target}_{precision}", config)
             status = "built" if result.complete else "onnx-ready"
-            check = next((s.parity for s in result.report.stages if s.stage.startswith("precision")), "-")
+            check = next((parity_text(s) for s in result.report.stages if s.stage.startswith("precision")), "-")
         except EdgekitError as exc:
             status, check = "refused", str(exc)
         print(f"{recipe.name:22} {target:16} {precision:5} {status:10} {time.perf_counter() - start:5.0f}  {check}",

@@ -20,7 +20,7 @@ import tifffile
 
 from edgekit.data.bluemarble import CLASSES, load_image, load_mask, split_column
 from edgekit.metrics import confusion, iou_from_confusion
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 from edgekit.tiling.execute import TileConfig, infer_image
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.bluemarble import data_dir
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 from edgekit.tiling.execute import TileConfig, TileOutputs, infer_image, plan_for
 from edgekit.tiling.io import open_image
 

@@ -1,7 +1,7 @@
 """optimize on the demo models, cpu target: speed ratio and mIoU drop, measured side by side.
 
-1. FastViT-SA12 + FPN (models/fastvit_sa12_fpn.yaml): optimize's artifact (--max-drop 0.5) vs FP32.
-2. MobileOne-S0 + FPN (models/mobileone_s0_fpn.yaml, trained with
+1. FastViT-SA12 + FPN (recipe fastvit_sa12_fpn): optimize's artifact (--max-drop 0.5) vs FP32.
+2. MobileOne-S0 + FPN (recipe mobileone_s0_fpn, trained with
    `python scripts/train_demo.py --recipe mobileone_s0_fpn`): plain INT8 (`edgekit build
    --precision int8`) vs optimize under a 1-point budget.
 mIoU: against the real land-sea mask over the whole held-out region (east of 45E), tile by tile.
@@ -22,7 +22,7 @@ from edgekit.data import bluemarble
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
 from edgekit.recipes import load_recipe
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 
 CALIB, VAL = Path("calib/bluemarble"), Path("calib/bluemarble_val")
 

@@ -120,7 +120,7 @@ def main() -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--onnx", type=Path, help="FP32 ONNX (e.g. the simplified model of a build)")
     source.add_argument("--timm", help="timm model name to export (pretrained=False: random weights)")
-    source.add_argument("--recipe", help="recipe name to export (models/<name>.yaml)")
+    source.add_argument("--recipe", help="recipe name to export (see `edgekit models`)")
     parser.add_argument("--no-weights", action="store_true", help="recipe: random weights, not its checkpoint")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--task", choices=("segmentation", "classification"), default="segmentation")

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from edgekit.sweep import SweepConfig, SweepReport, plot_sweep, sweep
 
-RECIPES = ["models/fastvit_sa12_fpn.yaml", "models/convnext_tiny_linear.yaml", "models/vit_s16_linear.yaml"]
+RECIPES = ["fastvit_sa12_fpn", "convnext_tiny_linear", "vit_s16_linear"]
 
 
 def main() -> None:

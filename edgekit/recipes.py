@@ -1,7 +1,8 @@
-"""Model recipes: YAML files in models/ read into frozen dataclasses. No torch here."""
+"""Model recipes: YAML files (shipped in edgekit/data/models, or on the user's search path, see
+edgekit.datapath) read into frozen dataclasses. No torch here."""
 from __future__ import annotations
 
-__all__ = ["Recipe", "RECIPE_DIR", "load_recipe", "list_recipes"]
+__all__ = ["Recipe", "load_recipe", "list_recipes"]
 
 import difflib
 from dataclasses import dataclass, field
@@ -9,16 +10,24 @@ from pathlib import Path
 
 import yaml
 
-from edgekit.errors import ConfigError
+from edgekit import datapath
+from edgekit.errors import ConfigError, SourceError
 from edgekit.preprocess import Preprocess
 
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "models"
 TASKS = ("segmentation", "classification")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What to build: a network description, its input, and optionally trained weights."""
+    """What to build: a network description, its input, and optionally trained weights.
+
+    Attributes:
+        checkpoint: the weights the recipe names: the first of ``weights_searched`` that exists, else
+            the first of them (beside the recipe); None for random weights.
+        weights_searched: where the named weights were looked for: beside the recipe, then in every
+            models folder of the search path.
+        path / origin: the YAML file, and where it was found (``package``, ``EDGEKIT_PATH``...).
+    """
 
     name: str
     task: str
@@ -30,13 +39,39 @@ class Recipe:
     checkpoint: Path | None = None
     summary: str = ""
     path: Path | None = None
+    origin: str = ""
+    weights_searched: tuple[Path, ...] = ()
 
     @property
     def trained(self) -> bool:
         return self.checkpoint is not None
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether the named weights were found (random-weight recipes have none to find)."""
+        return self.checkpoint is not None and self.checkpoint.is_file()
 
-def _read(path: Path) -> Recipe:
+    def require_weights(self) -> Path | None:
+        """The weights file, or None for a random-weight recipe; a one-line error when it is missing."""
+        if self.checkpoint is None or self.checkpoint.is_file():
+            return self.checkpoint
+        where = ", ".join(str(p.parent) for p in self.weights_searched) or str(self.checkpoint.parent)
+        raise SourceError(f"recipe {self.name} names weights {self.checkpoint.name}, not found in {where}; "
+                          "train them (scripts/train_demo.py) or pass --checkpoint")
+
+
+def _weights(path: Path, ckpt: str, extra: Path | str | None) -> tuple[Path | None, tuple[Path, ...]]:
+    if Path(ckpt).is_absolute():
+        return Path(ckpt), (Path(ckpt),)
+    candidates = [(path.parent / ckpt).resolve()]
+    for place in datapath.places("models", extra):
+        candidate = (place.folder / ckpt).resolve()
+        if candidate not in candidates:
+            candidates.append(candidate)
+    return next((c for c in candidates if c.is_file()), candidates[0]), tuple(candidates)
+
+
+def _read(path: Path, origin: str = "file", extra: Path | str | None = None) -> Recipe:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -48,7 +83,7 @@ def _read(path: Path) -> Recipe:
         raise ConfigError(f"recipe {path}: task {task!r} is not one of {', '.join(TASKS)}")
     inp = data["input"]
     size = inp.get("size", [224, 224])
-    ckpt = data.get("checkpoint")
+    checkpoint, searched = _weights(path, str(data["checkpoint"]), extra) if data.get("checkpoint") else (None, ())
     return Recipe(
         name=str(data.get("name", path.stem)),
         task=task,
@@ -57,28 +92,31 @@ def _read(path: Path) -> Recipe:
         stride=int(inp.get("stride", 32)),
         preprocess=Preprocess.from_dict(inp),
         classes=tuple(data.get("classes", ())),
-        checkpoint=(path.parent / ckpt).resolve() if ckpt else None,
+        checkpoint=checkpoint,
         summary=str(data.get("summary", "")),
         path=path.resolve(),
+        origin=origin,
+        weights_searched=searched,
     )
 
 
-def list_recipes(folder: Path = RECIPE_DIR) -> list[Recipe]:
-    """Every recipe in ``folder``, sorted by name."""
-    return sorted((_read(p) for p in folder.glob("*.yaml")), key=lambda r: r.name)
+def list_recipes(folder: Path | str | None = None) -> list[Recipe]:
+    """Every recipe on the search path (``folder`` first, then EDGEKIT_PATH, then the package's), by name."""
+    return [_read(path, origin, folder) for _name, path, origin in datapath.entries("models", folder)]
 
 
-def load_recipe(name_or_path: str | Path, folder: Path = RECIPE_DIR) -> Recipe:
-    """A recipe by file path or by name (``fastvit_sa12_fpn``)."""
+def load_recipe(name_or_path: str | Path, folder: Path | str | None = None) -> Recipe:
+    """A recipe by file path or by name (``fastvit_sa12_fpn``); ``folder`` is searched before the others."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix in datapath.SUFFIXES:
         if not path.is_file():
             raise ConfigError(f"recipe file {path} does not exist")
-        return _read(path)
-    candidate = folder / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return _read(candidate)
-    names = [p.stem for p in folder.glob("*.yaml")]
+        return _read(path, "file", folder)
+    found = datapath.find("models", str(name_or_path), folder)
+    if found is not None:
+        return _read(*found, folder)
+    names = [name for name, _path, _origin in datapath.entries("models", folder)]
     close = difflib.get_close_matches(str(name_or_path), names, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"unknown recipe {name_or_path!r}; {hint}known: {', '.join(sorted(names))}")
+    raise ConfigError(f"unknown recipe {name_or_path!r}; {hint}known: {', '.join(names) or '(none)'} "
+                      f"(looked in {datapath.looked_in('models', folder)}; add yours with --recipes-dir or {datapath.ENV})")

@@ -1,7 +1,8 @@
-"""Device profiles: YAML files in targets/ read into frozen dataclasses. No heavy imports."""
+"""Device profiles: YAML files (shipped in edgekit/data/targets, or on the user's search path, see
+edgekit.datapath) read into frozen dataclasses. No heavy imports."""
 from __future__ import annotations
 
-__all__ = ["Target", "TARGET_DIR", "load_target", "list_targets"]
+__all__ = ["Target", "load_target", "list_targets"]
 
 import difflib
 from dataclasses import dataclass, fields
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from edgekit import datapath
 from edgekit.errors import ConfigError
 
-TARGET_DIR = Path(__file__).resolve().parent.parent / "targets"
 KINDS = ("cpu", "jetson", "desktop")
 
 
@@ -27,6 +28,8 @@ class Target:
         workspace_mb: TensorRT builder workspace limit.
         tile / batch: default tile size and batch for `edgekit infer`.
         max_accuracy_drop: tolerated loss of the task metric, in points, for lower precision.
+        path / origin: the YAML file read, and where it was found (``package``, ``EDGEKIT_PATH``,
+            ``--targets-dir``, ``file``); not keys of the file.
     """
 
     name: str
@@ -43,6 +46,8 @@ class Target:
     batch: int = 1
     max_accuracy_drop: float = 0.5
     threads: int = 0
+    path: Path | None = None
+    origin: str = ""
 
     @property
     def is_tensorrt(self) -> bool:
@@ -53,12 +58,15 @@ class Target:
         return int(self.tensorrt.split(".")[0]) if self.tensorrt else None
 
 
-def _read(path: Path) -> Target:
+_NOT_KEYS = ("path", "origin")
+
+
+def _read(path: Path, origin: str = "file") -> Target:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read target {path}: {exc}") from None
-    known = {f.name for f in fields(Target)}
+    known = {f.name for f in fields(Target)} - set(_NOT_KEYS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"target {path.name}: unknown keys {', '.join(unknown)}")
@@ -66,26 +74,28 @@ def _read(path: Path) -> Target:
     for key in ("compute_capability", "tensorrt", "jetpack"):
         if data.get(key) is not None:
             data[key] = str(data[key])
-    target = Target(**data)
+    target = Target(**data, path=path, origin=origin)
     if target.kind not in KINDS or target.backend not in ("onnxruntime", "tensorrt"):
         raise ConfigError(f"target {path.name}: kind must be one of {KINDS}, backend onnxruntime|tensorrt")
     return target
 
 
-def list_targets(folder: Path = TARGET_DIR) -> list[Target]:
-    """Every target profile, sorted by name."""
-    return sorted((_read(p) for p in folder.glob("*.yaml")), key=lambda t: t.name)
+def list_targets(folder: Path | str | None = None) -> list[Target]:
+    """Every target profile on the search path (``folder`` first, then EDGEKIT_PATH, then the package's),
+    sorted by name; each says where it came from."""
+    return [_read(path, origin) for _name, path, origin in datapath.entries("targets", folder)]
 
 
-def load_target(name_or_path: str | Path, folder: Path = TARGET_DIR) -> Target:
-    """A target by name (``jetson-orin-nx``) or YAML path."""
+def load_target(name_or_path: str | Path, folder: Path | str | None = None) -> Target:
+    """A target by name (``jetson-orin-nx``) or YAML path; ``folder`` is searched before the others."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in datapath.SUFFIXES and path.is_file():
         return _read(path)
-    candidate = folder / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return _read(candidate)
-    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    found = datapath.find("targets", str(name_or_path), folder)
+    if found is not None:
+        return _read(*found)
+    names = [name for name, _path, _origin in datapath.entries("targets", folder)]
     close = difflib.get_close_matches(str(name_or_path), names, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"unknown target {name_or_path!r}; {hint}choose one of: {', '.join(names)}")
+    raise ConfigError(f"unknown target {name_or_path!r}; {hint}choose one of: {', '.join(names) or '(none)'} "
+                      f"(looked in {datapath.looked_in('targets', folder)}; add yours with --targets-dir or {datapath.ENV})")

@@ -42,7 +42,7 @@ def tiny_segmenter_onnx(path: Path, channels: int = 3, classes: int = 3, size: i
 
 def make_cpu_artifact(folder: Path, size: int = 64, batch=1, classes: int = 3, seed: int = 0) -> Path:
     """An artifact folder as `edgekit build --target cpu` lays it out, around the tiny segmenter."""
-    from edgekit.manifest import Manifest, TensorSpec, seal
+    from edgekit.artifact.manifest import Manifest, TensorSpec, seal
 
     folder.mkdir(parents=True, exist_ok=True)
     tiny_segmenter_onnx(folder / "model.onnx", classes=classes, size=size, batch=batch, seed=seed)

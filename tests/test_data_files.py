@@ -1,12 +1,9 @@
 """Recipes, targets, manifests, preprocessing: the data edgekit reads, and the errors it gives."""
-import json
-
 import numpy as np
 import pytest
 
 from edgekit.atomic import atomic_dir, atomic_file
-from edgekit.errors import ArtifactError, ConfigError
-from edgekit.manifest import Manifest, TensorSpec, read_manifest, seal
+from edgekit.errors import ConfigError
 from edgekit.metrics import agreement, confusion, iou_from_confusion, miou, output_error
 from edgekit.preprocess import Preprocess
 from edgekit.recipes import load_recipe
@@ -43,27 +40,6 @@ def test_preprocess_matches_the_formula_and_channel_order():
     np.testing.assert_allclose(x[0, 1], (pixels[..., 1] / 255 - 0.25) / 0.25, rtol=1e-5)
     bgr = Preprocess(mean=(0, 0, 0), std=(1, 1, 1), channel_order="BGR").apply(pixels)
     np.testing.assert_allclose(bgr[0, 0], pixels[..., 2] / 255, rtol=1e-6)
-
-
-def test_manifest_round_trip_seal_and_tamper(tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"onnx bytes")
-    m = Manifest(target="cpu", backend="onnxruntime", precision="int8", model_file="model.onnx",
-                 inputs=(TensorSpec("input", (1, 3, 8, 8)),), outputs=(TensorSpec("logits", ("batch", 2, 8, 8)),),
-                 classes=("a", "b"), tile=(8, 8))
-    sealed = seal(tmp_path, m)
-    again = read_manifest(tmp_path)
-    assert again == sealed and again.outputs[0].shape[0] == "batch"
-    assert set(sealed.files) == {"model.onnx"}
-    from edgekit.runtime.artifact import load_artifact
-
-    (tmp_path / "model.onnx").write_bytes(b"onnx bytez")
-    with pytest.raises(ArtifactError, match="checksum"):
-        load_artifact(tmp_path)
-    data = json.loads((tmp_path / "manifest.json").read_text())
-    data["format_version"] = 99
-    (tmp_path / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ArtifactError, match="newer"):
-        read_manifest(tmp_path)
 
 
 def test_atomic_outputs_leave_nothing_on_failure(tmp_path):

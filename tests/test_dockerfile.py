@@ -40,6 +40,8 @@ def test_from_l4t_jetpack_6_selected_by_an_arg(steps):
 def test_installs_the_runtime_extra_only(steps):
     runs = " ".join(args for op, args in steps if op == "RUN")
     assert re.search(r"pip install [^&]*\.\[runtime\]", runs)
+    assert not re.search(r"pip install[^&]*\s(-e|--editable)\s", runs)  # a normal install: package data inside
+    assert "edgekit targets" in runs  # the build fails if the profiles did not come with the package
     for name in HEAVY:
         assert not re.search(rf"pip install[^&]*\b{re.escape(name)}\b", runs), name
     assert "import torch" in runs  # the build itself fails if torch came in through a dependency

@@ -9,10 +9,10 @@ import sys
 import edgekit
 
 HEAVY = ("torch", "timm", "modelopt", "tensorrt", "onnxsim", "onnxslim")
-DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile")
+DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile", "edgekit.artifact")
 DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.profile", "edgekit.cli.compare",
-                  "edgekit.cli.compile", "edgekit.cli.package", "edgekit.cli.catalog", "edgekit.manifest",
-                  "edgekit.targets", "edgekit.recipes", "edgekit.metrics", "edgekit.bundle")
+                  "edgekit.cli.compile", "edgekit.cli.package", "edgekit.cli.catalog",
+                  "edgekit.targets", "edgekit.recipes", "edgekit.datapath", "edgekit.metrics")
 
 
 def _heavy_after(code: str) -> list[str]:

@@ -1,12 +1,15 @@
-"""The device path in a fresh virtual environment with only `edgekit[runtime]`: no torch anywhere.
+"""The device path in a fresh virtual environment with only `edgekit[runtime]`, installed from a built
+wheel (not editable): no torch anywhere, and the package data (targets, recipes) found in the wheel.
 
-Slow (it installs the run-time dependencies with pip, from its cache or the package index). The
-workstation side (packaging) runs here; the device side runs in the new environment.
+Slow (it builds the wheel and installs the run-time dependencies with pip, from its cache or the
+package index). The workstation side (packaging) runs here; the device side runs in the new
+environment, from a folder outside the repository so that nothing resolves to the source tree.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bundle import package_artifact
+from edgekit.artifact.bundle import package_artifact
 from tests.conftest import make_cpu_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +38,47 @@ def device(tmp_path_factory) -> dict:
     base = getattr(sys, "_base_executable", sys.executable)
     _run([base, "-m", "venv", tmp / "venv"], env)
     py = tmp / "venv" / "bin" / "python"
-    # Editable so that targets/ (a folder beside the package) resolves; the dependencies install as usual.
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", f"{ROOT}[runtime]"], env)
+    pip = [py, "-m", "pip", "--disable-pip-version-check"]
+    source = tmp / "source"  # a clean copy: an in-tree build/ could carry modules deleted since
+    shutil.copytree(ROOT / "edgekit", source / "edgekit", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    _run([*pip, "wheel", "-q", "--no-deps", "-w", tmp / "dist", source], env, cwd=tmp)
+    wheel = next((tmp / "dist").glob("edgekit-*.whl"))
+    _run([*pip, "install", "-q", f"{wheel}[runtime]"], env, cwd=tmp)
     env["PATH"] = f"{tmp / 'venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     bundle = package_artifact(make_cpu_artifact(tmp / "workstation", size=32), tmp / "tiny-cpu.tar.gz")
-    return {"py": py, "env": env, "bundle": bundle, "tmp": tmp}
+    return {"py": py, "env": env, "bundle": bundle, "tmp": tmp, "wheel": wheel}
+
+
+def test_the_wheel_is_installed_not_linked(device):
+    where = _run([device["py"], "-c", "import edgekit; print(edgekit.__file__)"], device["env"], cwd=device["tmp"])
+    assert str(device["tmp"] / "venv") in where.stdout and str(ROOT) not in where.stdout
+    import zipfile
+
+    names = zipfile.ZipFile(device["wheel"]).namelist()
+    assert "edgekit/data/targets/cpu.yaml" in names and "edgekit/data/models/fastvit_sa12_fpn.yaml" in names
+    assert "edgekit/data/models/weights/fastvit_sa12_fpn_bluemarble.safetensors" in names
+
+
+def test_targets_and_models_come_from_the_package(device):
+    targets = _run(["edgekit", "targets"], device["env"], cwd=device["tmp"]).stdout
+    assert all(name in targets for name in ("cpu", "jetson-orin-nx", "rtx-4090")) and "package" in targets
+    models = _run(["edgekit", "models"], device["env"], cwd=device["tmp"]).stdout
+    assert "fastvit_sa12_fpn" in models and "trained" in models  # its weights are in the wheel
+    own = device["tmp"] / "team" / "targets"
+    own.mkdir(parents=True)
+    (own / "edge-box.yaml").write_text("name: edge-box\nkind: cpu\nbackend: onnxruntime\nsummary: our box\n")
+    env = {**device["env"], "EDGEKIT_PATH": str(device["tmp"] / "team")}
+    listed = _run(["edgekit", "targets"], env, cwd=device["tmp"]).stdout
+    assert "edge-box" in listed and "EDGEKIT_PATH" in listed
 
 
 def test_torch_is_absent(device):
-    out = subprocess.run([device["py"], "-c", "import torch"], capture_output=True, text=True, env=device["env"])
+    out = subprocess.run([device["py"], "-c", "import torch"], capture_output=True, text=True, env=device["env"],
+                         cwd=device["tmp"])
     assert out.returncode != 0 and "No module named 'torch'" in out.stderr
-    listed = _run([device["py"], "-m", "pip", "list", "--format=json"], device["env"]).stdout
+    listed = _run([device["py"], "-m", "pip", "list", "--format=json"], device["env"], cwd=device["tmp"]).stdout
     names = {p["name"].lower() for p in json.loads(listed)}
     assert not names & {"torch", "timm", "nvidia-modelopt", "torchvision"}
     assert names & {"onnxruntime", "onnxruntime-gpu"} and "edgekit" in names
@@ -56,16 +89,16 @@ def test_compile_then_run_without_torch(device):
     _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"], cwd=device["tmp"])
     code = (
         "import json, sys, numpy as np\n"
-        "from edgekit.runtime.artifact import load_artifact\n"
+        "from edgekit.artifact.folder import load_artifact\n"
         f"a = load_artifact({str(out_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)\n"
         "with a.runner() as r: y = r.infer({'input': x})['logits']\n"
         "print(json.dumps({'engine': a.manifest.engine_file, 'sum': float(y.sum()), "
         "'heavy': [m for m in ('torch', 'timm', 'modelopt') if m in sys.modules]}))\n"
     )
-    got = json.loads(_run([device["py"], "-c", code], device["env"]).stdout.strip().splitlines()[-1])
+    got = json.loads(_run([device["py"], "-c", code], device["env"], cwd=device["tmp"]).stdout.strip().splitlines()[-1])
     assert got["engine"] == "model.ort.onnx" and got["heavy"] == []
-    from edgekit.runtime.artifact import load_artifact
+    from edgekit.artifact.folder import load_artifact
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     with load_artifact(device["tmp"] / "workstation").runner() as r:  # the same model, run here
@@ -76,10 +109,10 @@ def test_profile_without_torch(device):
     if not (ROOT / "edgekit" / "cli" / "profile.py").is_file():
         pytest.skip("edgekit profile is not in this tree yet")
     out_dir = device["tmp"] / "models" / "prof"
-    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"])
+    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"], cwd=device["tmp"])
     report = device["tmp"] / "prof.json"
     _run(["edgekit", "profile", out_dir, "--json", report, "--warmup", "0.1", "--duration", "0.3", "--no-power"],
-         device["env"])
+         device["env"], cwd=device["tmp"])
     assert json.loads(report.read_text())
 
 
@@ -89,9 +122,9 @@ def test_infer_without_torch(device):
     import tifffile
 
     out_dir = device["tmp"] / "models" / "inf"
-    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"])
+    _run(["edgekit", "compile", device["bundle"], "-o", out_dir], device["env"], cwd=device["tmp"])
     scene = device["tmp"] / "scene.tif"
     tifffile.imwrite(scene, np.random.default_rng(0).integers(0, 255, (80, 96, 3), dtype=np.uint8))
     mask = device["tmp"] / "mask.tif"
-    _run(["edgekit", "infer", out_dir, scene, "-o", mask, "--overlap", "8", "--no-progress"], device["env"])
+    _run(["edgekit", "infer", out_dir, scene, "-o", mask, "--overlap", "8", "--no-progress"], device["env"], cwd=device["tmp"])
     assert tifffile.imread(mask).shape[:2] == (80, 96)

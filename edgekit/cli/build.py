@@ -7,14 +7,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import BATCH, SIZE
+from edgekit.artifact.manifest import PRECISIONS
+from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR
 
 
 @click.command()
 @click.argument("source")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output artifact folder.")
 @click.option("--target", default="cpu", show_default=True, help="Device profile (see `edgekit targets`).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images: a folder, or one large image.")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, help="Images used for calibration (default: all, at most 64).")
@@ -32,6 +33,8 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
+@TARGETS_DIR
+@RECIPES_DIR
 def build(source, out, **options) -> None:
     """Build SOURCE (recipe, timm:<name>, module:factory, TorchScript .pt, torch.export .pt2 or .onnx)
     into a verified artifact."""

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from edgekit.artifact.manifest import read_manifest
+from edgekit.cli.options import TARGETS_DIR
 from edgekit.compile.stage import CompileSettings, CompileWarning, compile_artifact
-from edgekit.manifest import read_manifest
 
 
 @click.command("compile")
@@ -18,10 +19,11 @@ from edgekit.manifest import read_manifest
 @click.option("--workspace", type=click.IntRange(min=1), help="TensorRT builder workspace in MB (default: the target's).")
 @click.option("--dla/--no-dla", default=None, help="Run on a DLA core with GPU fallback (default: as the build requested).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="TensorRT timing cache, read and updated.")
+@TARGETS_DIR
 def compile(source: Path, out: Path | None, target: str | None, workspace: int | None, dla: bool | None,
-            timing_cache: Path | None) -> None:
+            timing_cache: Path | None, targets_dir: Path | None) -> None:
     """Compile an artifact folder or bundle for this device (TensorRT engine or ONNX Runtime plan)."""
-    settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache)
+    settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache, targets_dir=targets_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
         folder = compile_artifact(source, target=target, out=out, settings=settings)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.runtime.artifact import BACKENDS, load_artifact
+from edgekit.artifact.folder import BACKENDS, load_artifact
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
 from edgekit.tiling.io import list_images

@@ -11,8 +11,8 @@ from edgekit.errors import EdgekitError
 
 # command name -> (module under edgekit.cli, one-line help). Modules load only when run.
 COMMANDS = {
-    "models": ("catalog", "List the model recipes in models/."),
-    "targets": ("catalog", "List the device profiles in targets/."),
+    "models": ("catalog", "List the model recipes (edgekit's, EDGEKIT_PATH's, --recipes-dir's)."),
+    "targets": ("catalog", "List the device profiles (edgekit's, EDGEKIT_PATH's, --targets-dir's)."),
     "build": ("build", "Reparameterize, export, simplify, set precision and compile, verified."),
     "reparam": ("stages", "Reparameterize and fuse a PyTorch model (saves a state_dict)."),
     "export": ("stages", "Export a model to ONNX, verified against PyTorch."),

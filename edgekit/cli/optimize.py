@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import SIZE
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -39,6 +39,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--cache", type=click.Path(path_type=Path), help="Measurement cache (default: ~/.cache/edgekit/optimize).")
 @click.option("--no-cache", is_flag=True, help="Measure everything again and keep nothing.")
 @click.option("--no-search", is_flag=True, help="Whole-model candidates only, no mixed precision.")
+@TARGETS_DIR
+@RECIPES_DIR
 def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candidates, calib_methods, cache, no_cache,
              no_search, **options) -> None:
     """Find the fastest artifact of SOURCE that holds the constraints on the target."""

@@ -1,6 +1,8 @@
 """Option parsers shared by several commands."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -42,6 +44,13 @@ class BatchType(click.ParamType):
 
 SIZE = SizeType()
 BATCH = BatchType()
+
+TARGETS_DIR = click.option(
+    "--targets-dir", type=click.Path(path_type=Path),
+    help="A folder of your own target profiles (YAML), searched before EDGEKIT_PATH's and edgekit's.")
+RECIPES_DIR = click.option(
+    "--recipes-dir", type=click.Path(path_type=Path),
+    help="A folder of your own model recipes (YAML), searched before EDGEKIT_PATH's and edgekit's.")
 
 
 def write_report_files(report, json_path, md_path, plot_path, markdown, plot) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.bundle import package_artifact, read_bundle_index
+from edgekit.artifact.bundle import package_artifact, read_bundle_index
 
 
 @click.command("package")

@@ -122,8 +122,9 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
 
 
 def _preprocess_beside(onnx_path: Path):
-    from edgekit.manifest import MANIFEST_NAME, read_manifest
+    from edgekit.artifact.layout import MANIFEST
+    from edgekit.artifact.manifest import read_manifest
     from edgekit.preprocess import Preprocess
 
     folder = Path(onnx_path).parent
-    return read_manifest(folder).preprocess if (folder / MANIFEST_NAME).is_file() else Preprocess()
+    return read_manifest(folder).preprocess if (folder / MANIFEST).is_file() else Preprocess()

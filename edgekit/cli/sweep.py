@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import SIZE
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR
 
 
 def _sizes(ctx, param, value: str | None):
@@ -28,9 +28,18 @@ def _sizes(ctx, param, value: str | None):
 @click.option("--plot", type=click.Path(path_type=Path), help="PNG: latency vs accuracy (or size), Pareto front marked.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the table as JSON.")
 @click.option("--markdown", type=click.Path(path_type=Path), help="Write the table as Markdown.")
-def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, **options) -> None:
+@TARGETS_DIR
+@RECIPES_DIR
+def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, targets_dir, recipes_dir, **options) -> None:
     """Build and profile RECIPES at each precision and input size on one target."""
+    from edgekit.recipes import load_recipe
     from edgekit.sweep import SweepConfig, plot_sweep, sweep as run_sweep
+    from edgekit.targets import load_target
+
+    if targets_dir:  # a profile of the user's folder is passed on by its file
+        options["target"] = str(load_target(options["target"], targets_dir).path)
+    if recipes_dir:
+        recipes = [r if ":" in r or r.endswith(".onnx") else str(load_recipe(r, recipes_dir).path) for r in recipes]
 
     chosen = tuple(p.strip() for p in precisions.split(",") if p.strip())
     config = SweepConfig(precisions=chosen, sizes=sizes, duration_s=duration, **options)

@@ -18,10 +18,8 @@ from pathlib import Path
 
 from edgekit.atomic import atomic_file
 from edgekit.errors import ArtifactError, ConfigError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import PRECISIONS, TensorSpec
 from edgekit.runtime.trt import import_tensorrt
-
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@
   portable), after checking that this device is the one the bundle was made for.
 
 Both end by running the compiled file and the deployable ONNX on the same random input and
-recording the difference in the manifest, which is then re-sealed.
+recording the difference in the manifest. :func:`compile_artifact` compiles a sealed folder or a
+bundle into a new sealed folder; :func:`compile_into` compiles inside a folder being written (the
+build's), which its writer seals once.
 """
 from __future__ import annotations
 
-__all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "check_device_for_target", "engine_settings", "jetpack_major"]
+__all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "compile_into", "engine_settings"]
 
 import shutil
 import warnings
@@ -21,15 +23,14 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.atomic import atomic_dir
-from edgekit.bundle import is_bundle, open_bundle
-from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, DeviceMismatchError, ParityError
-from edgekit.manifest import Manifest, TensorSpec, seal
-from edgekit.runtime.artifact import Artifact, load_artifact
-from edgekit.runtime.device import DeviceInfo
+from edgekit.artifact.bundle import is_bundle, open_bundle
+from edgekit.artifact.compat import check_device, needs_of_target
+from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN
+from edgekit.artifact.manifest import Manifest, TensorSpec, seal
+from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, ParityError
 from edgekit.targets import Target, load_target
 
-ORT_PLAN = "model.ort.onnx"
-ENGINE = "model.engine"
 ORT_LEVELS = ("basic", "extended")  # "all" adds layouts tied to this CPU: applied at load time instead
 
 
@@ -51,6 +52,7 @@ class CompileSettings:
         tolerance: largest error of the compiled file against the ONNX, relative to the output
             range, accepted without a stop (cpu) or a warning (TensorRT, whose precision may be lower).
         seed: seed of the random verification input.
+        targets_dir: a folder of the user's target profiles, searched before EDGEKIT_PATH and the package's.
     """
 
     workspace_mb: int | None = None
@@ -61,6 +63,7 @@ class CompileSettings:
     optimization: str = "extended"
     tolerance: float = 1e-3
     seed: int = 0
+    targets_dir: Path | None = None
 
 
 def compile_artifact(folder: Path | str, target: str | Target | None = None, out: Path | str | None = None,
@@ -87,28 +90,43 @@ def compile_artifact(folder: Path | str, target: str | Target | None = None, out
 
 
 def _compile(artifact: Artifact, target_name: str | Target | None, out: Path, settings: CompileSettings, source: Path) -> Path:
-    target = _resolve_target(artifact.manifest, target_name)
-    compile_one = _compile_tensorrt if target.is_tensorrt else _compile_onnxruntime
+    target = _resolve_target(artifact.manifest, target_name, settings.targets_dir)
     if target.is_tensorrt:
         _require_tensorrt(source)
     with atomic_dir(out) as work:
         _copy_sources(artifact, work)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CompileWarning)
-            manifest = compile_one(work, artifact.manifest, target, settings)
-        notes = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
-        for w in caught:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if notes:
-            session = dict(manifest.session)
-            session[manifest.backend] = {**session[manifest.backend], "warnings": notes}
-            manifest = manifest.evolve(session=session)
-        seal(work, manifest)
+        seal(work, compile_into(work, artifact.manifest, target, settings))
     return out
 
 
-def _resolve_target(manifest: Manifest, name: str | Target | None) -> Target:
-    target = name if isinstance(name, Target) else load_target(name or manifest.target)
+def compile_into(work: Path, manifest: Manifest, target: Target, settings: CompileSettings | None = None) -> Manifest:
+    """Compile the deployable ONNX of a folder being written, beside it; the folder is not sealed.
+
+    Args:
+        work: the folder, holding ``manifest.model_file``.
+        manifest: its manifest, not necessarily written yet.
+
+    Returns:
+        The manifest with ``engine_file``, the session settings and the verification; warnings
+        (:class:`CompileWarning`) are raised as warnings and recorded there too.
+    """
+    settings = settings or CompileSettings()
+    compile_one = _compile_tensorrt if target.is_tensorrt else _compile_onnxruntime
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompileWarning)
+        compiled = compile_one(work, manifest, target, settings)
+    notes = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if notes:
+        session = dict(compiled.session)
+        session[compiled.backend] = {**session[compiled.backend], "warnings": notes}
+        compiled = compiled.evolve(session=session)
+    return compiled
+
+
+def _resolve_target(manifest: Manifest, name: str | Target | None, folder: Path | None = None) -> Target:
+    target = name if isinstance(name, Target) else load_target(name or manifest.target, folder)
     if target.name != manifest.target:
         raise ArtifactError(
             f"this artifact was built for {manifest.target}, not {target.name}: build one for {target.name} "
@@ -138,7 +156,7 @@ def _require_tensorrt(source: Path) -> None:
 
 def _copy_sources(artifact: Artifact, work: Path) -> None:
     """Everything of the source folder but its old compiled file and hidden files."""
-    old = {artifact.manifest.engine_file, ORT_PLAN, ENGINE}
+    old = {artifact.manifest.engine_file, *COMPILED}
     for path in sorted(artifact.folder.rglob("*")):
         rel = path.relative_to(artifact.folder)
         if path.is_file() and rel.as_posix() not in old and not any(p.startswith(".") for p in rel.parts):
@@ -214,48 +232,6 @@ def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: Comp
 # --- TensorRT engine -----------------------------------------------------------------------
 
 
-def jetpack_major(l4t_release: str | None) -> str | None:
-    """JetPack major version from the L4T release line ("R36 (release)" -> "6"), None off Jetson."""
-    if not l4t_release:
-        return None
-    digits = "".join(ch for ch in l4t_release.split()[0] if ch.isdigit())
-    return {"32": "4", "34": "5", "35": "5", "36": "6", "38": "7"}.get(digits)
-
-
-def check_device_for_target(target: Target, device: DeviceInfo, dla_cores: int, use_dla: bool) -> list[str]:
-    """Compare this device with the target: raise where no usable engine can come out, else list warnings.
-
-    Stops: another TensorRT major line, another GPU architecture, another JetPack major, DLA
-    requested where the target or the device has none. Warnings: another TensorRT minor version,
-    another DLA count.
-    """
-    here = device.tensorrt or "none"
-    if target.tensorrt and here.split(".")[0] != target.tensorrt.split(".")[0]:
-        raise DeviceMismatchError(
-            f"the bundle is for {target.name} (TensorRT {target.tensorrt}), this device has TensorRT {here}: "
-            "build a bundle for a target of this device's TensorRT line (`edgekit targets` lists them)"
-        )
-    if target.compute_capability and device.compute_capability and device.compute_capability != target.compute_capability:
-        raise DeviceMismatchError(
-            f"the bundle is for {target.name} (compute capability {target.compute_capability}), this GPU is "
-            f"{device.gpu_name} ({device.compute_capability}): build a bundle for this device's target"
-        )
-    jp = jetpack_major(device.jetpack)
-    if target.jetpack and jp and jp != target.jetpack.split(".")[0]:
-        raise DeviceMismatchError(f"the bundle is for {target.name} on JetPack {target.jetpack}, this device runs JetPack {jp}")
-    if use_dla and (target.dla_cores == 0 or dla_cores == 0):
-        where = f"target {target.name}" if target.dla_cores == 0 else "this device"
-        raise ConfigError(f"DLA requested but {where} has no DLA cores; compile with --no-dla")
-    notes = []
-    if target.tensorrt and not here.startswith(target.tensorrt):
-        notes.append(f"target {target.name} names TensorRT {target.tensorrt}, this device has {here}; building with {here}")
-    if target.dla_cores != dla_cores:
-        notes.append(f"target {target.name} has {target.dla_cores} DLA cores, this device reports {dla_cores}")
-    if target.jetpack and not jp:
-        notes.append(f"target {target.name} is a Jetson on JetPack {target.jetpack}; this device is not a Jetson")
-    return notes
-
-
 def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
     """The engine build's settings: the options first, then what the build requested in the
     manifest (``session["tensorrt"]``: ``workspace_mb``, ``dla``), then the target's defaults."""
@@ -310,7 +286,7 @@ def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: Compile
     device = local_device()
     dla_cores = int(trt.Builder(get_trt_logger()).num_DLA_cores)
     eng = engine_settings(m, target, settings)
-    for note in check_device_for_target(target, device, dla_cores, eng.dla_core is not None):
+    for note in check_device(needs_of_target(target), device, dla_cores, eng.dla_core is not None):
         warnings.warn(note, CompileWarning, stacklevel=2)
     _check_memory(eng.workspace_mb)
     mode = build_engine(work / m.model_file, work / ENGINE, m.inputs, eng)

@@ -16,15 +16,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from edgekit.artifact.layout import MODEL
+from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
 from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.metrics import output_error
-from edgekit.manifest import Manifest, TensorSpec, seal
 from edgekit.targets import Target, load_target
 
-PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_CALIB_SAMPLES = 64
 
 
@@ -44,6 +44,8 @@ class BuildConfig:
         factory_args: ``NAME=VALUE`` arguments of a ``module:factory`` source (Python literals).
         trust_checkpoint: load checkpoints and model files holding pickled Python objects.
         output: the model output to deploy when it returns several (None: see convert.outputs).
+        targets_dir / recipes_dir: a folder of the user's target profiles / recipes, searched before
+            EDGEKIT_PATH and the package's own.
     """
 
     target: str = "cpu"
@@ -63,6 +65,8 @@ class BuildConfig:
     rtol: float = 1e-3
     opset: int = 18
     latency_runs: int = 5
+    targets_dir: Path | None = None
+    recipes_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ def _check(config: BuildConfig) -> Target:
         raise ConfigError("--precision int8 needs a calibration set: --calib FOLDER (e.g. calib/bluemarble)")
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
-    return load_target(config.target)
+    return load_target(config.target, config.targets_dir)
 
 
 def _size_mb(path: Path) -> float:
@@ -91,27 +95,30 @@ def _size_mb(path: Path) -> float:
 
 
 def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress: Progress | None = None) -> BuildResult:
-    """Build ``source`` for ``config.target`` into the folder ``out`` (created whole or not at all)."""
+    """Build ``source`` for ``config.target`` into the folder ``out`` (created whole or not at all).
+
+    Every file is written first (deployable ONNX, compiled file, report), then the folder is sealed, once.
+    """
     say = progress or (lambda _msg: None)
     target = _check(config)
     src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.factory_args,
-                         config.trust_checkpoint)
+                         config.trust_checkpoint, config.recipes_dir)
     records: list[StageRecord] = []
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
         work.mkdir()
         details: dict = {"source": src.to_dict()}
         onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
-        deploy = folder / "model.onnx"
+        deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say)
         shutil.rmtree(work)
-        manifest = seal(folder, _manifest(src, target, config, deploy, io, precision_info))
+        manifest = _manifest(src, target, config, deploy, io, precision_info)
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else f"edgekit compile {out}"
         if complete:
-            manifest = _compile(folder, target, records, say)
+            manifest = _compile(folder, manifest, target, records, say)
         else:
             say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
         report = BuildReport(source, target.name, config.precision, tuple(records),
@@ -155,8 +162,9 @@ def _onnx_latency(path: Path, runs: int) -> float | None:
         return _latency(lambda: runner.infer(feed), runs)
 
 
-def _rel(error) -> str:
-    return f"max rel {error.max_rel:.1e}"
+def _errors(error) -> dict[str, float]:
+    """An OutputError as report metrics."""
+    return {"max_abs": float(error.max_abs), "max_rel": float(error.max_rel)}
 
 
 def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
@@ -171,17 +179,19 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         say("prepare ONNX")
         prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", config.input_size, config.batch, config.precision)
         load_checked(prep.path)
-        records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), "", None,
-                                   f"onnx {src.name}: {prep.describe()}"))
+        records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), None,
+                                   {"opset_before": prep.opset_before, "opset_after": prep.opset_after},
+                                   {"name": src.name, "onnx": prep.describe()}))
+        details["onnx"] = prep.to_dict()
         exported = prep.path
     else:
         exported = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
-                               _rel(simple.error), _onnx_latency(simple.path, config.latency_runs),
-                               f"{simple.tool}: {simple.nodes_before} -> {simple.nodes_after} nodes"
-                               + (f" ({simple.notes})" if simple.notes else "")))
+                               _onnx_latency(simple.path, config.latency_runs),
+                               _errors(simple.error) | {"nodes_before": simple.nodes_before, "nodes_after": simple.nodes_after},
+                               {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})))
     path = _fuse(simple.path, work, config, records, say, target, details)
     return path, _io(path)
 
@@ -198,9 +208,11 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
     details["fuse"] = fused.to_dict()
     ms = fused.latency_ms
     records.append(StageRecord("fuse", fused.seconds, fused.nodes_after if fused.kept else fused.nodes_before, None,
-                               _size_mb(fused.path), _rel(fused.error), ms.get("fused" if fused.kept else "unfused"),
-                               f"{'kept' if fused.kept else 'not kept'}: {fused.reason}; {fused.fused}"
-                               + (f"; unfused {ms['unfused']:.1f} ms, fused {ms['fused']:.1f} ms" if ms else "")))
+                               _size_mb(fused.path), ms.get("fused" if fused.kept else "unfused"),
+                               _errors(fused.error) | {"kept": fused.kept, "nodes_before": fused.nodes_before,
+                                                       "nodes_after": fused.nodes_after, "unfused_ms": ms.get("unfused"),
+                                                       "fused_ms": ms.get("fused")},
+                               {"reason": fused.reason, "fused": str(fused.fused)}))
     return fused.path
 
 
@@ -221,9 +233,12 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     with torch.no_grad():
         base_ms = _latency(lambda: model(sample), config.latency_runs)
     params = sum(p.numel() for p in model.parameters())
-    records.append(StageRecord("source", 0.0, None, params, 4 * params / 1e6, "", base_ms,
-                               f"{src.kind} {src.name}, {size[0]}x{size[1]}, {src.recipe.task}; {output.describe()}"
-                               + (f"; checkpoint {fit.describe()}" if fit else "")))
+    records.append(StageRecord("source", 0.0, None, params, 4 * params / 1e6, base_ms, {"params": params},
+                               {"kind": src.kind, "name": src.name, "input": f"{size[0]}x{size[1]}", "task": src.recipe.task,
+                                "output": output.describe()} | ({"checkpoint": fit.describe()} if fit else {})))
+    details["output"] = output.to_dict()
+    if fit:
+        details["checkpoint"] = fit.to_dict()
     if src.transformable:
         say("reparameterize and fuse")
         rep = reparameterize(model, sample, rtol=config.rtol)
@@ -231,22 +246,23 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
         model = rep.model
         with torch.no_grad():
             rep_ms = _latency(lambda: model(sample), config.latency_runs)
-        records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6,
-                                   _rel(r.error), rep_ms,
-                                   f"{r.blocks_reparameterized} blocks reparameterized, {r.batchnorms_folded} Conv+BN folded; "
-                                   f"modules {r.modules_before} -> {r.modules_after}, BatchNorms {r.batchnorms_before} -> "
-                                   f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
+        counts = ("blocks_reparameterized", "batchnorms_folded", "modules_before", "modules_after", "batchnorms_before",
+                  "batchnorms_after", "params_before", "params_after")
+        records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6, rep_ms,
+                                   _errors(r.error) | {k: getattr(r, k) for k in counts}))
     else:
-        records.append(StageRecord("reparam", 0.0, detail=f"skipped: a {src.kind} program is run as saved, "
-                                                          "not an nn.Module edgekit can transform"))
+        records.append(StageRecord("reparam", 0.0, facts={"skipped": f"a {src.kind} program is run as saved, "
+                                                                     "not an nn.Module edgekit can transform"}))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
                       output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol,
                       runtime=target.backend, threads=target.threads)
     exp = export_onnx(model, work / "exported.onnx", spec)
     details["export"] = exp.to_dict()
-    records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
-                               _onnx_latency(exp.path, config.latency_runs), _export_note(exp)))
+    records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path),
+                               _onnx_latency(exp.path, config.latency_runs),
+                               _errors(exp.error) | {"opset": exp.opset},
+                               {"exporter": exp.exporter, "choice": _export_note(exp)}))
     return exp.path
 
 
@@ -295,7 +311,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     result = set_precision(onnx_in, deploy, spec, calib)
     say("verify precision on held-out images")
     held = _held_out(config, calib, samples, size, recipe, batch)
-    parity, check, note = "", None, ""
+    check, note, error = None, "", None
     if held is not None:
         masks = Path(held.source) / "masks" if held.source.is_dir() and (held.source / "masks").is_dir() else None
 
@@ -312,12 +328,6 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
             check = verify()
         if src.trained:
             require(check, deploy.name)
-        metric = f"mIoU {check.miou:.4f}" if check.miou is not None else f"top-1 {check.agreement:.4f}"
-        parity = f"agree {100 * check.agreement:.2f}%, {metric} vs fp32"
-        if check.drop_basis == "ground truth":
-            parity += f"; mIoU vs truth {100 * check.miou_truth:.2f} (fp32 {100 * check.miou_truth_reference:.2f})"
-        if not src.trained:
-            parity += " (random weights: not enforced)"
     else:
         import onnx
 
@@ -325,14 +335,8 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
 
         feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
         error = output_error(run_onnx(onnx_in, feed), run_onnx(deploy, feed))
-        parity = f"{_rel(error)} (random input: no held-out images)"
-    detail = (f"{note}{spec.flavor} flavor, {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
-              f"{result.calib_samples} calibration images ({spec.calib_method})"
-              + (f", verified on {check.images} held-out images: drop {check.drop:.2f} points ({check.drop_basis}), "
-                 f"tolerance {target.max_accuracy_drop}" if check else ""))
-    records.append(StageRecord(
-        f"precision {config.precision}", result.seconds, result.nodes_after, None, _size_mb(deploy), parity,
-        _onnx_latency(deploy, config.latency_runs), detail))
+    records.append(_precision_record(result, spec, check, error, target, src.trained, note, _size_mb(deploy),
+                                     _onnx_latency(deploy, config.latency_runs)))
     return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
 
 
@@ -358,8 +362,30 @@ def _int8_verdict(records: list, details: dict, say: Progress) -> None:
     note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms)
     if note:
         details["int8_slower"] = note
-        records[-1] = replace(records[-1], detail=f"{records[-1].detail}; {note['message']}")
+        records[-1] = replace(records[-1], facts={**records[-1].facts, "int8_slower": note["message"]})
         say(note["message"])
+
+
+def _precision_record(result, spec, check, error, target: Target, trained: bool, note: str, size_mb: float,
+                      latency_ms: float | None) -> StageRecord:
+    """The precision stage's record: its counts, and its proof on held-out images (or a random input)."""
+    metrics = {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after, "qdq_pairs": result.qdq_pairs,
+               "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples}
+    facts = {"flavor": spec.flavor, "calib_method": spec.calib_method, "high_precision": spec.high_precision}
+    if note:
+        facts["fallback"] = note
+    if check is not None:
+        metrics |= {"images": check.images, "agreement": check.agreement, "miou": check.miou,
+                    "top1": check.agreement if check.miou is None else None, "drop": check.drop,
+                    "tolerance": target.max_accuracy_drop, "enforced": trained,
+                    "miou_truth": check.miou_truth, "miou_truth_fp32": check.miou_truth_reference,
+                    **_errors(check.error)}
+        facts["drop_basis"] = check.drop_basis
+    else:
+        metrics |= _errors(error)
+        facts["basis"] = "random input: no held-out images"
+    return StageRecord(f"precision {spec.precision}", result.seconds, result.nodes_after, None, size_mb, latency_ms,
+                       metrics, facts)
 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
@@ -382,22 +408,23 @@ def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int
     return None
 
 
-def _compile(folder: Path, target: Target, records: list, say: Progress) -> Manifest:
-    from edgekit.compile.stage import compile_artifact
-    from edgekit.manifest import read_manifest
+def _compile(folder: Path, manifest: Manifest, target: Target, records: list, say: Progress) -> Manifest:
+    """Compile in the folder being written (sealed once, by the build, afterwards)."""
+    from edgekit.compile.stage import compile_into
 
     say(f"compile for {target.name}")
     start = time.perf_counter()
-    compiled = compile_artifact(folder, target)
-    manifest = read_manifest(compiled)
-    engine = folder / manifest.engine_file if manifest.engine_file else folder / manifest.model_file
-    check = manifest.session.get(manifest.backend, {}).get("verification", {})
-    parity = ""
-    if "max_abs_error" in check and check.get("output_max_abs"):
-        parity = f"max rel {check['max_abs_error'] / check['output_max_abs']:.1e}"
+    compiled = compile_into(folder, manifest, target)
+    check = compiled.session.get(compiled.backend, {}).get("verification", {})
+    metrics = {}
+    if "max_abs_error" in check:
+        scale = check.get("output_max_abs")
+        metrics = {"max_abs": check["max_abs_error"], "output_max_abs": scale,
+                   "max_rel": check["max_abs_error"] / scale if scale else None}
+    engine = compiled.engine_file or compiled.model_file
     records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
-                               _size_mb(engine), parity, None, f"{manifest.engine_file or manifest.model_file}"))
-    return manifest
+                               _size_mb(folder / engine), None, metrics, {"file": engine}))
+    return compiled
 
 
 def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict) -> Manifest:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact.manifest import PRECISIONS
 from edgekit.atomic import atomic_file
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import CalibrationError, ConfigError
 
-PRECISIONS = ("fp32", "fp16", "int8")
 FLAVORS = ("tensorrt", "onnxruntime")
 CALIB_METHODS = ("entropy", "max", "percentile")
 FP16_CALIB_BATCHES = 4  # AutoCast's reference run keeps every activation of its batches

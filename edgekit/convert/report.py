@@ -1,11 +1,32 @@
-"""The build report: one row per stage, written as report.json and report.md."""
+"""The build report: one typed record per stage, written as report.json (numbers) and report.md (prose).
+
+A record carries what a program reads as numbers (``metrics``) and a few labels (``facts``); the
+sentences a person reads are written from them here, in :func:`parity_text` and :func:`detail_text`,
+and nowhere else.
+
+Metric names (each optional, a number or None):
+
+- ``max_abs`` / ``max_rel``: largest absolute / relative output difference against the stage's input;
+- ``agreement``: fraction of equal argmax labels against FP32 (pixels or top-1);
+- ``miou``: mean IoU of the argmax masks against FP32's; ``top1``: top-1 agreement (classification);
+- ``miou_truth`` / ``miou_truth_fp32``: mIoU against ground-truth masks, of this stage and of FP32;
+- ``drop`` / ``tolerance``: points of the task metric lost, and the target's accepted loss;
+- ``images``: held-out images verified on; ``enforced``: whether the tolerance stops the build;
+- counts: ``nodes_before``, ``nodes_after``, ``params_before``, ``params_after``, ``modules_before``,
+  ``modules_after``, ``batchnorms_before``, ``batchnorms_after``, ``blocks_reparameterized``,
+  ``batchnorms_folded``, ``qdq_pairs``, ``fp16_nodes``, ``calib_images``, ``opset``;
+- ``output_max_abs``: largest absolute reference output (the scale of ``max_abs``).
+"""
 from __future__ import annotations
 
-__all__ = ["StageRecord", "BuildReport"]
+__all__ = ["StageRecord", "BuildReport", "parity_text", "detail_text"]
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from edgekit.artifact.layout import write_report
+
+Number = float | int | bool | None
 
 
 @dataclass(frozen=True)
@@ -13,8 +34,11 @@ class StageRecord:
     """What one stage did and what it proved.
 
     Attributes:
-        parity: the stage's proof in words (max relative error, agreement, mIoU...).
+        stage: ``source``, ``reparam``, ``export``, ``simplify``, ``precision <p>`` or ``compile (<backend>)``.
+        nodes / params / size_mb: the stage output's graph nodes, parameters and file size.
         latency_ms: median latency on this machine of the stage's output (None: not measured).
+        metrics: the stage's proof and counts, by name (see the module docstring).
+        facts: labels that are not numbers (``tool``, ``exporter``, ``flavor``, ``basis``, ``file``...).
     """
 
     stage: str
@@ -22,9 +46,88 @@ class StageRecord:
     nodes: int | None = None
     params: int | None = None
     size_mb: float | None = None
-    parity: str = ""
     latency_ms: float | None = None
-    detail: str = ""
+    metrics: dict[str, Number] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def parity_text(record: StageRecord) -> str:
+    """The record's proof in words, for report.md and the CLI's table ("" when it has none)."""
+    m = record.metrics
+    if m.get("agreement") is not None:
+        metric = f"mIoU {m['miou']:.4f}" if m.get("miou") is not None else f"top-1 {m.get('top1', m['agreement']):.4f}"
+        text = f"agree {_pct(m['agreement'])}%, {metric} vs fp32"
+        if m.get("miou_truth") is not None:
+            text += f"; mIoU vs truth {_pct(m['miou_truth'])} (fp32 {_pct(m['miou_truth_fp32'])})"
+        return text + ("" if m.get("enforced", True) else " (random weights: not enforced)")
+    if m.get("max_rel") is not None:
+        basis = record.facts.get("basis")
+        return f"max rel {m['max_rel']:.1e}" + (f" ({basis})" if basis else "")
+    return ""
+
+
+def _source(r: StageRecord) -> str:
+    f = r.facts
+    if "onnx" in f:
+        return f"onnx {f.get('name')}: {f['onnx']}"
+    text = f"{f.get('kind')} {f.get('name')}, {f.get('input')}, {f.get('task')}"
+    return text + "".join(f"; {key} {f[key]}" for key in ("output", "checkpoint") if f.get(key))
+
+
+def _reparam(r: StageRecord) -> str:
+    m = r.metrics
+    if "skipped" in r.facts:
+        return f"skipped: {r.facts['skipped']}"
+    return (f"{m['blocks_reparameterized']} blocks reparameterized, {m['batchnorms_folded']} Conv+BN folded; "
+            f"modules {m['modules_before']} -> {m['modules_after']}, BatchNorms {m['batchnorms_before']} -> "
+            f"{m['batchnorms_after']}, params {m['params_before']:,} -> {m['params_after']:,}")
+
+
+def _export(r: StageRecord) -> str:
+    return r.facts.get("choice") or f"{r.facts.get('exporter')} exporter, opset {r.metrics.get('opset')}"
+
+
+def _fuse(r: StageRecord) -> str:
+    m, f = r.metrics, r.facts
+    times = (f"; unfused {m['unfused_ms']:.1f} ms, fused {m['fused_ms']:.1f} ms"
+             if m.get("unfused_ms") is not None and m.get("fused_ms") is not None else "")
+    return f"{'kept' if m.get('kept') else 'not kept'}: {f.get('reason')}; {f.get('fused')}{times}"
+
+
+def _simplify(r: StageRecord) -> str:
+    notes = r.facts.get("notes")
+    return (f"{r.facts.get('tool')}: {r.metrics['nodes_before']} -> {r.metrics['nodes_after']} nodes"
+            + (f" ({notes})" if notes else ""))
+
+
+def _precision(r: StageRecord) -> str:
+    m, f = r.metrics, r.facts
+    text = (f"{f.get('fallback', '')}{f.get('flavor')} flavor, {m.get('qdq_pairs')} Q/DQ pairs, {m.get('fp16_nodes')} "
+            f"fp16 nodes, {m.get('calib_images')} calibration images ({f.get('calib_method')})")
+    if m.get("images"):
+        text += (f", verified on {m['images']} held-out images: drop {m['drop']:.2f} points ({f.get('drop_basis')}), "
+                 f"tolerance {m['tolerance']}")
+    if f.get("int8_slower"):
+        text += f"; {f['int8_slower']}"
+    return text
+
+
+def _compile(r: StageRecord) -> str:
+    return r.facts.get("file", "")
+
+
+_DETAIL = {"source": _source, "reparam": _reparam, "export": _export, "simplify": _simplify, "fuse": _fuse,
+           "precision": _precision, "compile": _compile}
+
+
+def detail_text(record: StageRecord) -> str:
+    """What the stage did, in a sentence, for report.md's notes ("" for a stage without one)."""
+    kind = record.stage.split()[0]
+    return _DETAIL[kind](record) if kind in _DETAIL and (record.metrics or record.facts) else ""
 
 
 @dataclass(frozen=True)
@@ -47,16 +150,16 @@ class BuildReport:
         return data
 
     def write(self, folder: Path) -> None:
-        (Path(folder) / "report.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        (Path(folder) / "report.md").write_text(self.to_markdown())
+        """report.json and report.md, through the artifact folder's owner."""
+        write_report(folder, self.to_dict(), self.to_markdown())
 
     def rows(self) -> list[list[str]]:
         def fmt(value, spec):
             return "-" if value is None else format(value, spec)
 
         return [
-            [s.stage, f"{s.seconds:.1f}", fmt(s.nodes, "d"), fmt(s.params, ","), fmt(s.size_mb, ".1f"), s.parity or "-",
-             fmt(s.latency_ms, ".1f")]
+            [s.stage, f"{s.seconds:.1f}", fmt(s.nodes, "d"), fmt(s.params, ","), fmt(s.size_mb, ".1f"),
+             parity_text(s) or "-", fmt(s.latency_ms, ".1f")]
             for s in self.stages
         ]
 
@@ -72,7 +175,7 @@ class BuildReport:
             "|" + "---|" * len(self.HEADER),
         ]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
-        notes = [f"- **{s.stage}**: {s.detail}" for s in self.stages if s.detail]
+        notes = [f"- **{s.stage}**: {detail_text(s)}" for s in self.stages if detail_text(s)]
         if notes:
             lines += ["", "Notes:", *notes]
         if self.next_step:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigError, SourceError
-from edgekit.manifest import sha256_file
-from edgekit.recipes import RECIPE_DIR, Recipe, load_recipe
+from edgekit.artifact.manifest import sha256_file
+from edgekit.recipes import Recipe, load_recipe
 
 # sources that are programs already: run and exported as they are, never reparameterized
 PROGRAM_KINDS = ("torchscript", "exported", "pickled")
@@ -224,12 +224,14 @@ def resolve_source(
     task: str = "classification",
     factory_args=(),
     trust_checkpoint: bool = False,
+    recipes_dir: Path | None = None,
 ) -> Source:
     """Resolve what the user typed into a :class:`Source`, with clear errors for each kind.
 
     Args:
         factory_args: ``NAME=VALUE`` strings (or parsed pairs) for a ``module:factory`` source.
         trust_checkpoint: allow checkpoints and sources holding pickled Python objects.
+        recipes_dir: a folder of recipes searched before EDGEKIT_PATH and the package's own.
     """
     ckpt = Path(checkpoint) if checkpoint else None
     args = parse_factory_args(factory_args) if factory_args and isinstance(next(iter(factory_args)), str) else tuple(factory_args or ())
@@ -264,12 +266,7 @@ def resolve_source(
         recipe = Recipe(name=source.replace(":", "."), task=task, model={}, input_size=input_size, stride=1)
         return Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source, factory_args=args,
                       trust_checkpoint=trust_checkpoint)
-    recipe = _with_size(load_recipe(source, RECIPE_DIR), input_size)
-    weights = ckpt or recipe.checkpoint
-    if weights is not None and not Path(weights).is_file():
-        raise SourceError(
-            f"recipe {recipe.name} names weights {weights} that are not there; "
-            "train them (scripts/train_demo.py) or pass --checkpoint"
-        )
+    recipe = _with_size(load_recipe(source, recipes_dir), input_size)
+    weights = ckpt or recipe.require_weights()
     return Source("recipe", source, recipe, checkpoint=ckpt, trust_checkpoint=trust_checkpoint,
                   sha256=sha256_file(weights) if weights else sha256_file(recipe.path))

@@ -2,7 +2,8 @@
 
 The FP32 build of the same source gives the manifest (inputs, preprocessing, classes...); its
 model.onnx is replaced by the chosen graph, the manifest says the precision and what the search
-decided, the folder is sealed and, for the cpu target, compiled (ONNX Runtime plan, verified).
+decided; for the cpu target it is compiled (ONNX Runtime plan, verified); the reports are written
+and the folder is sealed, once.
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from edgekit.artifact.layout import COMPILED, MANIFEST, MODEL, REPORTS
+from edgekit.artifact.manifest import Manifest, read_manifest, seal
 from edgekit.atomic import atomic_dir
-from edgekit.manifest import Manifest, read_manifest, seal
 from edgekit.optimize.cache import MeasurementCache, content_key
 from edgekit.targets import Target
 
-_SKIP = {"manifest.json", "report.json", "report.md", "model.ort.onnx", "model.engine"}
+_SKIP = {MANIFEST, *REPORTS, *COMPILED}  # written anew for the chosen graph
 
 
 def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scratch: Path,
@@ -27,11 +29,12 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.convert.source import resolve_source
 
-    src = resolve_source(source, config.input_size, config.checkpoint, config.task)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.recipes_dir)
     key = content_key("fp32-build", src.to_dict(), src.recipe.input_size, config.batch, target.name,
                       src.recipe.task, __version__)
     build_config = BuildConfig(target=target.name, precision="fp32", input_size=config.input_size, batch=config.batch,
-                               checkpoint=config.checkpoint, task=config.task, latency_runs=0)
+                               checkpoint=config.checkpoint, task=config.task, latency_runs=0,
+                               targets_dir=config.targets_dir, recipes_dir=config.recipes_dir)
 
     def make(folder: Path) -> None:
         say("export the FP32 graph (build)")
@@ -55,20 +58,20 @@ def write_artifact(base: Path, model: Path, out: Path, target: Target, kind: str
         decision: what the manifest records under ``source.precision``.
         write_reports: writes report.json / report.md into the folder.
     """
-    from edgekit.compile.stage import compile_artifact
+    from edgekit.compile.stage import compile_into
 
     manifest = read_manifest(base)
     with atomic_dir(Path(out)) as folder:
         for path in base.iterdir():
             if path.is_file() and path.name not in _SKIP and path.name != manifest.model_file:
                 shutil.copy2(path, folder / path.name)
-        shutil.copyfile(model, folder / "model.onnx")
+        shutil.copyfile(model, folder / MODEL)
         session = {k: v for k, v in manifest.session.items() if k != "onnxruntime"}
         source = {**manifest.source, "precision": decision}
-        seal(folder, manifest.evolve(precision=_precision_label(kind), model_file="model.onnx", engine_file=None,
-                                     session=session, source=source, files={}))
+        manifest = manifest.evolve(precision=_precision_label(kind), model_file=MODEL, engine_file=None,
+                                   session=session, source=source, files={})
         if not target.is_tensorrt:
-            compile_artifact(folder, target)
+            manifest = compile_into(folder, manifest, target)
         write_reports(folder)
-        manifest = seal(folder, read_manifest(folder))
+        manifest = seal(folder, manifest)
     return manifest

@@ -69,7 +69,7 @@ class ValidationData:
 
     def key(self) -> dict:
         """What identifies this set's content (for caches)."""
-        from edgekit.manifest import sha256_file
+        from edgekit.artifact.manifest import sha256_file
 
         return {"images": [f"{s.name}:{sha256_file(s.path)}" for s in self.items],
                 "masks": [sha256_file(p) for p in self.mask_files or ()],

@@ -20,8 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+from edgekit.artifact.layout import MODEL
+from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
 from edgekit.errors import ConfigError
-from edgekit.manifest import Manifest, read_manifest, sha256_file
 from edgekit.optimize.cache import MeasurementCache, content_key, default_cache_dir
 from edgekit.optimize.candidates import KINDS, CandidateSpec, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
@@ -51,6 +52,7 @@ class OptimizeConfig:
         latency_runs: timed runs per latency measurement (and per profile).
         cache: measurement cache folder (None: no cache).
         search: run the mixed-precision search (else whole-model candidates only).
+        targets_dir / recipes_dir: the user's folders of target profiles / recipes, searched first.
     """
 
     target: str = "cpu"
@@ -70,6 +72,8 @@ class OptimizeConfig:
     latency_runs: int = 5
     cache: Path | None = default_cache_dir()
     search: bool = True
+    targets_dir: Path | None = None
+    recipes_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +170,12 @@ class _Run:
 
         def make(folder: Path) -> None:
             self.say(f"make {spec.name}")
-            made = make_candidate(spec, self.fp32, folder / "model.onnx", self.target, self.calib, self.config.calib_samples)
+            made = make_candidate(spec, self.fp32, folder / MODEL, self.target, self.calib, self.config.calib_samples)
             if made is None:
                 (folder / "not-applicable").write_text(spec.name)
 
         folder = self.cache.folder_for(key, make, self.scratch)
-        path = folder / "model.onnx"
+        path = folder / MODEL
         return (path if path.is_file() else None), key
 
     def mixture(self, base: Path, base_key: str, float_nodes: frozenset) -> tuple[Callable[[], Path], str]:
@@ -208,7 +212,7 @@ def _check(config: OptimizeConfig) -> Target:
         raise ConfigError("int8 candidates need calibration images: --calib FOLDER (or --candidates fp16,dynamic)")
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
-    return load_target(config.target)
+    return load_target(config.target, config.targets_dir)
 
 
 def optimize(source: str, out: Path, constraints: Constraints = Constraints(), config: OptimizeConfig = OptimizeConfig(),

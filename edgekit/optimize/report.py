@@ -3,10 +3,10 @@ from __future__ import annotations
 
 __all__ = ["OptimizeReport", "infeasible_message"]
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekit.artifact.layout import write_report
 from edgekit.optimize.constraints import Constraints, Measurement
 
 
@@ -89,8 +89,8 @@ class OptimizeReport:
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> None:
-        (Path(folder) / "report.json").write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        (Path(folder) / "report.md").write_text(self.to_markdown())
+        """report.json and report.md, through the artifact folder's owner."""
+        write_report(folder, self.to_dict(), self.to_markdown())
 
 
 def infeasible_message(tried: list[Measurement], constraints: Constraints) -> str:

@@ -21,7 +21,7 @@ from edgekit.metrics import confusion, iou_from_confusion
 from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.images import check_mask, list_images, match_masks, read_image, read_mask, tile_origins
 from edgekit.profile.measure import input_hw, supported_batches
-from edgekit.runtime.artifact import Artifact, load_artifact
+from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 
 

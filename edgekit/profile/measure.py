@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import BackendUnavailableError, InputError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 from edgekit.profile.conditions import Conditions, measured_conditions
 from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.layers import LayerReport, layers_from_ort_profile
 from edgekit.profile.memory import MemoryReport, device_memory_used_mb, peak_rss_mb, reset_peak_rss, rss_mb
 from edgekit.profile.tegrastats import PowerSummary, TegrastatsReader, summarize
-from edgekit.runtime.artifact import Artifact, load_artifact
+from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 
 CPU_COPIES = "runner.infer on host arrays: inputs in, outputs out (no device copies on the CPU provider)"
@@ -185,26 +185,23 @@ def _profile_batch(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: 
     stats = latency_stats(samples)
     h, w = input_hw(spec, artifact.manifest.tile)
     images_per_s = batch * 1000.0 / stats.mean
-    compute = _compute_only(artifact, runner, feed, batch, backend, config.timing, notes)
+    compute = _compute_only(artifact, batch, backend, config.timing, notes)
     return BatchProfile(batch, stats, compute, images_per_s, images_per_s * h * w / 1e6, power,
                         tuple(float(s) for s in samples))
 
 
-def _compute_only(artifact: Artifact, runner: Runner, feed: dict, batch: int, backend: str,
-                  timing: TimingConfig, notes: list[str]) -> LatencyStats | None:
-    """Device compute without copies: TensorRT directly, or a runner's own ``time_compute``."""
-    if backend == "tensorrt" and artifact.engine_path is not None:
-        from edgekit.profile.engine import time_engine_compute
+def _compute_only(artifact: Artifact, batch: int, backend: str, timing: TimingConfig,
+                  notes: list[str]) -> LatencyStats | None:
+    """Device compute without copies: measured on TensorRT engines only (None elsewhere)."""
+    if backend != "tensorrt" or artifact.engine_path is None:
+        return None
+    from edgekit.profile.engine import time_engine_compute
 
-        try:
-            return latency_stats(time_engine_compute(artifact.engine_path, batch, timing))
-        except BackendUnavailableError as exc:
-            notes.append(f"compute-only time skipped: {exc}")
-            return None
-    timer = getattr(runner, "time_compute", None)
-    if callable(timer):
-        return latency_stats(np.asarray(timer(feed, timing), dtype=np.float64))
-    return None
+    try:
+        return latency_stats(time_engine_compute(artifact.engine_path, batch, timing))
+    except BackendUnavailableError as exc:
+        notes.append(f"compute-only time skipped: {exc}")
+        return None
 
 
 def _layers(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: int, backend: str,

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from edgekit.errors import EdgekitError, InputError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 
 
 class Runner(ABC):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, BackendUnavailableError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 from edgekit.runtime.base import Runner
 
 _DTYPES = {
@@ -21,7 +21,6 @@ _DTYPES = {
     "tensor(uint8)": "uint8",
     "tensor(int8)": "int8",
 }
-LEVELS = ("disable", "basic", "extended", "all")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import ArtifactError, BackendUnavailableError
-from edgekit.manifest import Manifest, TensorSpec
+from edgekit.artifact.manifest import Manifest, TensorSpec
 from edgekit.runtime.base import Runner
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, BackendUnavailableError, DeviceMismatchError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 from edgekit.runtime.base import Runner
 
 

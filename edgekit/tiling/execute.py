@@ -23,8 +23,8 @@ import numpy as np
 
 from edgekit.atomic import atomic_file
 from edgekit.errors import ConfigError, InputError
-from edgekit.manifest import Manifest
-from edgekit.runtime.artifact import Artifact, load_artifact
+from edgekit.artifact.manifest import Manifest
+from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import BLENDS, TileLayout
 from edgekit.tiling.io import WRITE_SUFFIXES, ImageSource, open_image, open_writer

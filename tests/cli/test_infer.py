@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from edgekit.cli.main import main
-from edgekit.manifest import read_manifest, seal
+from edgekit.artifact.manifest import read_manifest, seal
 
 
 def _make_cpu_artifact(folder: Path, **kw) -> Path:

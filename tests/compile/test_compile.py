@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.compile.stage import (CompileSettings, check_device_for_target, compile_artifact, engine_settings,
-                                   jetpack_major)
-from edgekit.bundle import package_artifact
-from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, DeviceMismatchError
-from edgekit.manifest import read_manifest, seal
-from edgekit.runtime.artifact import load_artifact
-from edgekit.runtime.device import DeviceInfo
+from edgekit.compile.stage import CompileSettings, compile_artifact, engine_settings
+from edgekit.artifact.bundle import package_artifact
+from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError
+from edgekit.artifact.manifest import read_manifest, seal
+from edgekit.artifact.folder import load_artifact
 from edgekit.runtime.onnxrt import OnnxRuntimeRunner
 from edgekit.targets import load_target
 
@@ -93,48 +91,6 @@ def test_without_tensorrt_a_tensorrt_target_names_the_device_step(cpu_artifact: 
     with pytest.raises(BackendUnavailableError, match="edgekit compile nx.tar.gz"):
         compile_artifact(bundle, out=tmp_path / "dev")
     assert read_manifest(folder).engine_file is None and not (tmp_path / "dev").exists()
-
-
-# --- device against target: pure checks, no TensorRT needed ---------------------------------
-
-ORIN_NX = DeviceInfo(gpu_name="Orin", compute_capability="8.7", tensorrt="10.3.0.30", jetpack="R36 (release)")
-
-
-def test_matching_jetson_passes_without_notes():
-    assert check_device_for_target(load_target("jetson-orin-nx"), ORIN_NX, dla_cores=2, use_dla=True) == []
-
-
-@pytest.mark.parametrize("device, match", [
-    (DeviceInfo(gpu_name="Orin", compute_capability="8.7", tensorrt="8.5.2", jetpack="R35 (release)"), "TensorRT 10.3"),
-    (DeviceInfo(gpu_name="RTX 4090", compute_capability="8.9", tensorrt="10.3.0"), "compute capability 8.7"),
-])
-def test_another_tensorrt_line_or_gpu_stops(device, match):
-    with pytest.raises(DeviceMismatchError, match=match):
-        check_device_for_target(load_target("jetson-orin-nx"), device, dla_cores=2, use_dla=False)
-
-
-def test_another_jetpack_stops():
-    device = DeviceInfo(gpu_name="Orin", compute_capability="8.7", tensorrt="10.3.0", jetpack="R35 (release)")
-    with pytest.raises(DeviceMismatchError, match="JetPack"):
-        check_device_for_target(load_target("jetson-orin-nx"), device, dla_cores=2, use_dla=False)
-
-
-def test_dla_where_there_is_none_stops():
-    with pytest.raises(ConfigError, match="--no-dla"):
-        check_device_for_target(load_target("jetson-orin-nano"), ORIN_NX, dla_cores=0, use_dla=True)
-    with pytest.raises(ConfigError, match="this device has no DLA"):
-        check_device_for_target(load_target("jetson-orin-nx"), ORIN_NX, dla_cores=0, use_dla=True)
-
-
-def test_minor_version_and_dla_count_only_warn():
-    device = DeviceInfo(gpu_name="Orin", compute_capability="8.7", tensorrt="10.7.0", jetpack="R36 (release)")
-    notes = check_device_for_target(load_target("jetson-orin-nx"), device, dla_cores=0, use_dla=False)
-    assert len(notes) == 2 and "10.7.0" in notes[0] and "DLA" in notes[1]
-
-
-def test_jetpack_from_l4t_release():
-    assert jetpack_major("R36 (release)") == "6" and jetpack_major("R35 (release)") == "5"
-    assert jetpack_major(None) is None and jetpack_major("R99") is None
 
 
 def test_engine_settings_follow_options_then_manifest_then_target(cpu_artifact: Path):

@@ -7,7 +7,7 @@ import pytest
 
 from edgekit.compile.engine import BuildMode, EngineSettings, build_engine, build_mode
 from edgekit.errors import ConfigError
-from edgekit.manifest import TensorSpec
+from edgekit.artifact.manifest import TensorSpec
 
 from tests.conftest import tiny_segmenter_onnx
 

@@ -8,8 +8,9 @@ import yaml
 
 from tests.conftest import tiny_segmenter_onnx
 from edgekit.convert.pipeline import BuildConfig, build
+from edgekit.convert.report import parity_text
 from edgekit.errors import CalibrationError, ConfigError, SourceError
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 
 
 def _lenient_target(folder: Path, backend: str = "onnxruntime") -> Path:
@@ -34,10 +35,16 @@ def calib_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path):
+def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path, monkeypatch):
+    import edgekit.artifact.manifest as manifest_module
+
+    writes = []
+    write = manifest_module.write_manifest
+    monkeypatch.setattr(manifest_module, "write_manifest", lambda folder, m: writes.append(m) or write(folder, m))
     out = tmp_path / "fp32"
     result = build(str(tiny_recipe), out, BuildConfig(latency_runs=1))
     assert result.complete
+    assert len(writes) == 1 and writes[0] == result.manifest  # sealed once, after every file was written
     artifact = load_artifact(out)
     assert artifact.manifest.engine_file == "model.ort.onnx"
     assert artifact.manifest.inputs[0].shape == (1, 3, 64, 64)
@@ -46,8 +53,10 @@ def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path):
     assert stages[:4] == ["source", "reparam", "export", "simplify"] and stages[-1].startswith("compile")
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "complete"
-    assert all(s["parity"].startswith("max rel") for s in report["stages"][1:4])
-    assert "| reparam |" in (out / "report.md").read_text()
+    _assert_numbers(report["stages"])
+    assert "max rel" not in (out / "report.json").read_text()  # prose only in report.md
+    md = (out / "report.md").read_text()
+    assert "| reparam |" in md and md.count("max rel") >= 3 and "opset" in md
     assert not list(tmp_path.glob(".*partial"))
     with artifact.runner() as runner:
         out_map = runner.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})
@@ -64,8 +73,29 @@ def test_int8_build_for_cpu_has_qdq_and_a_verification(tiny_recipe, calib_folder
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     precision = [s for s in result.report.stages if s.stage == "precision int8"][0]
-    assert "agree" in precision.parity and "random weights" in precision.parity
+    assert "agree" in parity_text(precision) and "random weights" in parity_text(precision)
+    stored = [s for s in json.loads((out / "report.json").read_text())["stages"] if s["stage"] == "precision int8"][0]
+    m = stored["metrics"]
+    assert isinstance(m["agreement"], float) and 0 <= m["agreement"] <= 1 and isinstance(m["miou"], float)
+    assert isinstance(m["drop"], float) and m["images"] == 6 and m["enforced"] is False
+    assert isinstance(m["qdq_pairs"], int) and m["qdq_pairs"] > 0 and m["calib_images"] == 4
+    assert stored["facts"]["flavor"] == "onnxruntime"
     assert result.manifest.source["precision"]["check"]["images"] == 6  # the 6 images calibration never saw
+
+
+def _assert_numbers(stages: list[dict]) -> None:
+    """report.json keeps every stage's figures as numbers a program can compare."""
+    by_name = {s["stage"]: s for s in stages}
+    for name in ("reparam", "export", "simplify"):
+        m = by_name[name]["metrics"]
+        assert isinstance(m["max_abs"], float) and isinstance(m["max_rel"], float) and 0 <= m["max_rel"] <= 1e-3
+    assert isinstance(by_name["export"]["metrics"]["opset"], int) and by_name["export"]["metrics"]["opset"] >= 17
+    simplify = by_name["simplify"]["metrics"]
+    assert isinstance(simplify["nodes_after"], int) and simplify["nodes_after"] <= simplify["nodes_before"]
+    assert by_name["reparam"]["metrics"]["params_after"] <= by_name["reparam"]["metrics"]["params_before"]
+    compiled = stages[-1]
+    assert isinstance(compiled["metrics"]["max_abs"], float) and compiled["facts"]["file"] == "model.ort.onnx"
+    assert all(isinstance(s["latency_ms"], float) for s in stages[:-1])
 
 
 def test_tensorrt_target_without_tensorrt_stops_with_deployable_onnx(tiny_recipe, tmp_path):
@@ -147,7 +177,7 @@ def test_int8_slower_than_fp32_on_cpu_says_so(tiny_recipe, calib_folder, tmp_pat
     assert note["message"] in said
     assert "12.0 ms vs 10.0 ms (0.83x)" in note["message"] and f"ONNX Runtime {onnxruntime.__version__}" in note["message"]
     assert note["cpu"].split(",")[0] in note["message"] and ("VNNI" in note["message"])
-    assert note["message"] in result.report.stages[-2].detail  # the precision row, before compile
+    assert note["message"] == result.report.stages[-2].facts["int8_slower"]  # the precision row, before compile
 
 
 def test_int8_faster_than_fp32_has_no_note():
@@ -164,4 +194,4 @@ def test_fp32_report_records_both_exporters(tiny_recipe, tmp_path):
     timed = [c for c in export["candidates"].values() if c["latency_ms"] is not None]
     assert len(timed) == len(export["candidates"]) == 2
     assert export["candidates"][export["chosen"]]["latency_ms"] == min(c["latency_ms"] for c in timed)
-    assert export["chosen"] in next(s.detail for s in result.report.stages if s.stage == "export")
+    assert export["chosen"] == next(s.facts["exporter"] for s in result.report.stages if s.stage == "export")

@@ -59,7 +59,7 @@ def test_dict_outputs_deploy_the_spatial_one_and_report_the_rest(tmp_path):
     result = build("tests.convert.factories:tiny", tmp_path / "a", BuildConfig(**FAST))
     assert tuple(result.manifest.outputs[0].shape) == (1, 3, 32, 32)
     source = next(s for s in json.loads((tmp_path / "a" / "report.json").read_text())["stages"] if s["stage"] == "source")
-    assert "'out'" in source["detail"] and "left out: aux" in source["detail"]
+    assert "'out'" in source["facts"]["output"] and "left out: aux" in source["facts"]["output"]
     picked = build("tests.convert.factories:tiny", tmp_path / "b", BuildConfig(**FAST, output="aux"))
     assert tuple(picked.manifest.outputs[0].shape) == (1, 2, 32, 32)
     with pytest.raises(ConfigError, match="outputs: out, aux"):
@@ -106,8 +106,8 @@ def test_saved_programs_build_without_reparam_and_match_the_module(tmp_path, kin
     assert src.kind == kind and not src.transformable
     result = build(str(path), tmp_path / "out", BuildConfig(**FAST, trust_checkpoint=trust))
     stages = {s["stage"]: s for s in json.loads((tmp_path / "out" / "report.json").read_text())["stages"]}
-    assert stages["reparam"]["detail"].startswith("skipped")
-    from edgekit.runtime.artifact import load_artifact
+    assert "skipped" in stages["reparam"]["facts"]
+    from edgekit.artifact.folder import load_artifact
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     with load_artifact(result.folder).runner() as runner:

@@ -14,7 +14,7 @@ from edgekit.errors import ConfigError
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.optimize.cost import NodeCost
 from edgekit.optimize.graph import quantized_nodes
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 from tests.optimize.optimize_fixtures import fragile_setup
 
 GAIN = {"conv1": 2.0, "conv2": 2.0, "conv3": -1.0}

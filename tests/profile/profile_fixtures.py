@@ -16,7 +16,7 @@ def round_weights_fp16(folder: Path, precision: str = "fp16") -> Path:
     import onnx
     from onnx import numpy_helper
 
-    from edgekit.manifest import read_manifest, seal
+    from edgekit.artifact.manifest import read_manifest, seal
 
     path = folder / "model.onnx"
     model = onnx.load(str(path))

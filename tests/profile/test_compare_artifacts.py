@@ -31,7 +31,7 @@ def test_masks_equal_to_the_reference_give_it_perfect_accuracy(three_artifacts, 
     # ground truth = the reference's own prediction, so accuracy vs truth == agreement with the reference
     from edgekit.profile.compare import _Predictor
     from edgekit.profile.images import read_image
-    from edgekit.runtime.artifact import load_artifact
+    from edgekit.artifact.folder import load_artifact
 
     artifact = load_artifact(three_artifacts[0])
     masks = tmp_path / "masks"

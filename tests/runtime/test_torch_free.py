@@ -13,7 +13,7 @@ HEAVY = ("torch", "timm", "modelopt", "tensorrt")
 
 def test_runtime_and_device_commands_do_not_import_torch():
     modules = [f"edgekit.runtime.{m.name}" for m in pkgutil.iter_modules(edgekit.runtime.__path__)]
-    modules += ["edgekit.cli.compile", "edgekit.cli.package", "edgekit.bundle", "edgekit.compile.stage",
+    modules += ["edgekit.cli.compile", "edgekit.cli.package", "edgekit.artifact", "edgekit.artifact.bundle", "edgekit.compile.stage",
                 "edgekit.compile.engine"]
     code = (
         "import importlib, json, sys\n"

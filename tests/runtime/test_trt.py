@@ -30,7 +30,7 @@ def engine(tmp_path: Path) -> Path:
     from polygraphy.backend.trt import get_trt_logger
 
     from edgekit.compile.engine import EngineSettings, build_engine
-    from edgekit.manifest import TensorSpec
+    from edgekit.artifact.manifest import TensorSpec
 
     if trt.Builder(get_trt_logger()) is None:
         pytest.skip("TensorRT finds no GPU here")

@@ -181,7 +181,7 @@ def test_torch_runner_stitches_like_onnxruntime(artifact, tmp_path):
     torch = pytest.importorskip("torch")
     from tiling_reference import onnx_weights
 
-    from edgekit.runtime.artifact import load_artifact
+    from edgekit.artifact.folder import load_artifact
     from edgekit.runtime.torch_runner import TorchRunner
 
     w = onnx_weights(artifact / "model.onnx")

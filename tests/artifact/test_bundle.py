@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edgekit.compile.stage import compile_artifact
-from edgekit.bundle import extract_bundle, open_bundle, package_artifact, read_bundle_index
+from edgekit.artifact.bundle import extract_bundle, open_bundle, package_artifact, read_bundle_index
 from edgekit.errors import ArtifactError
-from edgekit.runtime.artifact import load_artifact
+from edgekit.artifact.folder import load_artifact
 
 
 def _rewrite(src: Path, dst: Path, edit) -> Path:

@@ -7,7 +7,8 @@ every member against it and refuses anything else: tampered, truncated or foreig
 """
 from __future__ import annotations
 
-__all__ = ["BUNDLE_VERSION", "BundleIndex", "package_artifact", "read_bundle_index", "extract_bundle", "open_bundle"]
+__all__ = ["BUNDLE_VERSION", "BundleIndex", "is_bundle", "package_artifact", "read_bundle_index", "extract_bundle",
+           "open_bundle"]
 
 import gzip
 import hashlib
@@ -24,12 +25,12 @@ from typing import Iterator
 
 from edgekit import __version__
 from edgekit.atomic import atomic_file
+from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.artifact.layout import BUNDLE_INDEX as INDEX_NAME, MANIFEST
+from edgekit.artifact.manifest import seal
 from edgekit.errors import ArtifactError
-from edgekit.manifest import MANIFEST_NAME, seal
-from edgekit.runtime.artifact import Artifact, load_artifact
 
 BUNDLE_VERSION = 1
-INDEX_NAME = "bundle.json"
 ROOT = "artifact"
 SUFFIXES = (".tar.gz", ".tgz")
 
@@ -168,8 +169,8 @@ def extract_bundle(path: Path | str, dest: Path | str) -> Artifact:
     missing = sorted(set(index.files) - seen)
     if missing:
         raise ArtifactError(f"{path.name} is incomplete: {', '.join(missing)} missing (truncated bundle?); copy it again")
-    if MANIFEST_NAME not in seen:
-        raise ArtifactError(f"{path.name} has no {MANIFEST_NAME}")
+    if MANIFEST not in seen:
+        raise ArtifactError(f"{path.name} has no {MANIFEST}")
     return load_artifact(dest, verify=True)
 
 

@@ -1,15 +1,19 @@
-"""An artifact folder (output of `edgekit build` or `edgekit compile`) and the runner for it."""
+"""An artifact folder (output of `edgekit build` or `edgekit compile`), verified, and the runner for it."""
 from __future__ import annotations
 
 __all__ = ["Artifact", "load_artifact", "BACKENDS"]
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgekit.errors import ArtifactError, ConfigError, DeviceMismatchError
-from edgekit.manifest import Manifest, read_manifest, sha256_file
-from edgekit.runtime.base import Runner
+from edgekit.artifact.compat import check_device, needs_of_engine
+from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
+from edgekit.errors import ArtifactError, ConfigError
 from edgekit.runtime.device import DeviceInfo, local_device
+
+if TYPE_CHECKING:
+    from edgekit.runtime.base import Runner
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
@@ -29,30 +33,14 @@ class Artifact:
     def engine_path(self) -> Path | None:
         return self.folder / self.manifest.engine_file if self.manifest.engine_file else None
 
-    def check_device(self, device: DeviceInfo | None = None) -> None:
-        """Stop with a clear error when a TensorRT engine was built for another GPU or TensorRT."""
-        m, dev = self.manifest, device or local_device()
-        if m.backend != "tensorrt" or not m.engine_file:
-            return
-        built = m.device or {}
-        want_trt, want_cc = m.versions.get("tensorrt"), built.get("compute_capability")
-        if dev.tensorrt is None:
-            raise DeviceMismatchError(
-                f"{self.folder} holds a TensorRT {want_trt} engine but TensorRT is not installed here; "
-                "use --backend onnxruntime to run its ONNX, or install TensorRT"
-            )
-        if want_trt and dev.tensorrt != want_trt:
-            raise DeviceMismatchError(
-                f"engine built with TensorRT {want_trt}, this machine has {dev.tensorrt}: engines are not "
-                f"portable; rebuild it here with `edgekit compile {self.folder}`"
-            )
-        if want_cc and dev.compute_capability and dev.compute_capability != want_cc:
-            raise DeviceMismatchError(
-                f"engine built for {built.get('gpu_name')} (compute capability {want_cc}), this GPU is "
-                f"{dev.gpu_name} ({dev.compute_capability}); rebuild it here with `edgekit compile {self.folder}`"
-            )
+    def check_device(self, device: DeviceInfo | None = None) -> list[str]:
+        """Stop with a clear error when the compiled TensorRT engine cannot run on ``device`` (default:
+        this machine); the notes of :func:`edgekit.artifact.compat.check_device` otherwise."""
+        if self.manifest.backend != "tensorrt" or not self.manifest.engine_file:
+            return []
+        return check_device(needs_of_engine(self.manifest, self.folder), device or local_device())
 
-    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None) -> Runner:
+    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None) -> "Runner":
         """A runner for this artifact. ``backend`` defaults to the manifest's, falling back to ONNX
         Runtime on the deployable ONNX when a TensorRT engine has not been compiled yet."""
         backend = backend or self.manifest.backend

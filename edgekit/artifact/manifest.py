@@ -4,7 +4,7 @@ NumPy-free and torch-free: the device reads it before anything heavy is imported
 """
 from __future__ import annotations
 
-__all__ = ["TensorSpec", "Manifest", "MANIFEST_NAME", "read_manifest", "write_manifest", "seal", "sha256_file"]
+__all__ = ["TensorSpec", "Manifest", "FORMAT_VERSION", "PRECISIONS", "read_manifest", "write_manifest", "seal", "sha256_file"]
 
 import hashlib
 import json
@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from edgekit import __version__
+from edgekit.artifact.layout import MANIFEST, is_sealed
 from edgekit.errors import ArtifactError
 from edgekit.preprocess import Preprocess
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")  # what a deployable ONNX may be lowered to
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def read_manifest(folder: Path) -> Manifest:
     """The manifest of an artifact folder; a clear error when it is missing or corrupt."""
-    path = Path(folder) / MANIFEST_NAME
+    path = Path(folder) / MANIFEST
     if not Path(folder).is_dir():
         raise ArtifactError(f"artifact folder {folder} does not exist")
     if not path.is_file():
-        raise ArtifactError(f"{folder} has no {MANIFEST_NAME}: is it the output folder of `edgekit build`?")
+        raise ArtifactError(f"{folder} has no {MANIFEST}: is it the output folder of `edgekit build`?")
     try:
         return Manifest.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:
@@ -139,17 +140,20 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
         json.dump(manifest.to_dict(), f, indent=2)
         f.write("\n")
     os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / MANIFEST_NAME)
-    return folder / MANIFEST_NAME
+    os.replace(tmp, folder / MANIFEST)
+    return folder / MANIFEST
 
 
 def seal(folder: Path, manifest: Manifest) -> Manifest:
-    """Record the sha256 of every file in ``folder`` (but the manifest) and write the manifest."""
+    """Record the sha256 of every file in ``folder`` (but the manifest) and write the manifest.
+
+    The last step of writing an artifact folder, once: every file is in place before it.
+    """
     folder = Path(folder)
     files = {
         p.relative_to(folder).as_posix(): sha256_file(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")
+        if p.is_file() and is_sealed(p.relative_to(folder))
     }
     sealed = manifest.evolve(files=files)
     write_manifest(folder, sealed)

@@ -1,0 +1,42 @@
+"""The names of an artifact folder's files: defined here once, asked for everywhere else.
+
+An artifact folder (output of `edgekit build`, `edgekit optimize` or `edgekit compile`) holds:
+
+- ``model.onnx``: the deployable ONNX, precision decided in the graph;
+- ``model.ort.onnx`` (cpu targets) or ``model.engine`` (TensorRT): the compiled file, made on the
+  device that runs it;
+- ``report.json`` / ``report.md``: what each stage did and proved (numbers / prose);
+- ``manifest.json``: what the artifact is, how to feed it, and the seal: the sha256 of every other
+  file, checked on loading.
+
+A bundle (``edgekit package``) adds ``bundle.json``, its own index of checksums.
+"""
+from __future__ import annotations
+
+__all__ = ["MODEL", "ORT_PLAN", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED",
+           "REPORTS", "is_sealed", "write_report"]
+
+import json
+from pathlib import Path
+
+MODEL = "model.onnx"
+ORT_PLAN = "model.ort.onnx"
+ENGINE = "model.engine"
+MANIFEST = "manifest.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+BUNDLE_INDEX = "bundle.json"
+COMPILED = (ORT_PLAN, ENGINE)
+REPORTS = (REPORT_JSON, REPORT_MD)
+
+
+def is_sealed(rel: Path) -> bool:
+    """Whether a file (path relative to the folder) is covered by the seal: all but the manifest
+    itself and hidden files (temporary files of atomic writes)."""
+    return rel.as_posix() != MANIFEST and not any(part.startswith(".") for part in rel.parts)
+
+
+def write_report(folder: Path, data: dict, markdown: str) -> None:
+    """Write ``report.json`` (numbers stay numbers) and ``report.md`` (the prose) into ``folder``."""
+    (Path(folder) / REPORT_JSON).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (Path(folder) / REPORT_MD).write_text(markdown)
