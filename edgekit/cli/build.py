@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import BATCH, SIZE
+from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, SCALE_HELP, SIZE
 
 
 @click.command()
@@ -25,6 +25,8 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
+@click.option("--scale", type=float, help=SCALE_HELP + " Default: the recipe's (255).")
+@click.option("--bands", type=BANDS, help=BANDS_HELP)
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 def build(source, out, **options) -> None:
     """Build SOURCE (recipe, timm:<name>, module:factory or .onnx) into a verified artifact."""
