@@ -196,7 +196,8 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
             never saw; None: the output error on one random input is recorded instead.
         task: ``segmentation`` or ``classification``.
         max_drop: points of the task metric the lowered model may lose.
-        enforce: raise ParityError when the kept attempt still fails (False for random weights).
+        enforce: raise ParityError, removing ``onnx_out``, when the last attempt still fails (False
+            for random weights: the failing check is returned).
         progress: called with a short message at each step.
 
     Policy: TensorRT int8 whose unquantized layers ModelOpt cast to fp16 (no range checks, some
@@ -218,7 +219,8 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
             break
         say("fp16 between Q/DQ failed verification: retrying with fp32 there")
         spec = replace(spec, high_precision="fp32")
-    if enforce:
+    if enforce and not check.passed:
+        Path(onnx_out).unlink(missing_ok=True)  # a model that failed its check is not left behind
         require(check, Path(onnx_out).name)
     return LoweredPrecision(result, spec, check, None, tuple(attempts))
 
