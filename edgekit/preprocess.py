@@ -71,16 +71,17 @@ class Preprocess:
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, C) or (N, H, W, C) raw pixels, bands in model order -> float32 (N, C, H, W) input.
 
-        Computed in float64, so files of different types holding the same values in their own
-        units (``v``, ``257 v`` at scale 65535, ...) give the same input to the last bit.
+        ``pixel / scale`` is a correctly rounded float32 division, so files of different types
+        holding the same values in their own units (``v`` at 255, ``257 v`` at 65535, ...) give
+        the same input to the last bit.
         """
-        x = np.asarray(pixels, dtype=np.float64)
+        x = np.asarray(pixels, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
         if self.channel_order.upper() == "BGR":
             x = x[..., ::-1]
-        x = (x / self.scale - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.ascontiguousarray(x.astype(np.float32).transpose(0, 3, 1, 2))
+        x = (x / np.float32(self.scale) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
     def to_dict(self) -> dict:
         data = {"mean": list(self.mean), "std": list(self.std), "channel_order": self.channel_order,

@@ -106,7 +106,7 @@ class PixelMap:
         valid = self.valid(raw, window)
         pixels = self.channels(raw)
         if valid is not None:
-            pixels = pixels.astype(np.float64)
+            pixels = pixels.astype(np.float32)
             pixels[~valid] = 0.0
         x = self.preprocess.apply(self._pad(pixels))[0]
         if valid is not None:
