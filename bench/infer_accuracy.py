@@ -16,10 +16,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from edgekit.data.bluemarble import CLASSES, load_image, load_mask, split_column
-from edgekit.metrics import confusion, iou_from_confusion
+from edgekit.evaluate import Scorer
+from edgekit.images import read_mask
+from edgekit.metrics import iou_from_confusion
 from edgekit.artifact.folder import load_artifact
 from edgekit.tiling.execute import TileConfig, infer_image
 
@@ -53,8 +54,10 @@ def main() -> None:
             for blend in args.blends:
                 out = Path(tmp) / "mask.tif"
                 result = infer_image(artifact, image, out, TileConfig(args.overlap, blend, args.batch))
-                iou = iou_from_confusion(confusion(truth, tifffile.imread(out), len(CLASSES)))
-                miou = float(np.nanmean(iou))
+                predicted = read_mask(out)
+                scorer = Scorer("segmentation", len(CLASSES))
+                scorer.add(predicted, predicted, truth)
+                miou, iou = scorer.score().miou, iou_from_confusion(scorer.vs_truth)
                 reference = miou if reference is None else reference
                 print(f"{folder.name[-32:]:32s} {artifact.manifest.precision:9s} {blend:9s} {100 * miou:7.2f} "
                       f"{100 * (miou - reference):+7.2f}  " + " ".join(f"{100 * v:7.2f}" for v in iou)

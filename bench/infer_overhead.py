@@ -24,7 +24,7 @@ import numpy as np
 from edgekit.data.bluemarble import data_dir
 from edgekit.artifact.folder import load_artifact
 from edgekit.tiling.execute import TileConfig, TileOutputs, infer_image, plan_for
-from edgekit.tiling.io import open_image
+from edgekit.images import open_image
 
 
 def bare_seconds(runner, plan, batch: np.ndarray, batches: int) -> float:

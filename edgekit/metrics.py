@@ -1,11 +1,11 @@
 """How close two outputs are, and how right a prediction is. NumPy only.
 
-Used by every transform's proof (parity of outputs), by quantization checks, and by
-`edgekit compare` (agreement with the FP32 reference, accuracy against ground truth).
+Used by every transform's proof (parity of outputs) and by the one scorer,
+:mod:`edgekit.evaluate.scoring` (agreement with the FP32 reference, accuracy against ground truth).
 """
 from __future__ import annotations
 
-__all__ = ["OutputError", "output_error", "confusion", "iou_from_confusion", "miou", "agreement"]
+__all__ = ["OutputError", "output_error", "confusion", "iou_from_confusion", "miou_from_confusion", "miou", "agreement"]
 
 from dataclasses import asdict, dataclass
 
@@ -42,10 +42,13 @@ def output_error(reference: np.ndarray, candidate: np.ndarray) -> OutputError:
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, classes: int, ignore: int | None = None) -> np.ndarray:
-    """(classes, classes) int64 confusion matrix, rows truth, columns prediction."""
+    """(classes, classes) int64 confusion matrix, rows truth, columns prediction.
+
+    Pixels whose truth or prediction lies outside ``0..classes-1`` (255: nodata) are not counted.
+    """
     t = np.asarray(truth).ravel().astype(np.int64)
     p = np.asarray(pred).ravel().astype(np.int64)
-    keep = (t >= 0) & (t < classes)
+    keep = (t >= 0) & (t < classes) & (p >= 0) & (p < classes)
     if ignore is not None:
         keep &= t != ignore
     return np.bincount(t[keep] * classes + p[keep], minlength=classes * classes).reshape(classes, classes)
@@ -59,9 +62,15 @@ def iou_from_confusion(cm: np.ndarray) -> np.ndarray:
         return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
 
 
+def miou_from_confusion(cm: np.ndarray) -> float:
+    """Mean IoU over the classes present in truth or prediction, in [0, 1]; NaN when none is."""
+    iou = iou_from_confusion(cm)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
 def miou(truth: np.ndarray, pred: np.ndarray, classes: int) -> float:
     """Mean IoU over the classes present in truth or prediction, in [0, 1]."""
-    return float(np.nanmean(iou_from_confusion(confusion(truth, pred, classes))))
+    return miou_from_confusion(confusion(truth, pred, classes))
 
 
 def agreement(reference_labels: np.ndarray, labels: np.ndarray) -> float:

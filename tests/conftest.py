@@ -89,3 +89,14 @@ def write_recipe(folder: Path, name: str = "tiny_fpn", backbone: str = "test_con
 def tiny_recipe(tmp_path: Path) -> Path:
     """A segmentation recipe: timm test_convnext + FPN head, 64x64, random weights."""
     return write_recipe(tmp_path)
+
+
+def declare_units(folder: Path, scale: float, bands: tuple[int, ...] | None = None) -> Path:
+    """Re-seal an artifact whose manifest declares other input units (``scale``, ``bands``)."""
+    from dataclasses import replace
+
+    from edgekit.artifact.manifest import read_manifest, seal
+
+    manifest = read_manifest(folder)
+    seal(folder, replace(manifest, preprocess=manifest.preprocess.with_units(scale, bands)))
+    return folder

@@ -6,13 +6,18 @@ from pathlib import Path
 import click
 
 from edgekit.cli.options import write_report_files
+from edgekit.tiling.geometry import BLENDS
 
 
 @click.command()
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder of PNG / JPEG / TIFF images.")
+@click.option("--images", required=True, type=click.Path(path_type=Path),
+              help="Folder of images (PNG/JPEG, TIFF/GeoTIFF, .npy), read as `edgekit infer` reads them.")
 @click.option("--masks", type=click.Path(path_type=Path), help="Folder of label masks named like the images (ground truth).")
 @click.option("--limit", type=int, default=0, help="Use the first N images only (0: all).")
+@click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles (as `edgekit infer`).")
+@click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True,
+              help="How overlapping tiles are merged (as `edgekit infer`).")
 @click.option("--batch", type=int, default=0, help="Images per call (default: each artifact's own batch).")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of warm-up before timing.")
 @click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
@@ -21,14 +26,14 @@ from edgekit.cli.options import write_report_files
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write latency vs accuracy and distributions as PNG.")
-def compare(artifacts, images, masks, limit, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
+def compare(artifacts, images, masks, limit, overlap, blend, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
     """Run several artifacts on the same images and compare them with the first (the reference)."""
     from rich.console import Console
 
     from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
     from edgekit.profile.format import compare_markdown, compare_table
 
-    config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit)
+    config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit, overlap=overlap, blend=blend)
     console = Console(stderr=True)
     with console.status("comparing ...") as status:
         report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update)

@@ -8,7 +8,7 @@ import click
 from edgekit.artifact.folder import BACKENDS, load_artifact
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
-from edgekit.tiling.io import list_images
+from edgekit.images import list_images
 
 
 def summary(r: InferResult) -> str:

@@ -42,8 +42,28 @@ class BatchType(click.ParamType):
         return n
 
 
+class BandsType(click.ParamType):
+    """``4,3,2`` -> (4, 3, 2): file bands, counted from 1 like GDAL."""
+
+    name = "B,B,B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            bands = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a list of bands like 4,3,2", param, ctx)
+        if min(bands) < 1:
+            self.fail("bands are counted from 1", param, ctx)
+        return bands
+
+
 SIZE = SizeType()
 BATCH = BatchType()
+BANDS = BandsType()
+SCALE_HELP = "Input units: full-scale pixel value (255 8-bit, 4095 12-bit, 10000 reflectance, 65535 16-bit, 1 float)."
+BANDS_HELP = "File bands feeding the model's channels, from 1 (e.g. 4,3,2); default: all (grey repeated, alpha dropped)."
 
 TARGETS_DIR = click.option(
     "--targets-dir", type=click.Path(path_type=Path),

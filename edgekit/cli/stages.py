@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import BATCH, SIZE
+from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, SCALE_HELP, SIZE
 
 _source_options = [
     click.argument("source"),
@@ -89,17 +89,19 @@ def simplify(onnx_in, out) -> None:
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8; fp16 optional).")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, default=32, show_default=True)
-@click.option("--val", type=click.Path(path_type=Path), help="Held-out images to verify against the input model.")
+@click.option("--val", type=click.Path(path_type=Path), help="Held-out images (with masks/) to verify against the input model.")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="segmentation", show_default=True)
 @click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
-def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, val, task, max_drop) -> None:
-    """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph) and verify it against ONNX_IN.
+@click.option("--scale", type=float, help=SCALE_HELP + " Default: the manifest's beside ONNX_IN, else 255.")
+@click.option("--bands", type=BANDS, help=BANDS_HELP)
+def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, val, task, max_drop, scale, bands) -> None:
+    """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph), verify it against ONNX_IN and fall back as `build` does.
 
     Images are normalised as the manifest.json beside ONNX_IN says, else with ImageNet's mean and std.
     """
     from edgekit.convert.calibration import CalibrationSet
-    from edgekit.convert.precision import PrecisionSpec, set_precision
-    from edgekit.convert.verify_precision import verify_precision
+    from edgekit.convert.precision import PrecisionSpec, lower_precision
+    from edgekit.evaluate import HeldOutSet
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner
     from edgekit.targets import load_target
 
@@ -108,17 +110,21 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
         spec_in = runner.input_specs()[0]
     size = tuple(int(d) for d in spec_in.shape[2:4])
     batch = spec_in.shape[0] if isinstance(spec_in.shape[0], int) else 1
-    pre = _preprocess_beside(onnx_in)
+    pre = _preprocess_beside(onnx_in).with_units(scale, bands)
     calib_set = CalibrationSet(calib, size, pre, batch=batch) if calib else None
+    held = HeldOutSet.beside(CalibrationSet(val, size, pre, batch=batch)) if val is not None else None
     spec = PrecisionSpec(precision, flavor="tensorrt" if tgt.is_tensorrt else "onnxruntime",
                          calib_method=calib_method, calib_samples=calib_samples)
-    result = set_precision(onnx_in, out, spec, calib_set)
-    click.echo(f"{out}: {precision} ({spec.flavor}), {result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, "
-               f"{result.nodes_before} -> {result.nodes_after} nodes")
-    if val is not None:
-        check = verify_precision(onnx_in, out, CalibrationSet(val, size, pre, batch=batch), task,
-                                 tgt.max_accuracy_drop if max_drop is None else max_drop)
-        click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} points")
+    lowered = lower_precision(onnx_in, out, spec, calib_set, held, task,
+                              tgt.max_accuracy_drop if max_drop is None else max_drop, progress=click.echo)
+    result, check = lowered.result, lowered.check
+    click.echo(f"{out}: {precision} ({spec.flavor}, unquantized layers {lowered.spec.high_precision}), "
+               f"{result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, {result.nodes_before} -> {result.nodes_after} nodes")
+    if check is not None:
+        click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} "
+                   f"points ({check.drop_basis}); tried {', '.join(f'{a.high_precision} ({a.drop:.2f})' for a in lowered.attempts)}")
+    else:
+        click.echo(f"no --val images: max rel error {lowered.error.max_rel:.1e} on one random input")
 
 
 def _preprocess_beside(onnx_path: Path):

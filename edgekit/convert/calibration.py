@@ -5,31 +5,26 @@ one batch. The order is fixed (sorted names or tile positions, then a seeded shu
 ``samples`` items are spread over the whole set and the items after them are a held-out set
 (:meth:`CalibrationSet.held_out`).
 
-How an image becomes an input of ``input_size`` (``fit``):
-    ``crop`` (default, for tiled segmentation): keep the pixel scale; centre-crop an image larger
-        than the input, enlarge (bilinear) only an image smaller than it, just enough to cover it.
-    ``resize`` (classification): scale the image so its shorter side covers the input, then
-        centre-crop, the timm evaluation convention.
-A single large image is cut into input-sized tiles on a grid (edge tiles shifted back inside the
-image), never resized.
+Every image is read and turned into model input by the one pixel path, :mod:`edgekit.images`
+(declared scale and bands, nodata and NaN, as `edgekit infer` does). A folder image is brought to
+``input_size`` by :func:`edgekit.images.fit_image` (``crop`` or ``resize``); a single large image is
+cut into input-sized tiles by the tile planner (:class:`edgekit.tiling.geometry.TileLayout`, no
+overlap), never resized.
 """
 from __future__ import annotations
 
-__all__ = ["CalibrationSet", "Sample", "IMAGE_SUFFIXES", "FITS"]
+__all__ = ["CalibrationSet", "Sample", "FITS"]
 
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from edgekit.errors import CalibrationError
+from edgekit.errors import CalibrationError, InputError
+from edgekit.images import FITS, PixelMap, fit_image, list_images, open_image
 from edgekit.preprocess import Preprocess
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-FITS = ("crop", "resize")
 SHUFFLE_SEED = 0
 
 
@@ -85,7 +80,7 @@ class CalibrationSet:
         if self.source.is_dir():
             items = [Sample(p) for p in _image_files(self.source)]
         elif self.source.is_file():
-            items = [Sample(self.source, w) for w in _tile_windows(_image_shape(self.source), self.input_size)]
+            items = [Sample(self.source, w) for w in _tile_windows(self.source, self.input_size)]
         else:
             raise CalibrationError(f"calibration source {self.source} does not exist; give a folder of images or an image")
         perm = np.random.default_rng(SHUFFLE_SEED).permutation(len(items))
@@ -125,12 +120,24 @@ class CalibrationSet:
         return len(self.items) // self.batch
 
     # ---- pixels ------------------------------------------------------------------------------
+    def _raw(self, sample: Sample) -> tuple[np.ndarray, PixelMap]:
+        """One item's raw pixels at ``input_size`` (file bands, file units) and its pixel map."""
+        with open_image(sample.path) as image:
+            pixels = PixelMap.for_source(image, self.preprocess, self.input_size)
+            if sample.window is not None:
+                return image.read(*sample.window), pixels
+            raw = image.read(0, 0, image.shape[0], image.shape[1])
+        return fit_image(raw, self.input_size, self.fit), pixels
+
     def pixels(self, sample: Sample) -> np.ndarray:
-        """One item as (H, W, C) RGB pixels of ``input_size``, before normalisation."""
-        if sample.window is not None:
-            return _channels(_read_window(sample.path, sample.window), self.preprocess.channels)
-        image = _channels(_read_whole(sample.path), self.preprocess.channels)
-        return _fit(image, self.input_size, self.fit)
+        """One item as (H, W, C) pixels of ``input_size`` in the model's bands, before normalisation."""
+        raw, pixels = self._raw(sample)
+        return pixels.channels(raw)
+
+    def model_input(self, sample: Sample) -> np.ndarray:
+        """One item as the model's (C, H, W) float32 input, through the one pixel path."""
+        raw, pixels = self._raw(sample)
+        return pixels.model_input(raw)[0]
 
     def batches(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Preprocessed float32 (batch, C, H, W) arrays for batches [start, stop), read lazily in order."""
@@ -138,7 +145,7 @@ class CalibrationSet:
         stop = len(self) if stop is None else min(stop, len(self))
         for b in range(start, stop):
             chunk = items[b * self.batch : (b + 1) * self.batch]
-            yield self.preprocess.apply(np.stack([self.pixels(s) for s in chunk]))
+            yield np.stack([self.model_input(s) for s in chunk])
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.batches()
@@ -146,130 +153,18 @@ class CalibrationSet:
 
 # ---- listing ---------------------------------------------------------------------------------
 def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise CalibrationError(f"{folder} holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images")
-    return files
-
-
-def _axis_starts(length: int, tile: int) -> list[int]:
-    """Tile starts along one axis; the last tile is shifted back so it lies inside the image."""
-    if length < tile:
-        return []
-    starts = list(range(0, length - tile + 1, tile))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
-
-
-def _tile_windows(shape: tuple[int, ...], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    h, w = size
-    windows = [(r, c, h, w) for r in _axis_starts(shape[0], h) for c in _axis_starts(shape[1], w)]
-    if not windows:
-        raise CalibrationError(f"image of {shape[0]}x{shape[1]} is smaller than the model input {h}x{w}")
-    return windows
-
-
-# ---- reading ---------------------------------------------------------------------------------
-def _tiling_io():
-    """edgekit.tiling.io when it is installed (windowed reads of large images), else None."""
     try:
-        from edgekit.tiling import io
-    except ImportError:
-        return None
-    return io if hasattr(io, "open_image") else None
+        return list_images(folder)
+    except InputError as exc:
+        raise CalibrationError(str(exc)) from None
 
 
-@contextmanager
-def _opened(path: Path):
-    io = _tiling_io()
-    if io is None:
-        yield _WholeImage(_read_whole_cached(path))
-        return
-    try:
-        with io.open_image(path) as image:
-            yield image
-    except CalibrationError:
-        raise
-    except Exception as exc:  # any reader's own error type: the file is unreadable
-        raise CalibrationError(f"cannot read calibration image {path}: {exc}") from None
+def _tile_windows(path: Path, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Input-sized windows covering one large image: the tile planner's grid, without overlap."""
+    from edgekit.tiling.geometry import TileLayout
 
-
-class _WholeImage:
-    """The open_image interface over an array already in memory (fallback without edgekit.tiling)."""
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-
-    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        return self.array[row : row + h, col : col + w]
-
-
-def _image_shape(path: Path) -> tuple[int, ...]:
-    with _opened(path) as image:
-        return tuple(image.shape)
-
-
-def _read_window(path: Path, window: tuple[int, int, int, int]) -> np.ndarray:
-    with _opened(path) as image:
-        return np.asarray(image.read(*window))
-
-
-def _read_whole(path: Path) -> np.ndarray:
-    """An image file as (H, W, C) pixels in its own dtype."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            array = tifffile.imread(path)
-        else:
-            from PIL import Image
-
-            Image.MAX_IMAGE_PIXELS = None
-            with Image.open(path) as im:
-                array = np.asarray(im.convert("RGB") if im.mode in ("P", "PA", "CMYK", "YCbCr") else im)
-    except Exception as exc:  # Pillow and tifffile raise many types for broken files
-        raise CalibrationError(f"cannot read calibration image {path}: {exc}") from None
-    return array[..., None] if array.ndim == 2 else array
-
-
-_read_whole_cached = lru_cache(maxsize=1)(_read_whole)  # fallback: tiles of one image, read once
-
-
-def _channels(array: np.ndarray, channels: int) -> np.ndarray:
-    """Bring (H, W, C) pixels to the model's channel count (grey repeated, alpha dropped)."""
-    array = array[..., None] if array.ndim == 2 else array
-    have = array.shape[-1]
-    if have == channels:
-        return array
-    if have == 1:
-        return np.repeat(array, channels, axis=-1)
-    if have == channels + 1:
-        return array[..., :channels]
-    raise CalibrationError(f"an image has {have} channels, the model takes {channels}")
-
-
-def _fit(image: np.ndarray, size: tuple[int, int], fit: str) -> np.ndarray:
-    """Scale (when ``fit`` says so, or the image is too small) then centre-crop to ``size``."""
-    h, w = size
-    ih, iw = image.shape[:2]
-    cover = max(h / ih, w / iw)
-    scale = cover if fit == "resize" or cover > 1 else 1.0
-    if scale != 1.0:
-        image = _resize(image, (max(h, round(ih * scale)), max(w, round(iw * scale))))
-        ih, iw = image.shape[:2]
-    top, left = (ih - h) // 2, (iw - w) // 2
-    return image[top : top + h, left : left + w]
-
-
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (H, W, C) pixels, channel by channel in float32 (any dtype)."""
-    from PIL import Image
-
-    planes = [
-        np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR))
-        for c in range(image.shape[-1])
-    ]
-    return np.stack(planes, axis=-1)
+    with open_image(path) as image:
+        height, width = image.shape[:2]
+    if height < size[0] or width < size[1]:
+        raise CalibrationError(f"image of {height}x{width} is smaller than the model input {size[0]}x{size[1]}")
+    return [(w.row, w.col, w.height, w.width) for w in TileLayout(height, width, size[0], size[1], 0).windows()]

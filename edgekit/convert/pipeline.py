@@ -22,7 +22,6 @@ from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
 from edgekit.errors import ConfigError, EdgekitError
-from edgekit.metrics import output_error
 from edgekit.targets import Target, load_target
 
 DEFAULT_CALIB_SAMPLES = 64
@@ -46,6 +45,8 @@ class BuildConfig:
         output: the model output to deploy when it returns several (None: see convert.outputs).
         targets_dir / recipes_dir: a folder of the user's target profiles / recipes, searched before
             EDGEKIT_PATH and the package's own.
+        scale / bands: the input's units and the file bands feeding the model, overriding the
+            recipe's ``input:`` section (:class:`~edgekit.preprocess.Preprocess`); None keeps it.
     """
 
     target: str = "cpu"
@@ -67,6 +68,8 @@ class BuildConfig:
     latency_runs: int = 5
     targets_dir: Path | None = None
     recipes_dir: Path | None = None
+    scale: float | None = None
+    bands: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     target = _check(config)
     src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.factory_args,
                          config.trust_checkpoint, config.recipes_dir)
+    src = _with_units(src, config)
     records: list[StageRecord] = []
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
@@ -287,16 +291,24 @@ def _io(path: Path) -> dict:
     return {"inputs": inputs, "outputs": outputs, "tile": inputs[0]["shape"][2:4]}
 
 
+def _with_units(src: Source, config: BuildConfig) -> Source:
+    """The source with ``--scale`` / ``--bands`` declared in its recipe's preprocessing."""
+    if config.scale is None and config.bands is None:
+        return src
+    recipe = replace(src.recipe, preprocess=src.recipe.preprocess.with_units(config.scale, config.bands))
+    return replace(src, recipe=recipe)
+
+
 def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: Path, target: Target,
                      config: BuildConfig, records: list, say: Progress) -> dict:
-    """The precision stage: fp32 keeps the simplified graph; fp16 / int8 rewrite it, verified on
-    held-out images against the FP32 graph (a validation folder, or calibration images left over)."""
+    """The precision stage: fp32 keeps the simplified graph; fp16 / int8 are lowered, verified on
+    held-out images against the FP32 graph and fallen back by the stage itself
+    (:func:`~edgekit.convert.precision.lower_precision`)."""
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
     from edgekit.convert.calibration import CalibrationSet
-    from edgekit.convert.precision import PrecisionSpec, set_precision
-    from edgekit.convert.verify_precision import require, verify_precision
+    from edgekit.convert.precision import PrecisionSpec, lower_precision
 
     recipe = src.recipe
     batch = config.batch or 1
@@ -308,36 +320,16 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
                          calib_method=config.calib_method, calib_samples=samples)
     say(f"precision {config.precision} ({spec.flavor})")
-    result = set_precision(onnx_in, deploy, spec, calib)
-    say("verify precision on held-out images")
     held = _held_out(config, calib, samples, size, recipe, batch)
-    check, note, error = None, "", None
-    if held is not None:
-        masks = Path(held.source) / "masks" if held.source.is_dir() and (held.source / "masks").is_dir() else None
-
-        def verify():
-            return verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop, False, masks)
-
-        check = verify()
-        if not check.passed and spec.flavor == "tensorrt" and spec.precision == "int8" and spec.high_precision == "fp16":
-            # ModelOpt casts every unquantized layer to fp16 without range checks; some overflow.
-            note = f"fp16 between Q/DQ lost {check.drop:.2f} points, so unquantized layers stay fp32; "
-            say("fp16 between Q/DQ failed verification: retrying with fp32 there")
-            spec = replace(spec, high_precision="fp32")
-            result = set_precision(onnx_in, deploy, spec, calib)
-            check = verify()
-        if src.trained:
-            require(check, deploy.name)
-    else:
-        import onnx
-
-        from edgekit.convert.onnx_check import random_input, run_onnx
-
-        feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
-        error = output_error(run_onnx(onnx_in, feed), run_onnx(deploy, feed))
-    records.append(_precision_record(result, spec, check, error, target, src.trained, note, _size_mb(deploy),
+    lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
+                              enforce=src.trained, progress=say)
+    result, check, spec = lowered.result, lowered.check, lowered.spec
+    note = ""
+    if lowered.fell_back:
+        note = f"fp16 between Q/DQ lost {lowered.attempts[0].drop:.2f} points, so unquantized layers stay fp32; "
+    records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
                                      _onnx_latency(deploy, config.latency_runs)))
-    return {**result.to_dict(), "path": deploy.name, "check": check.to_dict() if check else None}
+    return {**lowered.to_dict(), "path": deploy.name}
 
 
 def int8_slower_note(fp32_ms: float, int8_ms: float) -> dict | None:
@@ -389,22 +381,24 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
-    """Validation images: --val, else the calibration set's sibling ``<name>_val``, else leftovers."""
+    """Validation images (with ``masks/`` when they have them): --val, else the calibration set's
+    sibling ``<name>_val``, else calibration images left over."""
     from edgekit.convert.calibration import CalibrationSet
+    from edgekit.evaluate import HeldOutSet
 
     val = config.val
     if val is None and config.calib is not None:
         sibling = Path(config.calib).with_name(Path(config.calib).name + "_val")
         val = sibling if sibling.is_dir() else None
     if val is not None:
-        return CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None)
+        return HeldOutSet.beside(CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None))
     if calib is not None:
         rest = calib.with_samples(samples).held_out()
         try:
             rest.items
         except EdgekitError:
             return None
-        return rest
+        return HeldOutSet(rest)
     return None
 
 

@@ -10,21 +10,28 @@
   add a Q/DQ pair at every boundary (MobileOne-S1 2.0x vs 1.26x FP32's speed, FastViT-SA12+FPN
   0.96x vs 0.84x).
 
+:func:`lower_precision` is the stage's verb: it lowers, verifies the result on held-out images
+against the input graph, and applies the stage's fallback policy (ModelOpt's fp16 between Q/DQ
+failing verification: unquantized layers kept in fp32), so `edgekit build` and `edgekit quantize`
+behave the same. Its :class:`LoweredPrecision` records every attempt.
+
 Calibration runs in bounded memory whatever the set's size: ONNX Runtime's calibrators are fed
 ``calib_chunk`` batches per pass (histograms and ranges are merged between passes), and ModelOpt's
 patched calibrators collect one batch at a time from a reader that loads images lazily.
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionSpec", "PrecisionResult", "set_precision", "PRECISIONS", "FLAVORS", "CALIB_METHODS"]
+__all__ = ["PrecisionSpec", "PrecisionResult", "set_precision", "Attempt", "LoweredPrecision", "lower_precision",
+           "PRECISIONS", "FLAVORS", "CALIB_METHODS"]
 
 import contextlib
 import io
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -139,6 +146,97 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         onnx_out, spec.precision, spec.flavor, before, after, _count(onnx_out, "QuantizeLinear"),
         _fp16_nodes(onnx_out), samples, time.perf_counter() - start,
     )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One lowering the stage tried: what ModelOpt kept unquantized layers in, and how it verified."""
+
+    high_precision: str
+    drop: float | None
+    passed: bool
+
+
+@dataclass(frozen=True)
+class LoweredPrecision:
+    """What :func:`lower_precision` kept, and what it tried on the way.
+
+    Attributes:
+        result: the lowering written to the output path.
+        spec: the spec that produced it (after any fallback).
+        check: verification on held-out images (``PrecisionCheck``), None without a held-out set.
+        error: output error on one random input when there was no held-out set (else None).
+        attempts: every lowering tried, in order; the last one is ``result``.
+    """
+
+    result: PrecisionResult
+    spec: PrecisionSpec
+    check: object | None
+    error: object | None
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def fell_back(self) -> bool:
+        return len(self.attempts) > 1
+
+    def to_dict(self) -> dict:
+        return {**self.result.to_dict(), "high_precision": self.spec.high_precision,
+                "check": self.check.to_dict() if self.check is not None else None,
+                "random_input_error": self.error.to_dict() if self.error is not None else None,
+                "attempts": [asdict(a) for a in self.attempts]}
+
+
+def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: CalibrationSet | None,
+                    held_out, task: str, max_drop: float, enforce: bool = True,
+                    progress: Callable[[str], None] | None = None) -> LoweredPrecision:
+    """Lower ``onnx_in`` (:func:`set_precision`), verify it against ``onnx_in`` and fall back when it fails.
+
+    Args:
+        held_out: a :class:`~edgekit.evaluate.HeldOutSet` (or calibration set) of images calibration
+            never saw; None: the output error on one random input is recorded instead.
+        task: ``segmentation`` or ``classification``.
+        max_drop: points of the task metric the lowered model may lose.
+        enforce: raise ParityError, removing ``onnx_out``, when the last attempt still fails (False
+            for random weights: the failing check is returned).
+        progress: called with a short message at each step.
+
+    Policy: TensorRT int8 whose unquantized layers ModelOpt cast to fp16 (no range checks, some
+    overflow) is redone with those layers in fp32 when it fails verification.
+    """
+    from edgekit.convert.verify_precision import require, verify_precision
+
+    say = progress or (lambda _msg: None)
+    attempts: list[Attempt] = []
+    while True:
+        result = set_precision(onnx_in, onnx_out, spec, calib)
+        if held_out is None:
+            return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
+                                    (Attempt(spec.high_precision, None, True),))
+        say("verify precision on held-out images")
+        check = verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False)
+        attempts.append(Attempt(spec.high_precision, check.drop, check.passed))
+        if check.passed or not _can_fall_back(spec):
+            break
+        say("fp16 between Q/DQ failed verification: retrying with fp32 there")
+        spec = replace(spec, high_precision="fp32")
+    if enforce and not check.passed:
+        Path(onnx_out).unlink(missing_ok=True)  # a model that failed its check is not left behind
+        require(check, Path(onnx_out).name)
+    return LoweredPrecision(result, spec, check, None, tuple(attempts))
+
+
+def _can_fall_back(spec: PrecisionSpec) -> bool:
+    return spec.flavor == "tensorrt" and spec.precision == "int8" and spec.high_precision == "fp16"
+
+
+def _random_input_error(onnx_in: Path, onnx_out: Path):
+    import onnx
+
+    from edgekit.convert.onnx_check import random_input, run_onnx
+    from edgekit.metrics import output_error
+
+    feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
+    return output_error(run_onnx(onnx_in, feed), run_onnx(onnx_out, feed))
 
 
 # ---- calibration data for ONNX Runtime and ModelOpt ------------------------------------------

@@ -1,9 +1,9 @@
 """Prove a precision change: run the lowered ONNX and the FP32 ONNX side by side on held-out images.
 
 Both run on ONNX Runtime's CPU provider, which runs the same fp16 and Q/DQ files TensorRT will
-compile. The task decides the agreement measured on the first output:
-segmentation ((N, classes, H, W) logits): pixel agreement and mIoU of the argmax masks against
-FP32's argmax; classification ((N, classes)): top-1 agreement.
+compile. Labels are scored by the one scorer (:mod:`edgekit.evaluate`): segmentation ((N, classes,
+H, W) logits): pixel agreement and mIoU of the argmax masks against FP32's argmax, and with masks
+both models' mIoU against them; classification ((N, classes)): top-1 agreement.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import numpy as np
 
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import ConfigError, ParityError
-from edgekit.metrics import OutputError, confusion, iou_from_confusion
-
-TASKS = ("segmentation", "classification")
+from edgekit.evaluate import HeldOutSet, Scorer
+from edgekit.evaluate.scoring import TASKS
+from edgekit.metrics import OutputError
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,16 @@ class PrecisionCheck:
 
 
 def verify_precision(
-    reference: Path, candidate: Path, images: CalibrationSet, task: str, max_drop: float, raise_on_fail: bool = True,
-    masks: Path | None = None,
+    reference: Path, candidate: Path, images: CalibrationSet | HeldOutSet, task: str, max_drop: float,
+    raise_on_fail: bool = True, masks: Path | None = None,
 ) -> PrecisionCheck:
     """Compare ``candidate`` with the FP32 ``reference`` on ``images`` (not seen by calibration).
 
     Args:
         reference: the FP32 ONNX the precision stage started from.
         candidate: the fp16 or int8 ONNX it wrote.
-        images: held-out images, e.g. ``calib.held_out(16)`` or a validation folder.
+        images: held-out images, e.g. ``calib.held_out(16)`` or a validation folder, or a
+            :class:`HeldOutSet` that brings its masks.
         task: ``segmentation`` or ``classification``.
         max_drop: points of the task metric the candidate may lose (a target's ``max_accuracy_drop``).
         raise_on_fail: raise ParityError past ``max_drop`` (else return the failing check).
@@ -76,14 +77,20 @@ def verify_precision(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    stats = _Stats()
-    labels = _mask_batches(images, Path(masks)) if masks is not None and task == "segmentation" else None
+    held = images if isinstance(images, HeldOutSet) else HeldOutSet(images, Path(masks) if masks else None)
+    if task != "segmentation":
+        held = HeldOutSet(held.images)
+    errors, scores = _Errors(), None
     with _runner(reference) as ref, _runner(candidate) as cand:
         name = ref.input_specs()[0].name
-        for batch in images.batches():
-            stats.add(_first(ref.infer({name: batch})), _first(cand.infer({name: batch})),
-                      next(labels) if labels is not None else None)
-    check = stats.check(task, len(images.items), max_drop)
+        for batch, truth in held.batches():
+            r, c = _first(ref.infer({name: batch})), _first(cand.infer({name: batch}))
+            errors.add(r, c)
+            if scores is None:
+                scores = (Scorer(task, r.shape[1]), Scorer(task, r.shape[1]))
+            scores[0].add(r.argmax(1), r.argmax(1), truth, len(batch))
+            scores[1].add(r.argmax(1), c.argmax(1), truth, len(batch))
+    check = _check(task, errors.error(), *(s.score() for s in scores), max_drop)
     if raise_on_fail:
         require(check, Path(candidate).name)
     return check
@@ -101,28 +108,14 @@ def require(check: PrecisionCheck, name: str) -> PrecisionCheck:
     return check
 
 
-def _mask_batches(images: CalibrationSet, masks: Path):
-    """Ground-truth labels batch by batch, cut like the images (same centre crop, no resizing)."""
-    from PIL import Image
-
-    h, w = images.input_size
-    items = images.items
-    for b in range(len(images)):
-        batch = []
-        for sample in items[b * images.batch : (b + 1) * images.batch]:
-            path = masks / Path(sample.path.name).with_suffix(".png")
-            if not path.is_file():
-                raise ConfigError(f"no ground-truth mask {path} for {sample.path.name}")
-            label = np.asarray(Image.open(path))
-            lh, lw = label.shape[:2]
-            cover = max(h / lh, w / lw)
-            if images.fit == "resize" or cover > 1:  # the image was scaled: scale its labels alike (nearest)
-                size = (max(w, round(lw * cover)), max(h, round(lh * cover)))
-                label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
-                lh, lw = label.shape[:2]
-            top, left = (lh - h) // 2, (lw - w) // 2
-            batch.append(label[top : top + h, left : left + w])
-        yield np.stack(batch)
+def _check(task: str, error: OutputError, reference, candidate, max_drop: float) -> PrecisionCheck:
+    """The drop from the two scores: against the truth when there is one, else against FP32's labels."""
+    if not candidate.ground_truth:
+        return PrecisionCheck(task, candidate.images, error, candidate.agreement, candidate.miou_vs_reference,
+                              100.0 * (1.0 - candidate.metric), float(max_drop))
+    return PrecisionCheck(task, candidate.images, error, candidate.agreement, candidate.miou_vs_reference,
+                          100.0 * (reference.metric - candidate.metric), float(max_drop), "ground truth",
+                          reference.metric, candidate.metric)
 
 
 def _runner(path: Path):
@@ -135,16 +128,14 @@ def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(next(iter(outputs.values())), np.float32)
 
 
-class _Stats:
-    """Running output error and label confusion over batches (no outputs are kept)."""
+class _Errors:
+    """Running output error of the candidate against the reference (no outputs are kept)."""
 
     def __init__(self) -> None:
         self.max_abs = self.sum_abs = self.ref_max = 0.0
         self.count = 0
-        self.cm: np.ndarray | None = None
-        self.truth: tuple[np.ndarray, np.ndarray] | None = None
 
-    def add(self, ref: np.ndarray, cand: np.ndarray, truth: np.ndarray | None = None) -> None:
+    def add(self, ref: np.ndarray, cand: np.ndarray) -> None:
         if ref.shape != cand.shape:
             raise ParityError(f"the lowered model's output shape {cand.shape} differs from FP32's {ref.shape}")
         diff = np.abs(ref.astype(np.float64) - cand)
@@ -152,20 +143,6 @@ class _Stats:
         self.sum_abs += float(diff.sum())
         self.count += diff.size
         self.ref_max = max(self.ref_max, float(np.abs(ref).max(initial=0.0)))
-        classes = ref.shape[1]
-        cm = confusion(ref.argmax(1), cand.argmax(1), classes)
-        self.cm = cm if self.cm is None else self.cm + cm
-        if truth is not None:
-            pair = (confusion(truth, ref.argmax(1), classes), confusion(truth, cand.argmax(1), classes))
-            self.truth = pair if self.truth is None else (self.truth[0] + pair[0], self.truth[1] + pair[1])
 
-    def check(self, task: str, images: int, max_drop: float) -> PrecisionCheck:
-        error = OutputError(self.max_abs, self.sum_abs / max(self.count, 1), self.max_abs / max(self.ref_max, 1e-12))
-        agreement = float(np.trace(self.cm) / max(self.cm.sum(), 1))
-        miou = float(np.nanmean(iou_from_confusion(self.cm))) if task == "segmentation" else None
-        metric = miou if miou is not None else agreement
-        if self.truth is None:
-            return PrecisionCheck(task, images, error, agreement, miou, 100.0 * (1.0 - metric), float(max_drop))
-        ref_truth, cand_truth = (float(np.nanmean(iou_from_confusion(cm))) for cm in self.truth)
-        return PrecisionCheck(task, images, error, agreement, miou, 100.0 * (ref_truth - cand_truth), float(max_drop),
-                              "ground truth", ref_truth, cand_truth)
+    def error(self) -> OutputError:
+        return OutputError(self.max_abs, self.sum_abs / max(self.count, 1), self.max_abs / max(self.ref_max, 1e-12))

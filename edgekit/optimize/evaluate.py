@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.errors import InputError
-from edgekit.metrics import confusion, iou_from_confusion
+from edgekit.evaluate import HeldOutSet, Scorer
 from edgekit.preprocess import Preprocess
 
 
@@ -43,6 +43,9 @@ class Accuracy:
 class ValidationData:
     """Validation images as model-input batches (held in memory: keep the set small), with masks.
 
+    A :class:`~edgekit.evaluate.HeldOutSet` read once: the same pixel path and mask fitting as
+    build verification.
+
     Args:
         folder: images; a ``masks`` subfolder with label images of the same names is used when present.
         input_size: the model's (height, width).
@@ -57,11 +60,11 @@ class ValidationData:
                  samples: int | None = None, masks: Path | None = None, ground_truth: bool = True):
         images = CalibrationSet(Path(folder), input_size, preprocess, samples=samples, batch=batch)
         self.folder = Path(folder)
+        self.held = HeldOutSet.beside(images, masks) if ground_truth else HeldOutSet(images)
         self.items = images.items
-        self.batches = list(images.batches())
-        mask_dir = Path(masks) if masks else self.folder / "masks"
-        self.mask_files = _mask_files(self.items, mask_dir) if ground_truth and mask_dir.is_dir() else None
-        self.masks = _masks(self.mask_files, input_size, batch) if self.mask_files else None
+        pairs = list(self.held.batches())
+        self.batches = [x for x, _ in pairs]
+        self.masks = [t for _, t in pairs] if self.held.masks is not None else None
 
     @property
     def has_masks(self) -> bool:
@@ -69,38 +72,7 @@ class ValidationData:
 
     def key(self) -> dict:
         """What identifies this set's content (for caches)."""
-        from edgekit.artifact.manifest import sha256_file
-
-        return {"images": [f"{s.name}:{sha256_file(s.path)}" for s in self.items],
-                "masks": [sha256_file(p) for p in self.mask_files or ()],
-                "shape": list(self.batches[0].shape) if self.batches else []}
-
-
-def _mask_files(items, folder: Path) -> list[Path]:
-    from edgekit.profile.images import match_masks
-
-    return match_masks([s.path for s in items], folder)
-
-
-def _masks(files: list[Path], size: tuple[int, int], batch: int) -> list[np.ndarray]:
-    from edgekit.profile.images import read_mask
-
-    masks = [_fit_mask(read_mask(f), size) for f in files]
-    return [np.stack(masks[i : i + batch]) for i in range(0, len(masks), batch)]
-
-
-def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The mask cut like its image (centre crop; nearest-neighbour enlargement when smaller)."""
-    h, w = size
-    mh, mw = mask.shape
-    scale = max(h / mh, w / mw)
-    if scale > 1:
-        rows = np.minimum((np.arange(round(mh * scale)) / scale).astype(int), mh - 1)
-        cols = np.minimum((np.arange(round(mw * scale)) / scale).astype(int), mw - 1)
-        mask = mask[rows][:, cols]
-        mh, mw = mask.shape
-    top, left = (mh - h) // 2, (mw - w) // 2
-    return mask[top : top + h, left : left + w]
+        return self.held.key()
 
 
 def _session(path: Path, threads: int = 0):
@@ -149,12 +121,12 @@ class Evaluator:
         return 100.0 * (self.reference.metric - accuracy.metric)
 
     def _score(self, labels: list[np.ndarray]) -> Accuracy:
-        agree = float(np.mean([np.mean(a == b) for a, b in zip(labels, self.reference_labels)]))
-        if self.task != "segmentation":
-            return Accuracy(agree, agree, len(self.data.items))
-        truth = self.data.masks if self.data.has_masks else self.reference_labels
-        cm = sum(confusion(t, p, self.classes) for t, p in zip(truth, labels))
-        return Accuracy(float(np.nanmean(iou_from_confusion(cm))), agree, len(self.data.items))
+        scorer = Scorer(self.task, self.classes)
+        truth = self.data.masks or [None] * len(labels)
+        for ref, lab, t in zip(self.reference_labels, labels, truth):
+            scorer.add(ref, lab, t, len(lab))
+        score = scorer.score()
+        return Accuracy(score.metric, score.agreement, len(self.data.items))
 
 
 def measure_latency(path: Path, feed: np.ndarray, runs: int = 5, threads: int = 0) -> float:

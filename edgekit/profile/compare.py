@@ -2,9 +2,10 @@
 
 Latency, throughput and size of each, and its accuracy against the first artifact (the FP32
 reference: pixel agreement and mIoU for segmenters, top-1 agreement for classifiers) and, when
-masks are given, against ground truth. Segmenters see every image as a grid of full-size tiles
-(edge tiles shifted inside) and are scored on the whole stitched image; classifiers see the
-centre crop of their input size.
+masks are given, against ground truth, all scored by the one scorer (:mod:`edgekit.evaluate`).
+Segmenters run through the same tiled path as `edgekit infer` (:func:`edgekit.tiling.execute.predict_mask`:
+same pixel mapping, overlap, blend and stitching), so the figures are what `infer` delivers;
+classifiers see the centre crop of their input size (:func:`edgekit.images.fit_image`).
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import ConfigError, InputError
-from edgekit.metrics import confusion, iou_from_confusion
+from edgekit.evaluate import Scorer
+from edgekit.images import PixelMap, check_mask, fit_image, list_images, match_masks, open_image, read_mask
 from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats, time_calls
-from edgekit.profile.images import check_mask, list_images, match_masks, read_image, read_mask, tile_origins
 from edgekit.profile.measure import input_hw, supported_batches
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
+from edgekit.tiling.execute import TileConfig, predict_mask
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CompareConfig:
         threads: ONNX Runtime intra-op threads (0: its default).
         limit: use the first ``limit`` images only (0: all).
         ignore_index: mask label that is not scored (None: every label is).
+        overlap / blend: tiling of segmenters, as `edgekit infer` takes them (same defaults).
     """
 
     timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup_s=0.5, duration_s=2.0))
@@ -44,6 +47,8 @@ class CompareConfig:
     threads: int = 0
     limit: int = 0
     ignore_index: int | None = 255
+    overlap: int = TileConfig.overlap
+    blend: str = TileConfig.blend
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
 
     Args:
         folders: artifact folders; the first is the reference (normally FP32).
-        images: folder of PNG / JPEG / TIFF images.
+        images: folder of images (any format `edgekit infer` reads).
         masks: folder of label images named like the images (segmentation ground truth).
         config: timing, batch, backend and image settings.
         progress: called with a short message as each artifact starts.
@@ -135,7 +140,7 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
         result, classes = _run_one(artifact, files, mask_files, reference, classes, config)
         results.append(result)
     pixels = sum(int(r.size) for r in reference) if task == "segmentation" else len(files)
-    tiling = ("grid of full input-size tiles, edge tiles shifted inside, whole image scored"
+    tiling = (f"as edgekit infer: overlap {config.overlap}, {config.blend} blend, whole image scored"
               if task == "segmentation" else "centre crop of the input size")
     return CompareReport(task, artifacts[0].folder.name, len(files), pixels, classes, mask_files is not None,
                          tiling, tuple(results), config.timing)
@@ -154,88 +159,65 @@ def _common_task(artifacts: list[Artifact]) -> str:
 def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | None, reference: list[np.ndarray],
              classes: int, config: CompareConfig) -> tuple[ArtifactResult, int]:
     backend = config.backend or artifact.manifest.backend
-    with artifact.runner(backend, threads=config.threads) as runner:
+    with artifact.runner(backend, threads=config.threads) as opened:
+        runner = _Recording(opened)
         spec = runner.input_specs()[0]
         batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
         hw = input_hw(spec, artifact.manifest.tile)
-        predict = _Predictor(artifact, runner, spec.name, spec.dtype, hw, batch)
-        cm_ref = cm_truth = None
+        tiles = TileConfig(config.overlap, config.blend, batch, backend, config.threads)
+        scorer = None
         for i, path in enumerate(files):
-            labels = predict(read_image(path), path)
-            classes = _check_classes(artifact, predict.classes, classes)
+            if artifact.manifest.task == "segmentation":
+                labels = predict_mask(artifact, path, tiles, runner)
+            else:
+                labels = _classify(artifact, runner, path, hw, batch)
+            classes = _check_classes(artifact, int(runner.output_specs()[0].shape[1]), classes)
             if len(reference) <= i:
                 reference.append(labels)
-            cm_ref = _add(cm_ref, confusion(reference[i], labels, classes))
+            truth = None
             if mask_files is not None:
-                mask = read_mask(mask_files[i])
-                check_mask(mask, labels.shape, classes, mask_files[i], config.ignore_index)
-                cm_truth = _add(cm_truth, confusion(mask, labels, classes, config.ignore_index))
-        samples = time_calls(predict.timed_call(), config.timing)
-    stats = latency_stats(samples)
+                truth = read_mask(mask_files[i])
+                check_mask(truth, labels.shape, classes, mask_files[i], config.ignore_index)
+            scorer = scorer or Scorer(artifact.manifest.task, classes, config.ignore_index)
+            scorer.add(reference[i], labels, truth)
+        feed = runner.feed
+        samples = time_calls(lambda: opened.infer(feed), config.timing)
+    stats, score = latency_stats(samples), scorer.score()
     images_per_s = batch * 1000.0 / stats.mean
-    seg = artifact.manifest.task == "segmentation"
     result = ArtifactResult(
         artifact.folder.name, str(artifact.folder), artifact.manifest.precision, backend, artifact.manifest.target,
         _size_mb(artifact, backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
-        _accuracy(cm_ref), _miou(cm_ref) if seg else None,
-        _miou(cm_truth) if cm_truth is not None else None,
-        _accuracy(cm_truth) if cm_truth is not None else None, tuple(float(s) for s in samples))
+        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, tuple(float(s) for s in samples))
     return result, classes
 
 
-class _Predictor:
-    """Labels for one image with one runner: tiles (segmentation) or centre crop (classification)."""
+class _Recording:
+    """A runner that keeps the last feed it was given (the timed call replays it)."""
 
-    def __init__(self, artifact: Artifact, runner: Runner, input_name: str, dtype: str, hw: tuple[int, int], batch: int):
-        self.artifact, self.runner, self.input_name, self.dtype = artifact, runner, input_name, dtype
-        self.hw, self.batch, self.classes = hw, batch, 0
-        self.segmentation = artifact.manifest.task == "segmentation"
-        self._last_feed: dict | None = None
+    def __init__(self, runner: Runner):
+        self.runner, self.feed = runner, None
 
-    def __call__(self, image: np.ndarray, path: Path) -> np.ndarray:
-        th, tw = self.hw
-        if image.shape[0] < th or image.shape[1] < tw:
-            raise InputError(f"{path.name} is {image.shape[1]}x{image.shape[0]}, smaller than the input "
-                             f"{tw}x{th} of {self.artifact.folder.name}; use larger images")
-        if not self.segmentation:
-            y, x = (image.shape[0] - th) // 2, (image.shape[1] - tw) // 2
-            return self._infer([image[y:y + th, x:x + tw]]).argmax(1)[:1]
-        labels = np.zeros(image.shape[:2], np.uint8)
-        origins = [(y, x) for y in tile_origins(image.shape[0], th) for x in tile_origins(image.shape[1], tw)]
-        for start in range(0, len(origins), self.batch):
-            chunk = origins[start:start + self.batch]
-            logits = self._infer([image[y:y + th, x:x + tw] for y, x in chunk])
-            for (y, x), tile_labels in zip(chunk, _labels_at(logits, th, tw)):
-                labels[y:y + th, x:x + tw] = tile_labels
-        return labels
+    def __getattr__(self, name: str):
+        return getattr(self.runner, name)
 
-    def _infer(self, tiles: list[np.ndarray]) -> np.ndarray:
-        n = len(tiles)
-        tiles = tiles + [tiles[-1]] * (self.batch - n)  # a fixed batch is filled with repeats
-        feed = {self.input_name: self.artifact.manifest.preprocess.apply(np.stack(tiles)).astype(self.dtype, copy=False)}
-        self._last_feed = feed
-        out = np.asarray(next(iter(self.runner.infer(feed).values())))
-        expected = 4 if self.segmentation else 2
-        if out.ndim != expected:
-            raise ConfigError(f"{self.artifact.folder.name} outputs shape {list(out.shape)}; a "
-                              f"{self.artifact.manifest.task} model must output {'(N, C, H, W)' if expected == 4 else '(N, C)'}")
-        self.classes = int(out.shape[1])
-        return out[:n].astype(np.float32, copy=False)
-
-    def timed_call(self) -> Callable[[], object]:
-        feed = self._last_feed
-        return lambda: self.runner.infer(feed)
+    def infer(self, feed: dict) -> dict:
+        self.feed = feed
+        return self.runner.infer(feed)
 
 
-def _labels_at(logits: np.ndarray, th: int, tw: int) -> np.ndarray:
-    """argmax over classes, resized (nearest) to the tile when the model outputs a smaller grid."""
-    labels = logits.argmax(1).astype(np.uint8)
-    h, w = labels.shape[1:]
-    if (h, w) == (th, tw):
-        return labels
-    rows = (np.arange(th) * h // th)
-    cols = (np.arange(tw) * w // tw)
-    return labels[:, rows][:, :, cols]
+def _classify(artifact: Artifact, runner: Runner, path: Path, hw: tuple[int, int], batch: int) -> np.ndarray:
+    """Top-1 class of the centre crop, through the one pixel path; (1,) int."""
+    spec = runner.input_specs()[0]
+    with open_image(path) as source:
+        pixels = PixelMap.for_source(source, artifact.manifest.preprocess, hw)
+        raw = fit_image(source.read(0, 0, *source.shape[:2]), hw, "crop")
+    x = pixels.model_input(raw)[0][None]
+    feed = {spec.name: np.repeat(x, batch, axis=0).astype(spec.dtype, copy=False)}  # a fixed batch: repeats
+    out = np.asarray(next(iter(runner.infer(feed).values())))
+    if out.ndim != 2:
+        raise ConfigError(f"{artifact.folder.name} outputs shape {list(out.shape)}; a classification model must "
+                          "output (N, C)")
+    return out[:1].argmax(1)
 
 
 def _check_classes(artifact: Artifact, found: int, expected: int) -> int:
@@ -243,19 +225,6 @@ def _check_classes(artifact: Artifact, found: int, expected: int) -> int:
         raise ConfigError(f"{artifact.folder.name} predicts {found} classes, the reference {expected}: "
                           "only artifacts of the same model head can be compared")
     return found
-
-
-def _add(total: np.ndarray | None, cm: np.ndarray) -> np.ndarray:
-    return cm if total is None else total + cm
-
-
-def _accuracy(cm: np.ndarray | None) -> float:
-    return float(np.trace(cm) / cm.sum()) if cm is not None and cm.sum() else float("nan")
-
-
-def _miou(cm: np.ndarray) -> float:
-    iou = iou_from_confusion(cm)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
 def _size_mb(artifact: Artifact, backend: str) -> float:

@@ -7,7 +7,7 @@ image width. Outputs go to temporary files, renamed only when every one of them 
 """
 from __future__ import annotations
 
-__all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "plan_for"]
+__all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "predict_mask", "plan_for"]
 
 import os
 import queue
@@ -22,14 +22,15 @@ from typing import Callable, Iterator
 import numpy as np
 
 from edgekit.atomic import atomic_file
-from edgekit.errors import ConfigError, InputError
+from edgekit.errors import ArtifactError, ConfigError, InputError
+from edgekit.images import ImageSource, PixelMap, open_image
 from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import BLENDS, TileLayout
-from edgekit.tiling.io import WRITE_SUFFIXES, ImageSource, open_image, open_writer
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
-from edgekit.tiling.pixels import PixelMap, Preview
+from edgekit.tiling.preview import Preview
+from edgekit.tiling.writers import WRITE_SUFFIXES, open_writer
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: Ti
     if fixed and batch != fixed:
         raise ConfigError(f"this artifact's engine takes batches of {fixed}; drop --batch or rebuild with batch {batch}")
     layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
-    pixels = PixelMap.for_source(source, manifest.preprocess, int(spec.shape[1]), (tile_h, tile_w))
+    if manifest.preprocess.channels != int(spec.shape[1]):
+        raise ArtifactError(f"the manifest's preprocessing has {manifest.preprocess.channels} channels, the model "
+                            f"takes {spec.shape[1]}; rebuild the artifact")
+    pixels = PixelMap.for_source(source, manifest.preprocess, (tile_h, tile_w))
     return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
 
 
@@ -175,7 +179,7 @@ def _batches(plan: _Plan, source: ImageSource, preview: Preview | None) -> Itera
     for win in plan.layout.windows():
         raw = source.read(win.row, win.col, win.height, win.width)
         if preview is not None:
-            preview.add_pixels(win, raw)
+            preview.add_pixels(win, plan.pixels.channels(raw))
         tile, valid = plan.pixels.model_input(raw, win)
         if valid is not None and not valid.any():
             if windows:
@@ -260,12 +264,39 @@ def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: Til
         return _run(plan, runner, source, outputs, config, stack)
 
 
-def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
-         stack: ExitStack) -> InferResult:
+class _MaskInMemory:
+    """The class mask kept as an array: the row writer `predict_mask` stitches into."""
+
+    def __init__(self, height: int, width: int):
+        self.mask = np.full((height, width), NODATA_CLASS, np.uint8)
+        self.row = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        self.mask[self.row:self.row + rows.shape[0]] = rows
+        self.row += rows.shape[0]
+
+
+def predict_mask(artifact: Artifact, image: Path | str, config: TileConfig = TileConfig(),
+                 runner: Runner | None = None) -> np.ndarray:
+    """The class mask (H, W) uint8 `infer_image` would write for ``image``, kept in memory.
+
+    Same reading, pixel mapping, tiles, batches, blending and stitching as :func:`infer_image`:
+    what `edgekit compare` scores is what `edgekit infer` delivers. Nodata pixels are 255.
+    """
+    with ExitStack() as stack:
+        source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
+        if runner is None:
+            runner = stack.enter_context(artifact.runner(config.backend, config.threads))
+        plan = plan_for(artifact.manifest, runner, source, config)
+        memory = _MaskInMemory(source.shape[0], source.shape[1])
+        _stitch(plan, runner, source, {"mask": memory}, None, config)
+        return memory.mask
+
+
+def _stitch(plan: _Plan, runner: Runner, source: ImageSource, writers: dict, preview: Preview | None,
+            config: TileConfig) -> tuple[dict, Stitcher]:
+    """Run the three-stage pipeline, handing finished rows to ``writers`` (and ``preview``)."""
     classes = int(runner.output_specs()[0].shape[1])
-    preview = Preview.for_source(source) if outputs.preview is not None else None
-    preview_tmp = stack.enter_context(atomic_file(outputs.preview)) if preview is not None else None
-    writers = _writers(stack, outputs, source, classes)
 
     def emit(rows: FinishedRows) -> None:
         writers["mask"].write(rows.mask)
@@ -276,11 +307,22 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
 
     layout = plan.layout
     stitcher = Stitcher(layout.height, layout.width, classes, layout.rows, layout.window_shape[0], layout.weigher(),
-                        emit, probabilities=outputs.probabilities is not None)
+                        emit, probabilities="probabilities" in writers)
     counts = {"tiles": 0, "skipped": 0}
-    start = time.perf_counter()
     with _Progress(config.progress, len(layout), source.path.name, layout.height * layout.width) as bar:
         _pipeline(plan, runner, source, stitcher, preview, config, counts, bar)
+    return counts, stitcher
+
+
+def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
+         stack: ExitStack) -> InferResult:
+    classes = int(runner.output_specs()[0].shape[1])
+    preview = Preview.for_source(source, plan.pixels.preprocess.scale) if outputs.preview is not None else None
+    preview_tmp = stack.enter_context(atomic_file(outputs.preview)) if preview is not None else None
+    writers = _writers(stack, outputs, source, classes)
+    start = time.perf_counter()
+    counts, stitcher = _stitch(plan, runner, source, writers, preview, config)
+    layout = plan.layout
     if preview is not None:
         preview.save(preview_tmp)
     stack.close()  # writers finish, then temporary files become the outputs

@@ -16,7 +16,7 @@ def _fixtures():
 
 
 FIX = _fixtures()
-FAST = ["--warmup", "0.02", "--duration", "0.05"]
+FAST = ["--warmup", "0.02", "--duration", "0.05", "--overlap", "8"]
 
 
 @pytest.fixture

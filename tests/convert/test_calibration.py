@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from edgekit.convert.calibration import CalibrationSet
-from edgekit.errors import CalibrationError
+from edgekit.errors import CalibrationError, InputError
 from edgekit.preprocess import Preprocess
 
 PRE = Preprocess(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -130,7 +130,7 @@ def test_unusable_sources_are_calibration_errors(tmp_path: Path, make: str):
         source.mkdir()
     if make == "no_images":
         (source / "readme.txt").write_text("x")
-    with pytest.raises(CalibrationError, match="does not exist|no png"):
+    with pytest.raises(CalibrationError, match="does not exist|holds no images"):
         len(CalibrationSet(source, (32, 32), PRE))
 
 
@@ -149,7 +149,7 @@ def test_nothing_left_for_held_out_is_an_error(tmp_path: Path):
 def test_unreadable_image_is_a_calibration_error(tmp_path: Path):
     write_images(tmp_path / "imgs", 2)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(CalibrationError, match="broken.png"):
+    with pytest.raises(InputError, match="broken.png"):
         list(CalibrationSet(tmp_path / "imgs", (32, 32), PRE).batches())
 
 

@@ -249,3 +249,33 @@ def test_calibration_memory_does_not_grow_with_the_set(tmp_path, flavor):
     control = peak_growth(tmp_path, "onnxruntime", 32, 32) - base
     assert control > 30 * 2**20, f"the control should show activations piling up ({control >> 20} MiB)"
     assert large - small < 0.25 * control, (small >> 20, large >> 20, control >> 20)
+
+
+# ---- the stage's verb: lower, verify, fall back ----------------------------------------------
+def test_tensorrt_int8_failing_verification_falls_back_to_fp32_between_qdq(setup, tmp_path):
+    from edgekit.convert.precision import lower_precision
+
+    spec = PrecisionSpec("int8", "tensorrt", "max")
+    held = setup["calib"].held_out()
+    lowered = lower_precision(setup["seg"], tmp_path / "q.onnx", spec, setup["calib"], held, "segmentation",
+                              max_drop=-1.0, enforce=False)  # a tolerance nothing meets: every attempt fails
+    assert [a.high_precision for a in lowered.attempts] == ["fp16", "fp32"] and lowered.fell_back
+    assert lowered.spec.high_precision == "fp32" and not lowered.check.passed
+    assert [a["high_precision"] for a in json.loads(json.dumps(lowered.to_dict()))["attempts"]] == ["fp16", "fp32"]
+    with pytest.raises(ParityError, match="held-out images"):
+        lower_precision(setup["seg"], tmp_path / "q.onnx", spec, setup["calib"], held, "segmentation", max_drop=-1.0)
+    ort = lower_precision(setup["seg"], tmp_path / "o.onnx", PrecisionSpec("int8", "onnxruntime", "max"),
+                          setup["calib"], held, "segmentation", max_drop=100.0)
+    assert len(ort.attempts) == 1 and ort.check.passed
+
+
+def test_quantize_command_gets_the_same_fallback(setup, tmp_path, capsys):
+    from edgekit.cli.main import main
+
+    val = setup["calib"].source
+    code = main(["quantize", str(setup["seg"]), "-o", str(tmp_path / "q.onnx"), "--precision", "int8",
+                 "--target", "jetson-orin-nx", "--calib", str(val), "--calib-samples", "12", "--val", str(val),
+                 "--max-drop", "-1"])
+    captured = capsys.readouterr()
+    assert code == 2 and "retrying with fp32 there" in captured.out
+    assert "points of mIoU" in captured.err and not (tmp_path / "q.onnx").exists()

@@ -6,7 +6,7 @@ from PIL import Image
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.convert.onnx_check import run_onnx
 from edgekit.convert.verify_precision import verify_precision
-from edgekit.errors import ConfigError, ParityError
+from edgekit.errors import InputError, ParityError
 from edgekit.metrics import miou
 from edgekit.preprocess import Preprocess
 from tests.conftest import tiny_segmenter_onnx
@@ -41,7 +41,7 @@ def test_failing_drop_and_missing_mask_are_clear(tmp_path, val):
     ref = tiny_segmenter_onnx(tmp_path / "ref.onnx", size=32, seed=0)
     images = CalibrationSet(val, (32, 32), Preprocess())
     (val / "masks" / "t2.png").unlink()
-    with pytest.raises(ConfigError, match="no ground-truth mask"):
+    with pytest.raises(InputError, match="has no mask for t2.png"):
         verify_precision(ref, ref, images, "segmentation", max_drop=1, masks=val / "masks")
     cand = tiny_segmenter_onnx(tmp_path / "cand.onnx", size=32, seed=5)
     with pytest.raises(ParityError, match="agreement with fp32"):

@@ -8,10 +8,9 @@ from PIL import Image
 
 from edgekit.errors import ConfigError, InputError
 from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
-from edgekit.profile.images import tile_origins
 from tests.profile.profile_fixtures import image_folder, make_cpu_artifact, three_artifacts, write_images, write_masks  # noqa: F401
 
-FAST = CompareConfig(timing=TimingConfig(warmup_s=0.02, duration_s=0, iterations=5))
+FAST = CompareConfig(timing=TimingConfig(warmup_s=0.02, duration_s=0, iterations=5), overlap=8)
 
 
 def test_reference_fp16_and_other_model(three_artifacts, image_folder):
@@ -29,17 +28,14 @@ def test_masks_equal_to_the_reference_give_it_perfect_accuracy(three_artifacts, 
     first = compare_artifacts(three_artifacts[:1], image_folder, config=FAST)
     assert first.results[0].agreement == 1.0
     # ground truth = the reference's own prediction, so accuracy vs truth == agreement with the reference
-    from edgekit.profile.compare import _Predictor
-    from edgekit.profile.images import read_image
     from edgekit.artifact.folder import load_artifact
+    from edgekit.tiling.execute import TileConfig, predict_mask
 
     artifact = load_artifact(three_artifacts[0])
     masks = tmp_path / "masks"
     masks.mkdir()
-    with artifact.runner() as runner:
-        predict = _Predictor(artifact, runner, "input", "float32", (32, 32), 1)
-        for img in sorted(image_folder.glob("*.png")):
-            Image.fromarray(predict(read_image(img), img)).save(masks / img.name)
+    for img in sorted(image_folder.glob("*.png")):
+        Image.fromarray(predict_mask(artifact, img, TileConfig(overlap=8))).save(masks / img.name)
     report = compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
     for r in report.results:
         assert r.accuracy == pytest.approx(r.agreement)
@@ -72,13 +68,13 @@ def test_missing_mask(three_artifacts, image_folder, tmp_path):
         compare_artifacts(three_artifacts, image_folder, masks, config=FAST)
 
 
-def test_no_images_and_too_small_images(three_artifacts, tmp_path):
+def test_no_images_and_images_smaller_than_a_tile(three_artifacts, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no images"):
         compare_artifacts(three_artifacts, tmp_path / "empty", config=FAST)
     small = write_images(tmp_path / "small", count=1, hw=(16, 16))
-    with pytest.raises(InputError, match="smaller than the input"):
-        compare_artifacts(three_artifacts, small, config=FAST)
+    report = compare_artifacts(three_artifacts, small, config=FAST)  # padded, as edgekit infer does
+    assert report.pixels == 16 * 16 and report.results[0].agreement == 1.0
 
 
 def test_different_class_counts_cannot_be_compared(tmp_path, image_folder):
@@ -90,22 +86,12 @@ def test_different_class_counts_cannot_be_compared(tmp_path, image_folder):
 
 def test_batch_larger_than_fixed_batch(three_artifacts, image_folder):
     with pytest.raises(InputError, match="batch 1 only"):
-        compare_artifacts(three_artifacts, image_folder, config=CompareConfig(timing=FAST.timing, batch=2))
+        compare_artifacts(three_artifacts, image_folder, config=CompareConfig(timing=FAST.timing, batch=2, overlap=8))
 
 
 def test_dynamic_batch_gives_the_same_labels_as_batch_one(tmp_path, image_folder):
     dyn = make_cpu_artifact(tmp_path / "dyn", size=32, batch="N")
     one = compare_artifacts([dyn, dyn], image_folder, config=FAST)
-    four = compare_artifacts([dyn, dyn], image_folder, config=CompareConfig(timing=FAST.timing, batch=4))
+    four = compare_artifacts([dyn, dyn], image_folder, config=CompareConfig(timing=FAST.timing, batch=4, overlap=8))
     assert four.results[1].batch == 4 and four.results[1].agreement == 1.0
     assert one.pixels == four.pixels
-
-
-@pytest.mark.parametrize("size, tile, expected", [(48, 32, [0, 16]), (64, 32, [0, 32]), (32, 32, [0]), (70, 32, [0, 32, 38])])
-def test_tiles_cover_the_image_with_full_tiles(size, tile, expected):
-    starts = tile_origins(size, tile)
-    assert starts == expected
-    covered = np.zeros(size, bool)
-    for s in starts:
-        covered[s:s + tile] = True
-    assert covered.all() and all(s + tile <= size for s in starts)

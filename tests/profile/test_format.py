@@ -22,7 +22,7 @@ def _render(renderable) -> str:
 
 
 def test_compare_outputs(three_artifacts, image_folder, tmp_path: Path):
-    report = compare_artifacts(three_artifacts, image_folder, config=CompareConfig(timing=FAST))
+    report = compare_artifacts(three_artifacts, image_folder, config=CompareConfig(timing=FAST, overlap=8))
     md = compare_markdown(report)
     rows = [line for line in md.splitlines() if line.startswith("| tiny_")]
     assert [r.split("|")[1].strip() for r in rows] == ["tiny_fp32", "tiny_fp16", "tiny_seed1"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from tiling_reference import make_cpu_artifact, softmax, whole_image_logits
+from tiling_reference import declare_units, make_cpu_artifact, softmax, whole_image_logits
 
 from edgekit.errors import ConfigError, InputError
 from edgekit.preprocess import Preprocess
@@ -121,11 +121,18 @@ def test_bands_are_mapped_or_refused(artifact, tmp_path):
         _run(artifact, np.zeros((80, 90, 2), np.uint8), tmp_path, TileConfig(overlap=16), "two")
 
 
-def test_uint16_is_scaled_like_uint8(artifact, tmp_path):
+def test_uint16_is_scaled_as_declared(artifact, tmp_path):
+    """A uint16 scene needs an artifact declaring its scale; then it gives the uint8 scene's result."""
+    import shutil
+
     pixels = np.random.default_rng(4).integers(0, 256, (80, 90, 3), dtype=np.uint8)
-    _, m8, _ = _run(artifact, pixels, tmp_path, TileConfig(overlap=16), "u8")
-    _, m16, _ = _run(artifact, pixels.astype(np.uint16) * 257, tmp_path, TileConfig(overlap=16), "u16")
-    assert (m8 == m16).mean() > 0.999
+    _, m8, p8 = _run(artifact, pixels, tmp_path, TileConfig(overlap=16), "u8")
+    with pytest.raises(InputError, match="holds uint16 pixels but the artifact declares scale 255"):
+        _run(artifact, pixels.astype(np.uint16) * 257, tmp_path, TileConfig(overlap=16), "u16")
+    wide = declare_units(shutil.copytree(artifact, tmp_path / "wide"), 65535)
+    _, m16, p16 = _run(wide, pixels.astype(np.uint16) * 257, tmp_path, TileConfig(overlap=16), "u16")
+    np.testing.assert_array_equal(m8, m16)
+    np.testing.assert_array_equal(p8, p16)
 
 
 def _leftovers(folder: Path, keep: set[str]) -> list[str]:

@@ -17,6 +17,7 @@ def _root_conftest():
 
 
 make_cpu_artifact = _root_conftest().make_cpu_artifact
+declare_units = _root_conftest().declare_units
 
 
 def onnx_weights(model: Path) -> dict[str, np.ndarray]:

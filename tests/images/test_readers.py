@@ -6,7 +6,8 @@ import pytest
 import tifffile
 
 from edgekit.errors import InputError
-from edgekit.tiling.io import TiffSource, open_image, open_writer
+from edgekit.images.readers import TiffSource, open_image
+from edgekit.tiling.writers import open_writer
 
 WINDOWS = [(0, 0, 64, 64), (650, 500, 50, 30), (123, 77, 200, 301), (0, 0, 700, 530)]
 

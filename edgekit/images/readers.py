@@ -1,9 +1,9 @@
-"""Image readers that read window by window, and writers that take rows in order.
+"""Image readers that read window by window: the one place edgekit opens an input image.
 
 Readers: tifffile for TIFF / BigTIFF (tiled or striped: only the segments a window touches are
 read and decoded, through tifffile's own decoder), rasterio for GeoTIFF (windows and
-georeferencing), Pillow for PNG / JPEG, ``np.load(mmap_mode='r')`` for ``.npy``.
-Writers live in :mod:`edgekit.tiling.writers` and are re-exported here.
+georeferencing), Pillow for PNG / JPEG, ``np.load(mmap_mode='r')`` for ``.npy``. A TIFF holding
+several images is read from its first page, with a warning that names it.
 """
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ __all__ = [
     "list_images",
     "IMAGE_SUFFIXES",
     "SUPPORTED_DTYPES",
-    "RowWriter",
-    "open_writer",
-    "WRITE_SUFFIXES",
 ]
 
 import logging
@@ -29,7 +26,8 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.tiling.writers import WRITE_SUFFIXES, RowWriter, open_writer
+
+LOG = logging.getLogger("edgekit")
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float16", "float32", "float64")
@@ -294,6 +292,24 @@ def _is_geotiff(path: Path) -> bool:
         return False  # TiffSource reports the damage with its own message
 
 
+_WARNED: set[Path] = set()  # files already warned about, once per process (calibration opens a file per tile)
+
+
+def _warn_other_pages(path: Path) -> None:
+    """Warn when a TIFF holds more images than its first (reduced-resolution overviews do not count)."""
+    import tifffile
+
+    try:
+        with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
+            pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
+    except Exception:
+        return  # the reader reports the damage with its own message
+    if len(pages) > 1 and path.resolve() not in _WARNED:
+        _WARNED.add(path.resolve())
+        LOG.warning(f"edgekit: warning: {path.name} holds {len(pages)} images (pages); reading page 1 only, "
+                    f"the other {len(pages) - 1} are ignored")
+
+
 def open_image(path: Path | str, cache_rows: int = 1024) -> ImageSource:
     """Open an image for windowed reading; the reader is chosen by suffix (GeoTIFF: rasterio).
 
@@ -310,6 +326,7 @@ def open_image(path: Path | str, cache_rows: int = 1024) -> ImageSource:
         return NpySource(path)
     if suffix in (".png", ".jpg", ".jpeg"):
         return PillowSource(path)
+    _warn_other_pages(path)
     if _is_geotiff(path):
         try:
             return RasterioSource(path)
@@ -318,9 +335,13 @@ def open_image(path: Path | str, cache_rows: int = 1024) -> ImageSource:
     return TiffSource(path, cache_rows)
 
 
-def list_images(folder: Path) -> list[Path]:
-    """The images directly inside ``folder``, by name; an error when there are none."""
-    found = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def list_images(folder: Path | str, limit: int = 0) -> list[Path]:
+    """The images directly inside ``folder`` by name (the first ``limit`` when > 0); an error when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"image folder {folder} does not exist")
+    found = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not found:
         raise InputError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return found
+    return found[:limit] if limit > 0 else found
