@@ -9,8 +9,8 @@ import sys
 import edgekit
 
 HEAVY = ("torch", "timm", "modelopt", "tensorrt", "onnxsim", "onnxslim")
-DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile")
-DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.profile", "edgekit.cli.compare",
+DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile", "edgekit.run")
+DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.run", "edgekit.cli.profile", "edgekit.cli.compare",
                   "edgekit.cli.compile", "edgekit.cli.package", "edgekit.cli.catalog", "edgekit.manifest",
                   "edgekit.targets", "edgekit.recipes", "edgekit.metrics", "edgekit.bundle")
 
