@@ -111,11 +111,16 @@ def _listed(listing: Path) -> tuple[Path, list[Path]]:
 def jobs_for(root: Path, scenes: list[Path], out: Path, settings: RunSettings) -> list[SceneJob]:
     """One job per scene; outputs mirror the scene's path under ``root`` inside ``out``.
 
+    Files inside ``out`` are left out, so ``-o scenes/masks --recursive`` never takes masks for scenes.
+
     Raises:
         InputError: two scenes would write the same output (``x.jpg`` and ``x.tif`` both give ``x.tif``).
     """
     jobs, seen = [], {}
+    inside = Path(out).resolve()
     for scene in scenes:
+        if inside in scene.resolve().parents:
+            continue  # an earlier run's outputs inside the scene folder are not scenes
         rel = Path(os.path.relpath(scene.resolve(), root.resolve()))
         base = out / rel.parent / rel.stem
         mask = base.with_name(base.name + _MASK_SUFFIX.get(scene.suffix.lower(), ".tif"))
