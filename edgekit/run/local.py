@@ -25,7 +25,7 @@ from typing import Callable
 from edgekit.errors import ConfigError, EdgekitError
 from edgekit.run.driver import Dispatch
 from edgekit.run.jobs import RunSettings, SceneJob
-from edgekit.run.scene import SceneWorker, _one_line, process_scene
+from edgekit.run.scene import SceneWorker, one_line, process_scene
 from edgekit.runtime.artifact import Artifact
 
 SceneFn = Callable[[SceneJob, SceneWorker], dict]
@@ -63,7 +63,7 @@ def _worker_main(conn, folder: str, settings: RunSettings, threads: int, scene_f
     try:
         worker = SceneWorker(folder, settings, threads).__enter__()
     except Exception as exc:
-        conn.send(("failed", _one_line(exc)))
+        conn.send(("failed", one_line(exc)))
         return
     conn.send(("ready", os.getpid()))
     try:

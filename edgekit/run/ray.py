@@ -26,7 +26,7 @@ from typing import Callable
 from edgekit.errors import BackendUnavailableError, ConfigError, EdgekitError
 from edgekit.run.driver import Dispatch
 from edgekit.run.jobs import RunSettings, SceneJob
-from edgekit.run.scene import SceneWorker, _one_line, needs_gpu, process_scene
+from edgekit.run.scene import SceneWorker, one_line, needs_gpu, process_scene
 from edgekit.runtime.artifact import Artifact
 
 SceneFn = Callable[[SceneJob, SceneWorker], dict]
@@ -40,7 +40,7 @@ class _SceneActor:
         try:
             self.worker = SceneWorker(folder, settings, threads).__enter__()
         except Exception as exc:  # reported by ready(), so a bad artifact is a user error, not a crash
-            self.error = _one_line(exc)
+            self.error = one_line(exc)
 
     def ready(self) -> str | None:
         return self.error
@@ -98,7 +98,7 @@ class RayBackend:
             ray.init(address=self.address, num_cpus=cores() if local else None, include_dashboard=False,
                      logging_level="ERROR", log_to_driver=False, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise EdgekitError(f"cannot reach a Ray cluster at {self.address!r} ({_one_line(exc)}); start one with "
+            raise EdgekitError(f"cannot reach a Ray cluster at {self.address!r} ({one_line(exc)}); start one with "
                                "`ray start --head`, set RAY_ADDRESS, or use --ray local") from None
         return True
 
@@ -141,7 +141,7 @@ class RayBackend:
                         error = ray.get(ref)
                     except RayActorError as exc:
                         if (early_deaths := early_deaths + 1) > 2 * workers:
-                            raise EdgekitError(f"Ray actors die while loading the artifact ({_one_line(exc)})") from None
+                            raise EdgekitError(f"Ray actors die while loading the artifact ({one_line(exc)})") from None
                         starting.update([start()])
                         continue
                     if error:

@@ -6,7 +6,7 @@ come in and rows (small dicts) go out; pixels stay inside the worker.
 """
 from __future__ import annotations
 
-__all__ = ["SceneWorker", "process_scene", "scene_row", "needs_gpu"]
+__all__ = ["SceneWorker", "process_scene", "scene_row", "needs_gpu", "one_line"]
 
 import os
 import socket
@@ -55,7 +55,7 @@ def needs_gpu(artifact: Artifact, backend: str | None = None) -> bool:
     return backend == "onnxruntime" and any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
@@ -82,7 +82,7 @@ def process_scene(job: SceneJob, worker: SceneWorker) -> dict:
         write_sidecar(job, worker.identity)
     except Exception as exc:  # every failure of one scene is that scene's row, never the run's end
         settings_wrong = isinstance(exc, ConfigError)  # true of every scene: the driver stops the run
-        return scene_row(job, "error", seconds=round(time.perf_counter() - start, 3), error=_one_line(exc),
+        return scene_row(job, "error", seconds=round(time.perf_counter() - start, 3), error=one_line(exc),
                          **({"config_error": True} if settings_wrong else {}))
     h, w, _ = result.shape
     return scene_row(job, "done", seconds=round(time.perf_counter() - start, 3), tiles=result.tiles,
