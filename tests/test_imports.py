@@ -9,8 +9,9 @@ import sys
 import edgekit
 
 HEAVY = ("torch", "timm", "modelopt", "tensorrt", "onnxsim", "onnxslim")
-DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile", "edgekit.artifact", "edgekit.images", "edgekit.evaluate")
-DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.profile", "edgekit.cli.compare",
+DEVICE_PACKAGES = ("edgekit.runtime", "edgekit.tiling", "edgekit.profile", "edgekit.artifact", "edgekit.images",
+                   "edgekit.evaluate", "edgekit.run")
+DEVICE_MODULES = ("edgekit.cli.main", "edgekit.cli.infer", "edgekit.cli.run", "edgekit.cli.profile", "edgekit.cli.compare",
                   "edgekit.cli.compile", "edgekit.cli.package", "edgekit.cli.catalog",
                   "edgekit.targets", "edgekit.recipes", "edgekit.datapath", "edgekit.metrics")
 

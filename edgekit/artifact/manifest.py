@@ -82,6 +82,11 @@ class Manifest:
         """The first input's batch dimension (an int, or a name when dynamic)."""
         return self.inputs[0].shape[0]
 
+    @property
+    def identity(self) -> str:
+        """The artifact's identity: sha256 over its sealed files' checksums (what a result depends on)."""
+        return hashlib.sha256(json.dumps(sorted(self.files.items())).encode()).hexdigest()
+
     def evolve(self, **changes) -> "Manifest":
         return replace(self, **changes)
 

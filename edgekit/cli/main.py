@@ -20,6 +20,7 @@ COMMANDS = {
     "quantize": ("stages", "Set an ONNX model's precision: fp16, or int8 from a calibration set."),
     "compile": ("compile", "Compile an artifact or bundle for this device (TensorRT engine or ORT plan)."),
     "infer": ("infer", "Tiled inference of an artifact over huge images."),
+    "run": ("run", "Run an artifact over many scenes, here or on a Ray cluster; resumable."),
     "profile": ("profile", "Latency, throughput and memory of an artifact on this device."),
     "compare": ("compare", "Run several artifacts on the same images and compare them."),
     "package": ("package", "Bundle an artifact for the device (deployable ONNX, manifest, checksums)."),
@@ -70,7 +71,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit non-zero; bugs keep their traceback."""
     try:
-        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         click.secho(f"edgekit: error: {exc}", fg="red", err=True)
         return exc.exit_code
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0  # ctx.exit(n): a command that finished but reports failure
 
 
 if __name__ == "__main__":
