@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -126,7 +125,7 @@ def _child(stage_file: str, argv: list[str]) -> int:
     return main(argv)
 
 
-def markdown(rows: list[dict], machine: str) -> str:
+def markdown(rows: list[dict], machine: str, planned: int | None = None) -> str:
     lines = ["# Conformance: architectures users deploy, built for the cpu target", "",
              "Written by `python bench/zoo.py`. Random weights (nothing downloaded), one child process per build;",
              "FP16 and INT8 are built from the FP32 artifact's ONNX. INT8: ORT static QDQ, 8 calibration tiles of",
@@ -145,6 +144,8 @@ def markdown(rows: list[dict], machine: str) -> str:
     count = {p: sum(any(b["precision"] == p and b["status"] == "built" for b in r["builds"]) for r in rows) for p in PRECISIONS}
     lines += ["", f"Built: FP32 {count['fp32']}/{n}, FP16 {count['fp16']}/{n}, INT8 {count['int8']}/{n} "
               f"({100 * count['int8'] / max(n, 1):.0f} %)."]
+    if planned and planned > n:
+        lines.append(f"Not run: {planned - n} of the {planned} architectures (the run was stopped before them).")
     return "\n".join(lines) + "\n"
 
 
@@ -159,7 +160,12 @@ def main() -> None:
     args = ap.parse_args()
     wanted = [w for w in args.only.split(",") if w]
     zoo = [z for z in ZOO if not wanted or any(w in z[1] for w in wanted)]
-    machine = f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from edgekit.profile.conditions import cpu_name, cpu_vnni
+
+    import onnxruntime
+
+    machine = (f"{cpu_name()} ({' '.join(cpu_vnni()) or 'no VNNI'}), ONNX Runtime {onnxruntime.__version__}, "
+               f"Python {platform.python_version()}")
     rows, results = [], args.out / "zoo.json"
     for family, name, source, size, extra in zoo:
         folder = args.out / name.split(" ")[0].replace("/", "_") / ("tv" if "torchvision" in source else "timm")
@@ -173,16 +179,9 @@ def main() -> None:
         rows.append({"family": family, "name": name, "source": source, "size": size, "builds": builds})
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(rows, indent=1))
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(markdown(rows, machine))
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(markdown(rows, machine, len(zoo)))  # after every row: an interrupted run still has its table
     print(f"table: {args.md}")
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
