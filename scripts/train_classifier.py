@@ -6,8 +6,9 @@ of 45 E, test tiles east of it (the same split as the demo segmenter). The netwo
 ``resnet10t`` with 3 classes, random init (no hub weights), built through the factory source
 edgekit users would name: ``timm.models:create_model`` with ``model_name`` and ``num_classes`` arguments.
 
-    python scripts/train_classifier.py --run runs/classifier --steps 600
-    # writes runs/classifier/weights.safetensors and runs/classifier/{train,test}/<class>/*.png
+    python scripts/train_classifier.py --run runs/classifier --steps 120
+    # writes runs/classifier/weights.safetensors, runs/classifier/calib/ (64 training tiles) and
+    # runs/classifier/test/ (every test tile, with labels.csv: the held-out set `edgekit build --val` scores)
 """
 from __future__ import annotations
 
@@ -37,14 +38,18 @@ def tiles(image: np.ndarray, mask: np.ndarray, col0: int, col1: int, step: int):
             yield image[r:r + TILE, c:c + TILE], label, (r, c)
 
 
-def write_split(folder: Path, items) -> list[tuple[np.ndarray, int]]:
-    """Save tiles as <folder>/<class>/r<row>_c<col>.png (an ImageFolder layout) and return them."""
-    kept = []
+def write_split(folder: Path | None, items) -> list[tuple[np.ndarray, int]]:
+    """Save tiles as <folder>/r<row>_c<col>.png with <folder>/labels.csv (file,class), and return them."""
+    kept, rows = [], ["file,class"]
     for pixels, label, (r, c) in items:
-        out = folder / CLASSES[label] / f"r{r:04d}_c{c:04d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(out)
+        if folder is not None:
+            name = f"r{r:04d}_c{c:04d}.png"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(folder / name)
+            rows.append(f"{name},{CLASSES[label]}")
         kept.append((pixels, label))
+    if folder is not None:
+        (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     return kept
 
 
@@ -78,8 +83,12 @@ def main() -> None:
     image = bluemarble.load_image()
     mask = bluemarble.load_mask(image.shape[:2])
     split = bluemarble.split_column(image.shape[1])
-    train = write_split(args.run / "train", tiles(image, mask, 0, split, TILE // 2))
+    train = write_split(None, tiles(image, mask, 0, split, TILE // 2))
     test = write_split(args.run / "test", tiles(image, mask, split, image.shape[1], TILE))
+    picks = rng.choice(len(train), 64, replace=False)
+    for i in picks:  # calibration images: training tiles, never test ones
+        (args.run / "calib").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(train[i][0]).save(args.run / "calib" / f"train_{i:05d}.png")
     counts = np.bincount([y for _, y in test], minlength=3)
     print(f"train {len(train)} tiles, test {len(test)} tiles ({dict(zip(CLASSES, counts.tolist()))})")
     model = timm.create_model("resnet10t", pretrained=False, num_classes=len(CLASSES))

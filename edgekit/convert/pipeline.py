@@ -391,7 +391,8 @@ def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int
         sibling = Path(config.calib).with_name(Path(config.calib).name + "_val")
         val = sibling if sibling.is_dir() else None
     if val is not None:
-        return HeldOutSet.beside(CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None))
+        return HeldOutSet.beside(CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None),
+                                 classes=tuple(recipe.classes))
     if calib is not None:
         rest = calib.with_samples(samples).held_out()
         try:

@@ -9,7 +9,8 @@ Metric names (each optional, a number or None):
 - ``max_abs`` / ``max_rel``: largest absolute / relative output difference against the stage's input;
 - ``agreement``: fraction of equal argmax labels against FP32 (pixels or top-1);
 - ``miou``: mean IoU of the argmax masks against FP32's; ``top1``: top-1 agreement (classification);
-- ``miou_truth`` / ``miou_truth_fp32``: mIoU against ground-truth masks, of this stage and of FP32;
+- ``miou_truth`` / ``miou_truth_fp32``: the task metric against ground truth (mIoU against masks, or
+  top-1 against a classification set's labels.csv), of this stage and of FP32;
 - ``drop`` / ``tolerance``: points of the task metric lost, and the target's accepted loss;
 - ``images``: held-out images verified on; ``enforced``: whether the tolerance stops the build;
 - counts: ``nodes_before``, ``nodes_after``, ``params_before``, ``params_after``, ``modules_before``,
@@ -62,7 +63,8 @@ def parity_text(record: StageRecord) -> str:
         metric = f"mIoU {m['miou']:.4f}" if m.get("miou") is not None else f"top-1 {m.get('top1', m['agreement']):.4f}"
         text = f"agree {_pct(m['agreement'])}%, {metric} vs fp32"
         if m.get("miou_truth") is not None:
-            text += f"; mIoU vs truth {_pct(m['miou_truth'])} (fp32 {_pct(m['miou_truth_fp32'])})"
+            truth = "mIoU" if m.get("miou") is not None else "top-1"
+            text += f"; {truth} vs truth {_pct(m['miou_truth'])} (fp32 {_pct(m['miou_truth_fp32'])})"
         return text + ("" if m.get("enforced", True) else " (random weights: not enforced)")
     if m.get("max_rel") is not None:
         basis = record.facts.get("basis")

@@ -77,9 +77,10 @@ def verify_precision(
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
-    held = images if isinstance(images, HeldOutSet) else HeldOutSet(images, Path(masks) if masks else None)
-    if task != "segmentation":
-        held = HeldOutSet(held.images)
+    if not isinstance(images, HeldOutSet):  # masks only when given; a classification folder's labels.csv always
+        labels = HeldOutSet.beside(images).labels
+        images = HeldOutSet(images, Path(masks) if masks else None, labels)
+    held = images.for_task(task)
     errors, scores = _Errors(), None
     with _runner(reference) as ref, _runner(candidate) as cand:
         name = ref.input_specs()[0].name
