@@ -1,4 +1,5 @@
-"""What `edgekit build` starts from: a recipe, ``timm:<name>``, ``module:factory`` or an ``.onnx``."""
+"""What `edgekit build` starts from: a recipe, ``timm:<name>``, ``module:factory``, an ``.onnx``,
+or a folder `edgekit compress` wrote (its compress.yaml)."""
 from __future__ import annotations
 
 __all__ = ["Source", "resolve_source"]
@@ -18,7 +19,7 @@ class Source:
     """A resolved model source.
 
     Attributes:
-        kind: ``recipe``, ``timm``, ``factory`` or ``onnx``.
+        kind: ``recipe``, ``timm``, ``factory``, ``onnx`` or ``compressed``.
         name: what the user gave.
         recipe: for every kind but ``onnx``, the recipe describing the network (synthesised for
             timm names and factories).
@@ -37,7 +38,7 @@ class Source:
     @property
     def trained(self) -> bool:
         """Whether the weights are meant to be right (an accuracy tolerance means something)."""
-        return self.kind == "onnx" or self.checkpoint is not None or self.recipe.checkpoint is not None
+        return self.kind in ("onnx", "compressed") or self.checkpoint is not None or self.recipe.checkpoint is not None
 
     def to_dict(self) -> dict:
         data = {"kind": self.kind, "name": self.name, "sha256": self.sha256}
@@ -56,6 +57,10 @@ class Source:
         import torch
 
         torch.manual_seed(0)  # random-weight recipes build the same network every time
+        if self.kind == "compressed":
+            from edgekit.compress.output import load_compressed
+
+            return load_compressed(self.recipe.path)
         if self.kind == "factory":
             model = _import_factory(self.factory)()
         else:
@@ -117,6 +122,8 @@ def resolve_source(
         size = input_size or (0, 0)
         recipe = Recipe(name=path.stem, task=task, model={}, input_size=size, stride=1)
         return Source("onnx", source, recipe, onnx_path=path, sha256=sha256_file(path))
+    if Path(source).is_dir():
+        return _compressed_source(source, input_size)
     if source.startswith("timm:"):
         recipe = _with_size(_timm_recipe(source[5:], input_size or (224, 224)), input_size)
         return Source("timm", source, recipe, checkpoint=ckpt, sha256=digest)
@@ -135,3 +142,14 @@ def resolve_source(
         )
     return Source("recipe", source, recipe, checkpoint=ckpt,
                   sha256=sha256_file(weights) if weights else sha256_file(recipe.path))
+
+
+def _compressed_source(source: str, input_size: tuple[int, int] | None) -> Source:
+    from edgekit.compress.output import DESCRIPTION, is_compressed_output
+
+    if not is_compressed_output(source):
+        raise SourceError(f"{source} is a folder without {DESCRIPTION}; give a recipe, timm:<name>, module:factory, "
+                          "an .onnx or an `edgekit compress` output")
+    recipe = _with_size(load_recipe(Path(source) / DESCRIPTION), input_size)
+    module = Path(source) / recipe.model["compressed"]
+    return Source("compressed", source, recipe, sha256=sha256_file(module) if module.is_file() else None)
