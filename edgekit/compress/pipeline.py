@@ -68,10 +68,13 @@ class CompressResult:
 
 
 def _data(config: CompressConfig, recipe):
+    from edgekit.convert.calibration import CalibrationSet
     from edgekit.optimize.evaluate import ValidationData
 
-    train = ValidationData(config.images, recipe.input_size, recipe.preprocess, batch=config.batch,
-                           samples=config.train_samples)
+    available = len(CalibrationSet(config.images, recipe.input_size).order)  # a listing; no pixels read
+    samples = available if config.train_samples is None else min(config.train_samples, available)
+    train = ValidationData(config.images, recipe.input_size, recipe.preprocess, batch=min(config.batch, samples),
+                           samples=samples)
     val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
     return train, val
 

@@ -134,14 +134,14 @@ def measure_plan(model, sample, plan: Plan, cache: MeasurementCache, key: dict, 
 
 
 def feasible_plans(base: dict, measured: list[PlanFigures], goal: Goal, level: int) -> list[PlanFigures]:
-    """Plans meeting ``goal``'s speed/size limits, least compressed (slowest) first.
+    """Plans meeting ``goal``'s speed/size limits, least compressed (most MACs, then slowest) first.
 
     Raises:
         ConfigError: when none does; the message has the best reachable figures.
     """
     ok = [m for m in measured if not goal.misses(m.figures, base)]
     if ok:
-        return sorted(ok, key=lambda m: -m.figures["latency_ms"])
+        return sorted(ok, key=lambda m: (-m.figures.get("macs", 0), -m.figures["latency_ms"]))
     fast = min(measured, key=lambda m: m.figures["latency_ms"])
     small = min(measured, key=lambda m: m.figures["size_mb"])
     raise ConfigError(
