@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from edgekit.errors import ConfigError
+from edgekit.errors import BackendUnavailableError, ConfigError
 
 IMPORTANCES = ("magnitude", "taylor")
 SCOPES = ("global", "stage")
@@ -93,6 +93,15 @@ class PruneReport:
 class Pruned:
     model: nn.Module
     report: PruneReport
+
+
+def _torch_pruning():
+    try:
+        import torch_pruning
+    except ImportError:
+        raise BackendUnavailableError("pruning needs Torch-Pruning: pip install 'edgekit[compress]' "
+                                      "(torch-pruning==1.6.1)") from None
+    return torch_pruning
 
 
 # ---- families ----------------------------------------------------------------------------------
@@ -171,7 +180,7 @@ def count_params(model: nn.Module) -> int:
 @torch.no_grad()
 def count_macs(model: nn.Module, sample: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass (Torch-Pruning's counter: Conv, Linear, norms)."""
-    import torch_pruning as tp
+    tp = _torch_pruning()
 
     macs, _ = tp.utils.count_ops_and_params(model, sample)
     return int(macs)
@@ -184,7 +193,7 @@ def _widths(model: nn.Module) -> dict[str, int]:
 
 # ---- pruning --------------------------------------------------------------------------------------
 def _importance(settings: PruneSettings):
-    import torch_pruning as tp
+    tp = _torch_pruning()
 
     if settings.importance == "taylor":
         return tp.importance.GroupTaylorImportance()
@@ -201,7 +210,7 @@ def _taylor_gradients(model: nn.Module, sample: torch.Tensor) -> None:
 
 
 def _prune_module_copy(model: nn.Module, sample: torch.Tensor, settings: PruneSettings, family: str):
-    import torch_pruning as tp
+    tp = _torch_pruning()
 
     roots = set(_roots(model, family))
     attn = _attentions(model) if family == "vit" and settings.heads else {}
