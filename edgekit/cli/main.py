@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": ("compare", "Run several artifacts on the same images and compare them."),
     "package": ("package", "Bundle an artifact for the device (deployable ONNX, manifest, checksums)."),
     "optimize": ("optimize", "Find the fastest artifact that holds accuracy and latency constraints."),
+    "compress": ("compress", "Prune, factorize and cut a model to a speed/size goal, recovered by distillation."),
     "sweep": ("sweep", "Build and profile recipes x precisions x sizes; table and plot."),
 }
 

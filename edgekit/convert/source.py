@@ -7,7 +7,8 @@ Kinds:
     ``torchscript``  a TorchScript archive (``torch.jit.save``);
     ``exported``     a ``torch.export`` program (``.pt2``);
     ``pickled``      a whole module saved with ``torch.save(model)``, only with ``trust_checkpoint``;
-    ``onnx``         an ONNX file; the PyTorch stages are skipped.
+    ``onnx``         an ONNX file; the PyTorch stages are skipped;
+    ``compressed``   a folder `edgekit compress` wrote (its compress.yaml and checksummed model).
 TorchScript, exported and pickled programs are run and exported as they are: the PyTorch
 transforms that need an ``nn.Module`` built by edgekit (reparameterization) are skipped, and the
 report says so. Building or loading a model runs with the network blocked (:mod:`edgekit.convert.offline`).
@@ -36,7 +37,7 @@ class Source:
     """A resolved model source.
 
     Attributes:
-        kind: ``recipe``, ``timm``, ``factory``, ``torchscript``, ``exported``, ``pickled`` or ``onnx``.
+        kind: ``recipe``, ``timm``, ``factory``, ``torchscript``, ``exported``, ``pickled``, ``onnx`` or ``compressed``.
         name: what the user gave.
         recipe: for every kind but ``onnx``, the recipe describing the network (synthesised for
             timm names and factories).
@@ -57,7 +58,7 @@ class Source:
     @property
     def trained(self) -> bool:
         """Whether the weights are meant to be right (an accuracy tolerance means something)."""
-        return (self.kind == "onnx" or self.kind in PROGRAM_KINDS or self.checkpoint is not None
+        return (self.kind in ("onnx", "compressed") or self.kind in PROGRAM_KINDS or self.checkpoint is not None
                 or self.recipe.checkpoint is not None)
 
     @property
@@ -92,6 +93,10 @@ class Source:
         import torch
 
         torch.manual_seed(0)  # random-weight recipes build the same network every time
+        if self.kind == "compressed":
+            from edgekit.compress.output import load_compressed
+
+            return load_compressed(self.recipe.path).eval(), None
         factory = _import_factory(self.factory) if self.kind == "factory" else None
         fit = None
         with offline(self.name, factory):
@@ -245,6 +250,8 @@ def resolve_source(
         size = input_size or (0, 0)
         recipe = Recipe(name=path.stem, task=task, model={}, input_size=size, stride=1)
         return Source("onnx", source, recipe, onnx_path=path, sha256=sha256_file(path))
+    if Path(source).is_dir():
+        return _compressed_source(source, input_size)
     if source.endswith(PROGRAM_SUFFIXES) and ":" not in source:
         path = Path(source)
         if not path.is_file():
@@ -270,3 +277,14 @@ def resolve_source(
     weights = ckpt or recipe.require_weights()
     return Source("recipe", source, recipe, checkpoint=ckpt, trust_checkpoint=trust_checkpoint,
                   sha256=sha256_file(weights) if weights else sha256_file(recipe.path))
+
+
+def _compressed_source(source: str, input_size: tuple[int, int] | None) -> Source:
+    from edgekit.compress.output import DESCRIPTION, is_compressed_output
+
+    if not is_compressed_output(source):
+        raise SourceError(f"{source} is a folder without {DESCRIPTION}; give a recipe, timm:<name>, module:factory, "
+                          "an .onnx or an `edgekit compress` output")
+    recipe = _with_size(load_recipe(Path(source) / DESCRIPTION), input_size)
+    module = Path(source) / recipe.model["compressed"]
+    return Source("compressed", source, recipe, sha256=sha256_file(module) if module.is_file() else None)

@@ -1,0 +1,1 @@
+"""`edgekit compress`: smaller networks (pruning, low-rank factorization, depth), recovered by distillation."""

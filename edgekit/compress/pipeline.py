@@ -1,0 +1,186 @@
+"""`compress`: source + images + goal -> a smaller, recovered network edgekit can build.
+
+Steps: load and reparameterize the source; measure the original and every plan of the level on
+the target (cached); keep the plans that meet the speed/size goal (else: a one-line error, nothing
+written); from the least compressed, recover each by distillation until one holds --max-drop;
+write the module, its description and the report into OUT, whole or not at all.
+"""
+from __future__ import annotations
+
+__all__ = ["CompressConfig", "CompressResult", "compress"]
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgekit.atomic import atomic_dir
+from edgekit.compress.distill import DistillSettings
+from edgekit.compress.report import CompressReport
+from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plan
+from edgekit.errors import ConfigError
+
+Progress = Callable[[str], None]
+TRIES = {1: 1, 2: 2, 3: 3}
+RECOVERY_SCALE = {1: 1.0, 2: 1.0, 3: 2.0}
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Everything but the source, the output and the goal.
+
+    Attributes:
+        images: training images (folder, or one large image cut into tiles).
+        val: held-out images; masks in ``<val>/masks`` are used when present.
+        level: 1, 2 or 3 (see edgekit.compress.search).
+        importance: ``magnitude`` or ``taylor``.
+        train_samples / val_samples: images (tiles) used from each set (None: all).
+        recovery: the distillation settings (level 3 doubles the steps).
+        latency_runs: timed runs per plan.
+        cache: measurement cache folder (None: keep nothing).
+    """
+
+    images: Path
+    val: Path
+    target: str = "cpu"
+    level: int = 1
+    importance: str = "magnitude"
+    input_size: tuple[int, int] | None = None
+    checkpoint: Path | None = None
+    task: str = "classification"
+    batch: int = 2
+    train_samples: int | None = 64
+    val_samples: int | None = None
+    recovery: DistillSettings = field(default_factory=DistillSettings)
+    latency_runs: int = 5
+    threads: int = 0
+    cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(f"--level {self.level}: choose one of {', '.join(map(str, LEVELS))}")
+
+
+@dataclass(frozen=True)
+class CompressResult:
+    out: Path
+    report: CompressReport
+
+
+def _data(config: CompressConfig, recipe):
+    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.optimize.evaluate import ValidationData
+
+    available = len(CalibrationSet(config.images, recipe.input_size).order)  # a listing; no pixels read
+    samples = available if config.train_samples is None else min(config.train_samples, available)
+    train = ValidationData(config.images, recipe.input_size, recipe.preprocess, batch=min(config.batch, samples),
+                           samples=samples)
+    val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
+    return train, val
+
+
+def _runtime(target) -> tuple[str, str]:
+    import onnxruntime
+
+    from edgekit.profile.conditions import cpu_name
+
+    kind = "estimated (ONNX Runtime CPU here, not measured on the TensorRT device)" if target.is_tensorrt else "measured"
+    return kind, f"ONNX Runtime {onnxruntime.__version__} CPU, {cpu_name()}"
+
+
+def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progress: Progress | None = None) -> CompressResult:
+    """Compress ``source`` to meet ``goal`` on ``config.target``; write OUT (see module docstring)."""
+    import torch
+
+    from edgekit.compress.distill import distill, score
+    from edgekit.compress.search import apply_plan
+    from edgekit.convert.reparam import reparameterize
+    from edgekit.convert.source import resolve_source
+    from edgekit.optimize.cache import MeasurementCache, content_key
+    from edgekit.targets import load_target
+
+    say = progress or (lambda _m: None)
+    clock = {"start": time.perf_counter()}
+    target = load_target(config.target)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task)
+    recipe = src.recipe
+    say("read images")
+    train, val = _data(config, recipe)
+    sample = torch.from_numpy(train.batches[0][:1])
+    say("load and reparameterize")
+    deployed = reparameterize(src.load_model(), sample).model
+    cache = MeasurementCache(config.cache)
+    key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
+    measure = lambda plan: measure_plan(deployed, sample, plan, cache, key, config.latency_runs,  # noqa: E731
+                                        config.threads, config.importance)
+
+    say("measure the original")
+    base = measure(Plan())
+    measured = []
+    for plan in LEVELS[config.level]:
+        say(f"measure {plan.name}")
+        measured.append(PlanFigures(plan, measure(plan)))
+    clock["search"] = time.perf_counter() - clock["start"]
+    feasible = feasible_plans(base, measured, goal, config.level)  # raises before anything is written
+    reference = _labels(deployed, val.batches)
+    teacher_metric = score(deployed, val.batches, reference, val.masks, recipe.task)
+    steps = int(config.recovery.steps * RECOVERY_SCALE[config.level])
+    settings = DistillSettings(**{**asdict(config.recovery), "steps": steps})
+    tried, chosen = [], None
+    for candidate in feasible[: TRIES[config.level]]:
+        student, details = apply_plan(deployed, sample, candidate.plan, config.importance)
+        ckpt_key = content_key(key, asdict(candidate.plan), config.importance, asdict(settings), train.key(), val.key())
+        ckpt = (Path(config.cache) / "files" / "compress" / f"{ckpt_key}.pt") if config.cache else None
+        recovery = distill(deployed, student, train.batches, val.batches, recipe.task, settings,
+                           train_masks=train.masks, val_masks=val.masks, checkpoint=ckpt,
+                           progress=lambda m, p=candidate.plan.name: say(f"{p}: {m}"))
+        metric = score(recovery.model, val.batches, reference, val.masks, recipe.task)
+        drop = 100 * (teacher_metric - metric)
+        tried.append({"plan": candidate.plan.name, "metric": metric, "drop": round(drop, 3), "steps": recovery.steps})
+        if drop <= goal.max_drop:
+            chosen = (candidate, recovery, details, metric, drop)
+            break
+    clock["recovery"] = time.perf_counter() - clock["start"] - clock["search"]
+    if chosen is None:
+        best = min(tried, key=lambda t: t["drop"])
+        raise ConfigError(f"no plan meeting the speed goal holds --max-drop {goal.max_drop:g}: best {best['plan']} "
+                          f"loses {best['drop']:.2f} points after recovery; allow a larger drop, a smaller speed-up, "
+                          "or more recovery steps (nothing written)")
+    candidate, recovery, details, metric, drop = chosen
+    agreement = score(recovery.model, val.batches, reference, None, "classification")
+    kind, runtime = _runtime(target)
+    report = CompressReport(
+        source=source, target=target.name, level=config.level, goal=goal.to_dict(), plan=candidate.plan.name,
+        before=base, after=candidate.figures,
+        accuracy={"metric": _metric_name(recipe.task, val.has_masks), "before": teacher_metric, "after": metric,
+                  "drop": round(drop, 3), "agreement": agreement},
+        latency_kind=kind, runtime=runtime,
+        candidates=tuple({"plan": m.plan.name, "figures": m.figures, "misses": goal.misses(m.figures, base)}
+                         for m in measured),
+        changes=details, recovery=recovery.to_dict(), tried=tuple(tried),
+        seconds={"search": clock["search"], "recovery": clock["recovery"],
+                 "total": time.perf_counter() - clock["start"]},
+        cache={"hits": cache.hits, "misses": cache.misses},
+    )
+    from edgekit.compress.output import write_output
+
+    with atomic_dir(Path(out)) as folder:
+        write_output(folder, recovery.model, recipe, source, candidate.plan.name,
+                     {"family": details["prune"]["family"]})
+        report.write(folder)
+    return CompressResult(Path(out), report)
+
+
+def _labels(model, batches):
+    import torch
+
+    with torch.no_grad():
+        return [model(torch.from_numpy(b)).argmax(1).numpy() for b in batches]
+
+
+def _metric_name(task: str, masks: bool) -> str:
+    if task != "segmentation":
+        return "top-1 agreement with the original"
+    return "mIoU vs ground truth" if masks else "mIoU vs the original (no masks: agreement)"

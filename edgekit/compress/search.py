@@ -1,0 +1,151 @@
+"""Constraint-driven search over compression plans, by level, with every figure cached on disk.
+
+A :class:`Plan` is a depth cut, a pruning ratio and a rank ratio, applied in that order to the
+reparameterized model. Levels widen the plans tried:
+
+    1: pruning only (the adapter's widths), the cheapest search;
+    2: pruning and low-rank factorization;
+    3: also depth cuts (and a longer recovery, chosen by the caller).
+
+Each plan's figures (latency of its exported ONNX on ONNX Runtime's CPU provider, size, params,
+MACs) are measured once and kept in a :class:`~edgekit.optimize.cache.MeasurementCache` under a
+key of the source's hash, the plan, the input shape and the runtime version, so a rerun measures
+nothing twice. Plans that meet the speed/size goal are tried from the least compressed; an
+infeasible goal is a one-line ConfigError with the best reachable figures.
+"""
+from __future__ import annotations
+
+__all__ = ["Plan", "Goal", "LEVELS", "apply_plan", "measure_plan", "feasible_plans", "PlanFigures"]
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ConfigError
+from edgekit.optimize.cache import MeasurementCache, content_key
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One compression: fractions of blocks dropped and of widths pruned, and the rank ratio (None: no SVD)."""
+
+    prune: float = 0.0
+    rank: float | None = None
+    depth: float = 0.0
+
+    @property
+    def name(self) -> str:
+        parts = [f"prune{round(100 * self.prune)}"] if self.prune else []
+        parts += [f"rank{round(100 * self.rank)}"] if self.rank else []
+        parts += [f"depth{round(100 * self.depth)}"] if self.depth else []
+        return "+".join(parts) or "original"
+
+
+_PRUNE = (0.125, 0.25, 0.375, 0.5, 0.625)
+LEVELS = {
+    1: tuple(Plan(p) for p in _PRUNE),
+    2: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25)),
+    3: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25))
+    + tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5)),
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What the compressed model must reach on the target (one of the speed/size limits, or several)."""
+
+    max_drop: float = 1.0
+    speedup: float | None = None
+    max_latency_ms: float | None = None
+    max_size_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.speedup is None and self.max_latency_ms is None and self.max_size_mb is None:
+            raise ConfigError("give a goal: --speedup X, --max-latency MS or --max-size MB")
+        if self.speedup is not None and self.speedup <= 1:
+            raise ConfigError(f"--speedup must be above 1, not {self.speedup}")
+        if self.max_drop < 0:
+            raise ConfigError(f"--max-drop must be at least 0 points, not {self.max_drop}")
+
+    def misses(self, figures: dict, base: dict) -> list[str]:
+        """What ``figures`` fails of this goal (empty: it holds), against the original's ``base``."""
+        out = []
+        speed = base["latency_ms"] / figures["latency_ms"]
+        if self.speedup is not None and speed < self.speedup:
+            out.append(f"{speed:.2f}x < {self.speedup:g}x")
+        if self.max_latency_ms is not None and figures["latency_ms"] > self.max_latency_ms:
+            out.append(f"{figures['latency_ms']:.1f} ms > {self.max_latency_ms:g} ms")
+        if self.max_size_mb is not None and figures["size_mb"] > self.max_size_mb:
+            out.append(f"{figures['size_mb']:.1f} MB > {self.max_size_mb:g} MB")
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PlanFigures:
+    plan: Plan
+    figures: dict
+
+
+def apply_plan(model, sample, plan: Plan, importance: str = "magnitude") -> tuple[object, dict]:
+    """``plan`` applied to a copy of the deploy-form ``model``: (compressed model, what each step did)."""
+    from edgekit.compress.depth import drop_blocks
+    from edgekit.compress.lowrank import LowRankSettings, factorize
+    from edgekit.compress.prune import PruneSettings, _output_layers, prune
+
+    details: dict = {}
+    if plan.depth:
+        shallow = drop_blocks(model, sample, plan.depth)
+        model, details["depth"] = shallow.model, shallow.report.to_dict()
+    pruned = prune(model, sample, PruneSettings(ratio=plan.prune, importance=importance))
+    model, details["prune"] = pruned.model, pruned.report.to_dict()
+    if plan.rank:
+        outputs = {n for n, m in model.named_modules() if m in _output_layers(model)}
+        factorized = factorize(model, LowRankSettings(rank_ratio=plan.rank), exclude=outputs)
+        model, details["lowrank"] = factorized.model, factorized.report.to_dict()
+    return model, details
+
+
+def _figures(model, sample, runs: int, threads: int) -> dict:
+    from edgekit.compress.prune import count_macs, count_params
+    from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.optimize.evaluate import measure_latency
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as tmp:
+        path = export_onnx(model, Path(tmp) / "candidate.onnx", ExportSpec(tuple(sample.shape[2:]))).path
+        latency = measure_latency(path, sample.numpy().astype(np.float32), runs=runs, threads=threads)
+        size = path.stat().st_size / 1e6
+    return {"latency_ms": round(latency, 3), "size_mb": round(size, 3), "params": count_params(model),
+            "macs": count_macs(model, sample)}
+
+
+def measure_plan(model, sample, plan: Plan, cache: MeasurementCache, key: dict, runs: int = 5,
+                 threads: int = 0, importance: str = "magnitude") -> dict:
+    """Latency (ms, ONNX Runtime CPU), size (MB), params and MACs of ``plan``, from the cache when known."""
+    import onnxruntime
+
+    full_key = content_key(key, asdict(plan), importance, list(sample.shape), onnxruntime.__version__, runs, threads)
+    return cache.measure("compress", full_key,
+                         lambda: _figures(apply_plan(model, sample, plan, importance)[0], sample, runs, threads))
+
+
+def feasible_plans(base: dict, measured: list[PlanFigures], goal: Goal, level: int) -> list[PlanFigures]:
+    """Plans meeting ``goal``'s speed/size limits, least compressed (most MACs, then slowest) first.
+
+    Raises:
+        ConfigError: when none does; the message has the best reachable figures.
+    """
+    ok = [m for m in measured if not goal.misses(m.figures, base)]
+    if ok:
+        return sorted(ok, key=lambda m: (-m.figures.get("macs", 0), -m.figures["latency_ms"]))
+    fast = min(measured, key=lambda m: m.figures["latency_ms"])
+    small = min(measured, key=lambda m: m.figures["size_mb"])
+    raise ConfigError(
+        f"no level-{level} plan meets the goal ({'; '.join(goal.misses(fast.figures, base))}): best reachable "
+        f"{base['latency_ms'] / fast.figures['latency_ms']:.2f}x ({fast.figures['latency_ms']:.1f} ms, {fast.plan.name}), "
+        f"smallest {small.figures['size_mb']:.1f} MB; relax the goal or raise --level (nothing written)"
+    )

@@ -1,0 +1,87 @@
+"""`edgekit compress` end to end on a tiny recipe: output, report, cache reuse, refusal, then `edgekit build`."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch_pruning")
+
+from edgekit.cli.main import main  # noqa: E402
+
+
+@pytest.fixture
+def image_sets(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    train, val = tmp_path / "train", tmp_path / "val"
+    (val / "masks").mkdir(parents=True)
+    train.mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(train / f"t{i}.png")
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(val / f"v{i}.png")
+        Image.fromarray(rng.integers(0, 3, (64, 64), dtype=np.uint8)).save(val / "masks" / f"v{i}.png")
+    return train, val
+
+
+def _args(recipe, sets, out, cache, *goal):
+    return ["compress", str(recipe), "--images", str(sets[0]), "--val", str(sets[1]), "-o", str(out),
+            "--cache", str(cache), "--steps", "4", "--batch", "2", "--latency-runs", "1", "--max-drop", "100", *goal]
+
+
+@pytest.mark.slow
+def test_compress_writes_a_buildable_model_and_reuses_its_figures(tiny_recipe, image_sets, tmp_path, capsys):
+    from edgekit.convert.pipeline import BuildConfig, build
+
+    out, cache = tmp_path / "small", tmp_path / "cache"
+    assert main(_args(tiny_recipe, image_sets, out, cache, "--max-size", "1.1")) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["after"]["size_mb"] <= 1.1 < report["before"]["size_mb"]
+    holding = [c for c in report["candidates"] if not c["misses"]]
+    assert holding and all(c["figures"]["size_mb"] <= 1.1 for c in holding)
+    assert report["plan"] == max(holding, key=lambda c: c["figures"]["macs"])["plan"]  # least compressed first
+    assert report["after"]["params"] < report["before"]["params"]
+    assert report["accuracy"]["metric"] == "mIoU vs ground truth" and report["recovery"]["curve"]
+    assert report["cache"]["misses"] == len(report["candidates"]) + 1
+    assert "## Recovery" in (out / "report.md").read_text() and (out / "compress.yaml").is_file()
+
+    again = tmp_path / "again"
+    assert main(_args(tiny_recipe, image_sets, again, cache, "--max-size", "1.1")) == 0
+    second = json.loads((again / "report.json").read_text())
+    assert second["cache"]["misses"] == 0 and second["after"] == report["after"]  # nothing measured twice
+
+    fp32 = build(str(out), tmp_path / "fp32", BuildConfig(latency_runs=1))
+    assert fp32.complete and fp32.manifest.source["kind"] == "compressed"
+    int8 = build(str(out), tmp_path / "int8", BuildConfig(precision="int8", calib=image_sets[0], calib_samples=2,
+                                                          latency_runs=1, target=_lenient(tmp_path)))
+    assert int8.complete
+
+
+def _lenient(folder):
+    import yaml
+
+    path = folder / "lenient.yaml"
+    path.write_text(yaml.safe_dump({"name": "lenient", "kind": "cpu", "backend": "onnxruntime", "max_accuracy_drop": 100.0}))
+    return str(path)
+
+
+def test_infeasible_goal_exits_2_and_writes_nothing(tiny_recipe, image_sets, tmp_path, capsys):
+    out = tmp_path / "none"
+    assert main(_args(tiny_recipe, image_sets, out, tmp_path / "cache", "--max-size", "0.001")) == 2
+    err = capsys.readouterr().err
+    assert "no level-1 plan meets the goal" in err and "best reachable" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".none*"))
+
+
+def test_tampered_module_is_refused(tmp_path):
+    import torch
+    import yaml
+
+    from edgekit.compress.output import load_compressed
+    from edgekit.errors import SourceError
+
+    torch.save(torch.nn.Conv2d(3, 3, 1), tmp_path / "model.pt")
+    (tmp_path / "compress.yaml").write_text(yaml.safe_dump({"model": {"compressed": "model.pt", "sha256": "0" * 64}}))
+    with pytest.raises(SourceError, match="refused"):
+        load_compressed(tmp_path / "compress.yaml")

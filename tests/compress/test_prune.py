@@ -1,0 +1,85 @@
+"""Structured pruning: shapes kept, exportable, the redundant channel is the one cut, adapters per family."""
+import pytest
+import torch
+
+pytest.importorskip("torch_pruning")
+
+from edgekit.compress.prune import PruneSettings, family_of, prune  # noqa: E402
+from edgekit.convert.export import ExportSpec, export_onnx  # noqa: E402
+from edgekit.errors import ConfigError  # noqa: E402
+from tests.compress.compress_fixtures import TinyCnn, tiny_segmenter, tiny_vit  # noqa: E402
+
+
+def test_the_zeroed_channel_is_the_one_pruned():
+    model = TinyCnn()
+    with torch.no_grad():
+        model.conv1.weight[5].zero_()  # channel 5 is computed from nothing and read by nobody
+        model.conv1.bias[5] = 0.0
+        model.conv2.weight[:, 5].zero_()
+    original = model.conv1.weight.detach().clone()
+    x = torch.randn(1, 3, 16, 16)
+    pruned = prune(model, x, PruneSettings(ratio=1 / 16, round_to=None, scope="stage")).model
+    kept = [i for i in range(16) if i != 5]
+    assert pruned.conv1.out_channels == 15
+    assert torch.equal(pruned.conv1.weight, original[kept])
+    assert model.conv1.out_channels == 16  # the original is untouched
+
+
+def test_duplicated_channel_pair_loses_one_under_global_magnitude():
+    model = TinyCnn()
+    with torch.no_grad():
+        model.conv2.weight.mul_(10)  # every conv2 channel outweighs conv1's
+        model.conv1.weight[3].mul_(1e-3)
+        model.conv2.weight[:, 3].mul_(1e-3)
+    x = torch.randn(1, 3, 16, 16)
+    pruned = prune(model, x, PruneSettings(ratio=1 / 32, round_to=None, scope="global")).model
+    assert pruned.conv2.out_channels == 16 and pruned.conv1.out_channels == 15
+    assert not torch.allclose(pruned.conv1.weight[3], model.conv1.weight[3])
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_convnext_segmenter_keeps_shape_and_exports(importance, tmp_path):
+    model = tiny_segmenter()
+    x = torch.randn(1, 3, 64, 64)
+    result = prune(model, x, PruneSettings(ratio=0.5, importance=importance))
+    r = result.report
+    assert r.family == "convnext" and r.params_after < r.params_before and r.macs_after < r.macs_before
+    assert any(name.endswith("mlp.fc1") for name in r.layers)
+    assert result.model(x).shape == model(x).shape
+    exported = export_onnx(result.model, tmp_path / "m.onnx", ExportSpec((64, 64)))
+    assert exported.error.max_rel < 1e-3
+
+
+def test_vit_loses_whole_heads_and_attributes_follow(tmp_path):
+    model = tiny_vit()
+    x = torch.randn(1, 3, 160, 160)
+    result = prune(model, x, PruneSettings(ratio=0.5))
+    attn = result.model.blocks[0].attn
+    assert result.report.family == "vit"
+    assert result.report.heads["blocks.0.attn"] == [2, 1]
+    assert attn.num_heads == 1 and attn.attn_dim == attn.head_dim and attn.qkv.out_features == 3 * attn.head_dim
+    assert result.model(x).shape == model(x).shape
+    assert result.model.embed_dim == model.embed_dim  # the embedding width is left, and said so
+    assert any("embedding width" in s for s in result.report.left)
+    export_onnx(result.model, tmp_path / "vit.onnx", ExportSpec((160, 160)))
+
+
+def test_fastvit_prunes_only_mlp_hidden_width():
+    from edgekit.convert.reparam import reparameterize
+
+    model = tiny_segmenter("fastvit_t8", channels=16)
+    x = torch.randn(1, 3, 64, 64)
+    deployed = reparameterize(model, x).model
+    result = prune(deployed, x, PruneSettings(ratio=0.5))
+    assert result.report.family == "fastvit"
+    backbone = [n for n in result.report.layers if n.startswith("backbone.")]
+    assert backbone and all(n.endswith("mlp.fc1") for n in backbone)
+    assert result.model(x).shape == model(x).shape
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="magnitude, taylor"):
+        PruneSettings(importance="random")
+    with pytest.raises(ConfigError):
+        PruneSettings(ratio=1.0)
+    assert family_of(TinyCnn()) == "cnn"
