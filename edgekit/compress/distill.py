@@ -15,7 +15,7 @@ __all__ = ["DistillSettings", "Recovery", "distill", "divergence", "score"]
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
