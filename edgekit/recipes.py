@@ -13,7 +13,7 @@ from edgekit.errors import ConfigError
 from edgekit.preprocess import Preprocess
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "models"
-TASKS = ("segmentation", "classification")
+TASKS = ("segmentation", "classification", "detection")
 
 
 @dataclass(frozen=True)
