@@ -70,3 +70,36 @@ def run_onnx(path: Path, size: int = 32, batch: int = 1):
     with OnnxRuntimeRunner(path) as runner:
         out = runner.infer({"images": np.zeros((batch, 3, size, size), np.float32)})
         return out, runner.output_specs()
+
+
+def make_detector_artifact(folder: Path, size: int = 64, square: int = 9, batch: int = 1) -> Path:
+    """A sealed cpu artifact (task detection, class ``square``) around :func:`square_finder_onnx`."""
+    from edgekit.manifest import Manifest, TensorSpec, seal
+    from edgekit.preprocess import Preprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    square_finder_onnx(folder / "model.onnx", size=size, square=square, batch=batch)
+    manifest = Manifest(
+        target="cpu", backend="onnxruntime", precision="fp32", model_file="model.onnx",
+        inputs=(TensorSpec("images", (batch, 3, size, size)),),
+        outputs=(TensorSpec("output0", (batch, 5, size * size)),),
+        preprocess=Preprocess(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+        task="detection", classes=("square",), tile=(size, size), stride=1,
+    )
+    seal(folder, manifest)
+    return folder
+
+
+def squares_image(height: int, width: int, corners: list[tuple[int, int]], square: int = 9,
+                  background: int = 20) -> np.ndarray:
+    """(H, W, 3) uint8: white ``square`` squares with top-left corners ``corners`` (row, col) on grey."""
+    img = np.full((height, width, 3), background, np.uint8)
+    for r, c in corners:
+        img[r:r + square, c:c + square] = 255
+    return img
+
+
+def expected_boxes(corners: list[tuple[int, int]], square: int = 9) -> np.ndarray:
+    """x1, y1, x2, y2 of each square, sorted by (y1, x1)."""
+    b = np.array([[c, r, c + square, r + square] for r, c in corners], np.float32)
+    return b[np.lexsort((b[:, 0], b[:, 1]))]
