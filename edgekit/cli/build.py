@@ -23,7 +23,7 @@ from edgekit.cli.options import BATCH, SIZE
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
-@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
+@click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 def build(source, out, **options) -> None:

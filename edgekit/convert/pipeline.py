@@ -70,6 +70,9 @@ class BuildResult:
 Progress = Callable[[str], None]
 
 
+OUTPUT_NAMES = {"segmentation": "logits", "detection": "output0"}  # output0: what YOLOv8 exports name it
+
+
 def _check(config: BuildConfig) -> Target:
     if config.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {config.precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -195,7 +198,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                                f"{r.batchnorms_after}, params {r.params_before:,} -> {r.params_after:,}"))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
-                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol)
+                      output_name=OUTPUT_NAMES.get(src.recipe.task, "scores"), rtol=config.rtol)
     exp = export_onnx(rep.model, work / "exported.onnx", spec)
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path), _rel(exp.error),
                                _onnx_latency(exp.path, config.latency_runs),
@@ -247,6 +250,10 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         masks = Path(held.source) / "masks" if held.source.is_dir() and (held.source / "masks").is_dir() else None
 
         def verify():
+            if recipe.task == "detection":
+                from edgekit.detect.verify import verify_detection
+
+                return verify_detection(onnx_in, deploy, held, target.max_accuracy_drop)
             return verify_precision(onnx_in, deploy, held, recipe.task, target.max_accuracy_drop, False, masks)
 
         check = verify()
@@ -259,7 +266,8 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
             check = verify()
         if src.trained:
             require(check, deploy.name)
-        metric = f"mIoU {check.miou:.4f}" if check.miou is not None else f"top-1 {check.agreement:.4f}"
+        metric = (f"mIoU {check.miou:.4f}" if check.miou is not None else
+                  f"mAP@0.5 {check.agreement:.4f}" if recipe.task == "detection" else f"top-1 {check.agreement:.4f}")
         parity = f"agree {100 * check.agreement:.2f}%, {metric} vs fp32"
         if check.drop_basis == "ground truth":
             parity += f"; mIoU vs truth {100 * check.miou_truth:.2f} (fp32 {100 * check.miou_truth_reference:.2f})"
