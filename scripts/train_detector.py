@@ -116,8 +116,13 @@ def main() -> None:
     ckpt, step = args.run / "last.pt", 0
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"]), sched.load_state_dict(state["sched"])
+        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
         step = state["step"]
+        if state["sched"]["total_steps"] == args.steps:
+            sched.load_state_dict(state["sched"])
+        else:  # a new --steps: continue the one-cycle schedule as if it had been this long from the start
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05, last_epoch=step - 1)
         print(f"resumed at step {step}", flush=True)
     rng = np.random.default_rng(step)
     t0 = time.time()

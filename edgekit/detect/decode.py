@@ -175,16 +175,19 @@ DECODERS = {"yolov8": _yolov8, "yolov5": _yolov5, "end2end": _end2end, "efficien
 
 
 def _checked(boxes, scores, classes, tile: tuple[int, int]) -> Detections:
+    """Clip boxes to the tile, dropping empty ones; a box that is not finite, inverted, or wholly
+    beyond a tile's width from the tile (another coordinate system) is an error."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     h, w = tile
     bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-    bad |= (boxes[:, 2] <= 0) | (boxes[:, 3] <= 0) | (boxes[:, 0] >= w) | (boxes[:, 1] >= h)
+    bad |= (boxes[:, 2] < -w) | (boxes[:, 3] < -h) | (boxes[:, 0] > 2 * w) | (boxes[:, 1] > 2 * h)
     if bad.any():
         b = boxes[np.argmax(bad)]
         raise DetectionError(f"the detector returned a box outside the {w}x{h} tile ({', '.join(f'{v:g}' for v in b)}); "
                              "is --det-format right, and are its boxes in input pixels?")
     boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
-    return Detections(boxes, np.asarray(scores, np.float32), np.asarray(classes).astype(np.int32))
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return Detections(boxes[keep], np.asarray(scores, np.float32)[keep], np.asarray(classes).astype(np.int32)[keep])
 
 
 def decode(outputs: dict[str, np.ndarray], specs: Sequence, fmt: str, conf: float, tile: tuple[int, int],

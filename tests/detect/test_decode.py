@@ -107,7 +107,7 @@ def test_nan_scores_are_an_error(tmp_path):
 
 def test_box_outside_the_tile_is_an_error(tmp_path):
     case = _end2end()
-    case["output0"][0, 0, :4] = [40, 40, 50, 50]  # beyond the 32x32 tile
+    case["output0"][0, 0, :4] = [70, 70, 80, 80]  # more than a tile beyond the 32x32 tile
     out, specs = run_onnx(constant_onnx(tmp_path / "m.onnx", case))
     with pytest.raises(DetectionError, match="outside the 32x32 tile"):
         decode(out, specs, "end2end", conf=0.25, tile=TILE)
@@ -119,6 +119,10 @@ def test_boxes_overhanging_the_tile_are_clipped(tmp_path):
     out, specs = run_onnx(constant_onnx(tmp_path / "m.onnx", case))
     (det,) = decode(out, specs, "end2end", conf=0.25, tile=TILE)
     np.testing.assert_allclose(det.boxes[det.scores.argmax()], [0, 28, 8, 32])
+    case["output0"][0, 0, :4] = [-9, 3, -1, 8]  # wholly left of the tile, but near: dropped, not an error
+    out, specs = run_onnx(constant_onnx(tmp_path / "m2.onnx", case))
+    (det,) = decode(out, specs, "end2end", conf=0.25, tile=TILE)
+    assert len(det) == 1
 
 
 def test_per_tile_nms_removes_duplicates_of_raw_heads(tmp_path):
