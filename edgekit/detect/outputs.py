@@ -85,7 +85,8 @@ class DetectionWriter:
         return self
 
     def __call__(self, det: Detections) -> None:
-        self._boxes.append(det.boxes), self._scores.append(det.scores), self._classes.append(det.classes)
+        if self.outputs.path.suffix.lower() != ".jsonl" or self.outputs.preview is not None:  # a final file needs them
+            self._boxes.append(det.boxes), self._scores.append(det.scores), self._classes.append(det.classes)
         if self._stream is not None:
             for b, s, c in zip(det.boxes, det.scores, det.classes):
                 self._stream.write(json.dumps(_record(b, s, int(c), self.classes)) + "\n")
