@@ -68,6 +68,31 @@ def main() -> None:
         o = coco_map([osbs_gt], [odet], [(400, 400)])
         print(f"| {art} | {precision} | {m['map50']:.4f} | {m['map50_95']:.4f} | {len(det)} | {seconds:.1f} | "
               f"{o['map50']:.4f} | {o['map50_95']:.4f} |", flush=True)
+    print(check_geojson(args.artifacts[0], osbs_path, args.work / "osbs.geojson"))
+
+
+def check_geojson(artifact: Path, tif: Path, out: Path) -> str:
+    """Run `edgekit infer` to GeoJSON on a GeoTIFF; check every corner lies in the raster's WGS84 bounds."""
+    import json
+    import subprocess
+    import sys
+
+    import rasterio
+    from pyproj import Transformer
+
+    subprocess.run([sys.executable, "-m", "edgekit.cli.main", "infer", str(artifact), str(tif), "-o", str(out),
+                    "--conf", "0.25", "--no-progress"], check=True, capture_output=True)
+    features = json.loads(out.read_text())["features"]
+    with rasterio.open(tif) as ds:
+        b, crs = ds.bounds, ds.crs
+    lon, lat = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True).transform(
+        [b.left, b.right, b.left, b.right], [b.bottom, b.bottom, b.top, b.top])
+    ring = np.concatenate([np.array(f["geometry"]["coordinates"][0]) for f in features]) if features else np.zeros((0, 2))
+    inside = ((ring[:, 0] >= min(lon) - 1e-9) & (ring[:, 0] <= max(lon) + 1e-9)
+              & (ring[:, 1] >= min(lat) - 1e-9) & (ring[:, 1] <= max(lat) + 1e-9)).all()
+    first = features[0]["geometry"]["coordinates"][0][0] if features else None
+    return (f"{tif.name} ({crs}): {len(features)} boxes in GeoJSON, all corners inside the raster's WGS84 bounds "
+            f"lon {min(lon):.6f}..{max(lon):.6f}, lat {min(lat):.6f}..{max(lat):.6f}: {bool(inside)}; first corner {first}")
 
 
 if __name__ == "__main__":
