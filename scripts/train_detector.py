@@ -89,6 +89,18 @@ def detection_loss(model, x, targets):
     return (2.0 * total_box + total_cls) / norm
 
 
+def half_state(state: dict) -> dict:
+    """float16 weights; tensors float16 cannot hold (BatchNorm statistics past 65504) stay float32."""
+    out = {}
+    for k, v in state.items():
+        v = v.detach().contiguous()
+        if v.is_floating_point():
+            fits = bool(torch.isfinite(v.to(torch.float16)).all())
+            v = v.to(torch.float16) if fits else v.to(torch.float32)
+        out[k] = v
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--recipe", default="mobileone_s0_trees")
@@ -146,9 +158,7 @@ def main() -> None:
 
     out = args.out or recipe.checkpoint
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-               if v.is_floating_point()} | {k: v for k, v in model.state_dict().items() if not v.is_floating_point()},
-              str(out))
+    save_file(half_state(model.state_dict()), str(out))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)", flush=True)
 
 
