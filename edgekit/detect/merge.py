@@ -14,9 +14,9 @@ left, class, bottom, right, so equal scores (quantized models give many) merge t
 every run, whatever the tile order.
 
 Finality: tiles are clipped to their window, so every box found in a later band starts at or
-below that band's first row. A group of boxes connected by any overlap (per class) whose boxes
-all end above the next band's first row can never meet a later box: it is merged and emitted,
-and its result equals the whole-image merge. Memory is the current band plus the open boxes.
+below that band's first row. A group of boxes connected by matches (per class) whose boxes all
+end above the next band's first row can never match a later box: it is merged and emitted, and
+its result equals the whole-image merge (merging decides a box only through the boxes it matches). Memory is the current band plus the open boxes.
 """
 from __future__ import annotations
 
@@ -68,27 +68,33 @@ def order(det: Detections) -> np.ndarray:
     return np.lexsort((b[:, 2], b[:, 3], det.classes, b[:, 0], b[:, 1], -det.scores))
 
 
+def _match_row(box: np.ndarray, area: float, boxes: np.ndarray, areas: np.ndarray, metric: str) -> np.ndarray:
+    """Match score of one box against many (one row: memory grows with the boxes, not their square)."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    if metric == "ios":
+        return inter / np.maximum(np.minimum(area, areas), 1e-9)
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
 def merge_boxes(det: Detections, config: MergeConfig = MergeConfig()) -> Detections:
     """Merge the boxes of one closed group (any classes) by ``config``; output in the total order."""
     out_boxes, out_scores, out_classes = [], [], []
     for c in np.unique(det.classes):
         sub = det.take(det.classes == c)
         sub = sub.take(order(sub))
-        boxes, area = sub.boxes.astype(np.float64), _area(sub.boxes.astype(np.float64))
-        inter = _intersection(boxes, boxes)
-        if config.metric == "ios":
-            match = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-9)
-        else:
-            match = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+        boxes = sub.boxes.astype(np.float64)
+        area = _area(boxes)
         alive = np.ones(len(sub), bool)
         for i in range(len(sub)):
             if not alive[i]:
                 continue
-            group = alive & (match[i] > config.threshold)
-            group[i] = False
+            rest = np.flatnonzero(alive[i + 1:]) + i + 1
+            group = rest[_match_row(boxes[i], area[i], boxes[rest], area[rest], config.metric) > config.threshold]
             box = boxes[i]
-            if config.mode == "greedy" and group.any():
-                members = boxes[group | (np.arange(len(sub)) == i)]
+            if config.mode == "greedy" and len(group):
+                members = boxes[np.concatenate([[i], group])]
                 box = np.concatenate([members[:, :2].min(0), members[:, 2:].max(0)])
             alive[group] = False
             out_boxes.append(box)
@@ -101,17 +107,31 @@ def merge_boxes(det: Detections, config: MergeConfig = MergeConfig()) -> Detecti
     return merged.take(order(merged))
 
 
-def _components(det: Detections) -> np.ndarray:
-    """Label of each box's group: boxes of one class connected by a positive intersection."""
+def _components(det: Detections, config: MergeConfig, chunk: int = 256) -> np.ndarray:
+    """Label of each box's group: boxes of one class connected by matches (match > threshold).
+
+    Merging decides a box only through boxes that match it, so a group closed under matches
+    merges the same alone as within the whole image. Pairs are found ``chunk`` rows at a time,
+    so memory grows with the boxes, not their square.
+    """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(det)
-    rows, cols = [], []
+    rows, cols = [np.arange(n)], [np.arange(n)]
     for c in np.unique(det.classes):
         idx = np.flatnonzero(det.classes == c)
-        i, j = np.nonzero(_intersection(det.boxes[idx], det.boxes[idx]) > 0)
-        rows.append(idx[i]), cols.append(idx[j])
+        b = det.boxes[idx].astype(np.float64)
+        area = _area(b)
+        for start in range(0, len(idx), chunk):
+            inter = _intersection(b[start:start + chunk], b)
+            part = area[start:start + chunk, None]
+            if config.metric == "ios":
+                match = inter / np.maximum(np.minimum(part, area[None, :]), 1e-9)
+            else:
+                match = inter / np.maximum(part + area[None, :] - inter, 1e-9)
+            i, j = np.nonzero(match > config.threshold)
+            rows.append(idx[start + i]), cols.append(idx[j])
     r, c = np.concatenate(rows), np.concatenate(cols)
     return connected_components(csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n)), directed=False)[1]
 
@@ -154,7 +174,7 @@ class BoxMerger:
         if next_top is None:
             final = np.ones(len(self.open), bool)
         else:
-            labels = _components(self.open)
+            labels = _components(self.open, self.config)
             open_labels = np.unique(labels[self.open.boxes[:, 3] > next_top])
             final = ~np.isin(labels, open_labels)
         if final.any():

@@ -57,7 +57,7 @@ def test_finality_rule_emits_only_groups_above_the_next_band():
     merger = BoxMerger(MergeConfig(), emitted.append, overlap=32)
     merger.add(det([[0, 0, 10, 10, 0.9, 0],        # ends above row 50: final
                     [20, 40, 30, 60, 0.8, 0],      # crosses row 50: open
-                    [25, 45, 28, 49, 0.7, 0],      # above row 50 but touches the open box: open too
+                    [25, 45, 28, 49, 0.7, 0],      # above row 50 but inside (matches) the open box: open too
                     [0, 40, 5, 49, 0.6, 1]]))      # above, and another class than the open box: final
     merger.flush(next_top=50)
     assert sum(len(e) for e in emitted) == 2
