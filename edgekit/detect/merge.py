@@ -121,17 +121,20 @@ def _components(det: Detections, config: MergeConfig, chunk: int = 256) -> np.nd
     rows, cols = [np.arange(n)], [np.arange(n)]
     for c in np.unique(det.classes):
         idx = np.flatnonzero(det.classes == c)
+        idx = idx[np.argsort(det.boxes[idx, 1], kind="stable")]  # by top: a sweep down the image
         b = det.boxes[idx].astype(np.float64)
         area = _area(b)
         for start in range(0, len(idx), chunk):
-            inter = _intersection(b[start:start + chunk], b)
+            stop = int(np.searchsorted(b[:, 1], b[start:start + chunk, 3].max(), side="left"))
+            cand = slice(start, max(stop, start + 1))  # later boxes that start above this chunk's bottom
+            inter = _intersection(b[start:start + chunk], b[cand])
             part = area[start:start + chunk, None]
             if config.metric == "ios":
-                match = inter / np.maximum(np.minimum(part, area[None, :]), 1e-9)
+                match = inter / np.maximum(np.minimum(part, area[None, cand]), 1e-9)
             else:
-                match = inter / np.maximum(part + area[None, :] - inter, 1e-9)
+                match = inter / np.maximum(part + area[None, cand] - inter, 1e-9)
             i, j = np.nonzero(match > config.threshold)
-            rows.append(idx[start + i]), cols.append(idx[j])
+            rows.append(idx[start + i]), cols.append(idx[start + j])
     r, c = np.concatenate(rows), np.concatenate(cols)
     return connected_components(csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n)), directed=False)[1]
 
