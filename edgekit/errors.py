@@ -15,6 +15,7 @@ __all__ = [
     "ArtifactError",
     "DeviceMismatchError",
     "BackendUnavailableError",
+    "DetectionError",
 ]
 
 
@@ -54,3 +55,7 @@ class DeviceMismatchError(ArtifactError):
 
 class BackendUnavailableError(EdgekitError):
     """A backend's library (TensorRT, CUDA, ONNX Runtime) is not installed here."""
+
+
+class DetectionError(EdgekitError):
+    """A detector's outputs cannot be decoded: unknown layout, NaN scores, boxes outside the tile."""

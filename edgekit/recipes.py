@@ -14,7 +14,7 @@ from edgekit import datapath
 from edgekit.errors import ConfigError, SourceError
 from edgekit.preprocess import Preprocess
 
-TASKS = ("segmentation", "classification")
+TASKS = ("segmentation", "classification", "detection")
 
 
 @dataclass(frozen=True)

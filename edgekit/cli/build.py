@@ -30,7 +30,7 @@ from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, RECIPES_DIR, SCALE_HEL
               help="Load checkpoints or model files holding pickled Python objects (they can run code).")
 @click.option("--output", help="The model output to deploy when it returns several (default: the first at "
                                "the input's spatial layout).")
-@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
+@click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
 @click.option("--scale", type=float, help=SCALE_HELP + " Default: the recipe's (255).")
 @click.option("--bands", type=BANDS, help=BANDS_HELP)

@@ -83,6 +83,9 @@ class BuildResult:
 Progress = Callable[[str], None]
 
 
+OUTPUT_NAMES = {"segmentation": "logits", "detection": "output0"}  # output0: what YOLOv8 exports name it
+
+
 def _check(config: BuildConfig) -> Target:
     if config.precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {config.precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -259,7 +262,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                                                                      "not an nn.Module edgekit can transform"}))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
-                      output_name="logits" if src.recipe.task == "segmentation" else "scores", rtol=config.rtol,
+                      output_name=OUTPUT_NAMES.get(src.recipe.task, "scores"), rtol=config.rtol,
                       runtime=target.backend, threads=target.threads)
     exp = export_onnx(model, work / "exported.onnx", spec)
     details["export"] = exp.to_dict()

@@ -203,7 +203,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     Policy: TensorRT int8 whose unquantized layers ModelOpt cast to fp16 (no range checks, some
     overflow) is redone with those layers in fp32 when it fails verification.
     """
-    from edgekit.convert.verify_precision import require, verify_precision
+    from edgekit.convert.verify_precision import require
 
     say = progress or (lambda _msg: None)
     attempts: list[Attempt] = []
@@ -213,7 +213,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
             return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
                                     (Attempt(spec.high_precision, None, True),))
         say("verify precision on held-out images")
-        check = verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False)
+        check = _verify(onnx_in, onnx_out, held_out, task, max_drop)
         attempts.append(Attempt(spec.high_precision, check.drop, check.passed))
         if check.passed or not _can_fall_back(spec):
             break
@@ -223,6 +223,17 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
         Path(onnx_out).unlink(missing_ok=True)  # a model that failed its check is not left behind
         require(check, Path(onnx_out).name)
     return LoweredPrecision(result, spec, check, None, tuple(attempts))
+
+
+def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float):
+    """The task's check: boxes (mAP against FP32's) for detection, labels for the other tasks."""
+    from edgekit.convert.verify_precision import verify_precision
+
+    if task == "detection":
+        from edgekit.detect.verify import verify_detection
+
+        return verify_detection(onnx_in, onnx_out, getattr(held_out, "images", held_out), max_drop)
+    return verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False)
 
 
 def _can_fall_back(spec: PrecisionSpec) -> bool:

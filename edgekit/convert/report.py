@@ -60,7 +60,12 @@ def parity_text(record: StageRecord) -> str:
     """The record's proof in words, for report.md and the CLI's table ("" when it has none)."""
     m = record.metrics
     if m.get("agreement") is not None:
-        metric = f"mIoU {m['miou']:.4f}" if m.get("miou") is not None else f"top-1 {m.get('top1', m['agreement']):.4f}"
+        if m.get("miou") is not None:
+            metric = f"mIoU {m['miou']:.4f}"
+        elif str(record.facts.get("drop_basis", "")).startswith("mAP"):
+            metric = f"mAP@0.5 {m['agreement']:.4f}"
+        else:
+            metric = f"top-1 {m.get('top1', m['agreement']):.4f}"
         text = f"agree {_pct(m['agreement'])}%, {metric} vs fp32"
         if m.get("miou_truth") is not None:
             truth = "mIoU" if m.get("miou") is not None else "top-1"

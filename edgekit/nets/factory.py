@@ -8,6 +8,7 @@ from pathlib import Path
 import timm
 from torch import nn
 
+from edgekit.nets.detector import create_detector
 from edgekit.nets.segmenter import create_segmenter
 from edgekit.recipes import Recipe
 
@@ -18,6 +19,14 @@ def model_from_recipe(recipe: Recipe, input_size: tuple[int, int] | None = None,
     size = input_size or recipe.input_size
     if "timm" in spec:
         model = timm.create_model(spec.pop("timm"), pretrained=False, **spec)
+    elif recipe.task == "detection":
+        model = create_detector(
+            backbone=spec["backbone"],
+            num_classes=len(recipe.classes) or int(spec.get("num_classes", 1)),
+            channels=int(spec.get("channels", 64)),
+            out_indices=tuple(spec.get("out_indices", (2, 3, 4))),
+            deploy=bool(spec.get("reparameterized", False)),
+        )
     else:
         model = create_segmenter(
             backbone=spec["backbone"],

@@ -116,21 +116,28 @@ def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: Ti
     """Check the image against the artifact and decide tiles, batch and pixel mapping."""
     if manifest.task != "segmentation":
         raise ConfigError(f"edgekit infer stitches segmentation outputs; this artifact's task is {manifest.task}")
-    tile_h, tile_w = (int(v) for v in manifest.tile)
+    spec, batch, pixels = tile_input(manifest, runner, source, config.overlap, config.batch)
+    tile_h, tile_w = pixels.tile
     height, width, _ = source.shape
-    if config.overlap >= min(tile_h, tile_w):
-        raise ConfigError(f"--overlap {config.overlap} must be smaller than the {tile_h}x{tile_w} tile")
+    layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
+    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
+
+
+def tile_input(manifest: Manifest, runner: Runner, source: ImageSource, overlap: int, batch: int | None):
+    """What every tiled task checks first: overlap within the tile, the engine's batch, the channels,
+    and the image's pixel type and bands against the declared units. Returns (input spec, batch, PixelMap)."""
+    tile_h, tile_w = (int(v) for v in manifest.tile)
+    if overlap >= min(tile_h, tile_w):
+        raise ConfigError(f"--overlap {overlap} must be smaller than the {tile_h}x{tile_w} tile")
     spec = runner.input_specs()[0]
     fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
-    batch = config.batch or fixed or 1
+    batch = batch or fixed or 1
     if fixed and batch != fixed:
         raise ConfigError(f"this artifact's engine takes batches of {fixed}; drop --batch or rebuild with batch {batch}")
-    layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
     if manifest.preprocess.channels != int(spec.shape[1]):
         raise ArtifactError(f"the manifest's preprocessing has {manifest.preprocess.channels} channels, the model "
                             f"takes {spec.shape[1]}; rebuild the artifact")
-    pixels = PixelMap.for_source(source, manifest.preprocess, (tile_h, tile_w))
-    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
+    return spec, batch, PixelMap.for_source(source, manifest.preprocess, (tile_h, tile_w))
 
 
 class _Stop(Exception):

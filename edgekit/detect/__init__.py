@@ -1,0 +1,1 @@
+"""Tiled object detection: decoders for deployed output layouts, cross-tile merging, outputs."""

@@ -1,0 +1,205 @@
+"""Tiled detection over one image, band by band: read -> infer -> decode -> merge -> emit.
+
+Tiles come from :mod:`edgekit.tiling.geometry` at the model's input size (edge tiles shifted
+inside, no letterbox). A band is one row of tiles; after each band every group of boxes that
+ends above the next band's first row is final (see :mod:`edgekit.detect.merge`) and goes to the
+sink at once, so memory holds one band of pixels plus the boxes still open.
+"""
+from __future__ import annotations
+
+__all__ = ["DetectConfig", "DetectResult", "detect_image", "check_detector"]
+
+import resource
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit.detect.decode import FORMATS, Detections, decode, detect_format
+from edgekit.detect.merge import BoxMerger, MergeConfig
+from edgekit.errors import ConfigError
+from edgekit.artifact.manifest import Manifest
+from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.runtime.base import Runner
+from edgekit.tiling.geometry import TileLayout, Window
+from edgekit.images import ImageSource, open_image
+from edgekit.images import PixelMap
+from edgekit.tiling.execute import tile_input
+from edgekit.tiling.preview import Preview
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """How to detect.
+
+    Attributes:
+        overlap: pixels shared by neighbouring tiles (make it at least the largest object).
+        conf: minimum score of a box.
+        tile_iou: IoU threshold of the per-tile NMS of raw heads (YOLOv8/YOLOv5 formats).
+        merge: how boxes from overlapping tiles are merged.
+        det_format: output layout (one of :data:`edgekit.detect.decode.FORMATS`); None: from the outputs.
+        batch / backend / threads: as for segmentation.
+    """
+
+    overlap: int = 64
+    conf: float = 0.25
+    tile_iou: float = 0.5
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    det_format: str | None = None
+    batch: int | None = None
+    backend: str | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.overlap < 0:
+            raise ConfigError(f"overlap must be >= 0 pixels, got {self.overlap}")
+        if not 0.0 <= self.conf <= 1.0:
+            raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
+        if self.det_format is not None and self.det_format not in FORMATS:
+            raise ConfigError(f"unknown --det-format {self.det_format!r}; choose one of {', '.join(FORMATS)}")
+        if self.batch is not None and self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    """What one run did: sizes, tiles, boxes, seconds, peak memory, and the largest box seen."""
+
+    image: Path
+    shape: tuple[int, int, int]
+    tile: tuple[int, int]
+    det_format: str
+    tiles: int
+    skipped_tiles: int
+    boxes: int
+    seconds: float
+    backend: str
+    peak_rss_mb: float
+    peak_open_boxes: int
+    largest_box: float
+
+
+def check_detector(manifest: Manifest) -> None:
+    """Fail unless the artifact is a detector."""
+    if manifest.task != "detection":
+        raise ConfigError(f"this artifact's task is {manifest.task}, not detection; "
+                          "detection options (--conf, --det-format, --merge...) do not apply")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    layout: TileLayout
+    batch: int
+    pixels: PixelMap
+    input_name: str
+    input_dtype: str
+    fmt: str
+
+
+def _plan(manifest: Manifest, runner: Runner, source: ImageSource, config: DetectConfig) -> _Plan:
+    check_detector(manifest)
+    spec, batch, pixels = tile_input(manifest, runner, source, config.overlap, config.batch)
+    fmt = config.det_format or detect_format(runner.output_specs())
+    height, width, _ = source.shape
+    layout = TileLayout(height, width, *pixels.tile, config.overlap, "crop")
+    return _Plan(layout, batch, pixels, spec.name, spec.dtype, fmt)
+
+
+def _on_data(det: Detections, valid: np.ndarray | None, win: Window) -> Detections:
+    """Clip boxes to the window (an image smaller than a tile is padded) and drop those centred on nodata."""
+    if not len(det):
+        return det
+    if win.height < det.boxes[:, 3].max() or win.width < det.boxes[:, 2].max():
+        boxes = np.minimum(det.boxes, np.array([win.width, win.height] * 2, np.float32))
+        det = Detections(boxes, det.scores, det.classes)
+        det = det.take((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+    if valid is None or not len(det):
+        return det
+    cx = np.clip(((det.boxes[:, 0] + det.boxes[:, 2]) / 2).astype(int), 0, valid.shape[1] - 1)
+    cy = np.clip(((det.boxes[:, 1] + det.boxes[:, 3]) / 2).astype(int), 0, valid.shape[0] - 1)
+    return det.take(valid[cy, cx])
+
+
+def detect_image(artifact: Artifact | Path | str, image: Path | str, sink: Callable[[Detections], None],
+                 config: DetectConfig = DetectConfig(), runner: Runner | None = None,
+                 preview: Preview | None = None) -> DetectResult:
+    """Detect objects in ``image`` tile by tile; final merged boxes go to ``sink`` as they stream.
+
+    Args:
+        artifact: an :class:`Artifact` (task ``detection``) or its folder.
+        image: TIFF/BigTIFF/GeoTIFF, PNG/JPEG or ``.npy``.
+        sink: called with each batch of final boxes, in image pixels.
+        config: tiling, decoding and merging settings.
+        runner: an active runner to reuse; None opens one for this image.
+        preview: a :class:`Preview` to fill with the image's pixels, or None.
+    """
+    artifact = artifact if isinstance(artifact, Artifact) else load_artifact(Path(artifact))
+    check_detector(artifact.manifest)
+    tile = tuple(int(v) for v in artifact.manifest.tile)
+    with open_image(Path(image), cache_rows=tile[0]) as source:
+        if runner is None:
+            with artifact.runner(config.backend, config.threads) as own:
+                return _run(_plan(artifact.manifest, own, source, config), own, source, sink, config, preview)
+        return _run(_plan(artifact.manifest, runner, source, config), runner, source, sink, config, preview)
+
+
+def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detections], None],
+         config: DetectConfig, preview: Preview | None) -> DetectResult:
+    counts = {"tiles": 0, "skipped": 0, "boxes": 0}
+
+    def emit(det: Detections) -> None:
+        counts["boxes"] += len(det)
+        sink(det)
+
+    merger = BoxMerger(config.merge, emit, config.overlap)
+    rows, cols = plan.layout.rows, plan.layout.cols
+    h, w = plan.layout.window_shape
+    outputs = runner.output_specs()
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i, row in enumerate(rows):
+            windows, tiles, valids = [], [], []
+            for col in cols:
+                win = Window(row, col, h, w)
+                raw = source.read(row, col, h, w)
+                if preview is not None:
+                    preview.add_pixels(win, raw)
+                x, valid = plan.pixels.model_input(raw, win)
+                if valid is not None and not valid.any():
+                    counts["skipped"] += 1
+                    continue
+                windows.append(win), tiles.append(x), valids.append(valid)
+                if len(windows) == plan.batch:
+                    _infer(plan, runner, outputs, windows, tiles, valids, merger, config)
+                    counts["tiles"] += len(windows)
+                    windows, tiles, valids = [], [], []
+            if windows:
+                _infer(plan, runner, outputs, windows, tiles, valids, merger, config)
+                counts["tiles"] += len(windows)
+            merger.flush(rows[i + 1] if i + 1 < len(rows) else None)
+    for warning in caught:
+        warnings.warn(warning.message, stacklevel=2)
+    return DetectResult(
+        image=source.path, shape=source.shape, tile=(plan.layout.tile_h, plan.layout.tile_w), det_format=plan.fmt,
+        tiles=counts["tiles"], skipped_tiles=counts["skipped"], boxes=counts["boxes"],
+        seconds=time.perf_counter() - start, backend=runner.name,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        peak_open_boxes=merger.peak_open, largest_box=merger.largest,
+    )
+
+
+def _infer(plan: _Plan, runner: Runner, outputs, windows, tiles, valids, merger: BoxMerger,
+           config: DetectConfig) -> None:
+    batch = np.stack(tiles)
+    n = len(windows)
+    if n < plan.batch:
+        batch = np.concatenate([batch, np.zeros((plan.batch - n, *batch.shape[1:]), batch.dtype)])
+    out = runner.infer({plan.input_name: batch.astype(plan.input_dtype, copy=False)})
+    per_tile = decode(out, outputs, plan.fmt, config.conf, (plan.layout.tile_h, plan.layout.tile_w), config.tile_iou)
+    for win, valid, det in zip(windows, valids, per_tile[:n]):
+        det = _on_data(det, valid, win)
+        merger.add(det.shifted(win.col, win.row))

@@ -1,0 +1,48 @@
+"""Precision check of a detector: the lowered model's boxes scored (COCO mAP@0.5) against FP32's."""
+from __future__ import annotations
+
+__all__ = ["verify_detection"]
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.verify_precision import PrecisionCheck
+from edgekit.detect.decode import decode, detect_format
+from edgekit.detect.evaluate import coco_map
+from edgekit.metrics import output_error
+
+
+def _boxes(runner, batch: np.ndarray, conf: float):
+    name = runner.input_specs()[0].name
+    specs = runner.output_specs()
+    out = runner.infer({name: batch})
+    fmt = detect_format(specs)
+    return out, decode(out, specs, fmt, conf, tuple(batch.shape[2:4]))
+
+
+def verify_detection(reference: Path, candidate: Path, images: CalibrationSet, max_drop: float,
+                     conf: float = 0.25) -> PrecisionCheck:
+    """Boxes of ``candidate`` against FP32's (taken as truth) on held-out tiles.
+
+    ``agreement`` is the candidate's mAP@0.5 with FP32's boxes over ``conf`` as truth; ``drop`` is
+    100 x (1 - agreement). Tiles where FP32 finds nothing are skipped by COCO's protocol.
+    """
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    settings = SessionSettings(providers=("CPUExecutionProvider",))
+    truth, preds, errors = [], [], []
+    with OnnxRuntimeRunner(reference, settings) as ref, OnnxRuntimeRunner(candidate, settings) as cand:
+        for batch in images.batches():
+            ref_out, ref_boxes = _boxes(ref, batch, conf)
+            cand_out, cand_boxes = _boxes(cand, batch, 0.001)
+            errors.append((np.asarray(next(iter(ref_out.values())), np.float32),
+                           np.asarray(next(iter(cand_out.values())), np.float32)))
+            truth += ref_boxes
+            preds += cand_boxes
+    error = output_error(np.concatenate([e[0].ravel() for e in errors]), np.concatenate([e[1].ravel() for e in errors]))
+    scores = coco_map(truth, preds, [tuple(images.input_size)] * len(truth))
+    agreement = scores["map50"] if np.isfinite(scores["map50"]) else 1.0
+    return PrecisionCheck("detection", len(images.items), error, agreement, None, 100.0 * (1.0 - agreement),
+                          float(max_drop), "mAP@0.5 against fp32 boxes")

@@ -1,0 +1,105 @@
+"""Tiny detection graphs for tests: constant outputs of known tensors, and a square finder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def constant_onnx(path: Path, outputs: dict[str, np.ndarray], size: int = 32, batch: int = 1) -> Path:
+    """An ONNX graph with an image input whose outputs are the given constant tensors."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(arr, f"{name}_value"))
+             for name, arr in outputs.items()]
+    outs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), list(a.shape))
+            for n, a in outputs.items()]
+    inp = helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [batch, 3, size, size])
+    model = helper.make_model(helper.make_graph(nodes, "constant_detector", [inp], outs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def square_finder_onnx(path: Path, size: int = 64, square: int = 9, batch: int = 1) -> Path:
+    """A YOLOv8-format detector of bright ``square`` x ``square`` squares on a dark background.
+
+    Every pixel predicts a square box centred on it; its score is high only where the mean
+    brightness of the square around it is (almost) one, i.e. at the centre of a whole square.
+    Squares cut by the tile border score low (the padding counts as dark).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = size * size
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    grid = np.stack([xs.ravel(), ys.ravel(), np.full(n, square, np.float32), np.full(n, square, np.float32)])
+    inits = [numpy_helper.from_array(grid[None].repeat(batch, 0), "grid"),
+             numpy_helper.from_array(np.array([60.0], np.float32), "gain"),
+             numpy_helper.from_array(np.array([-0.95 * 60.0], np.float32), "bias"),
+             numpy_helper.from_array(np.array([batch, 1, n], np.int64), "flat")]
+    p = square // 2
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["gray"], ["mean"], kernel_shape=[square, square], pads=[p, p, p, p],
+                         count_include_pad=1),
+        helper.make_node("Mul", ["mean", "gain"], ["m1"]),
+        helper.make_node("Add", ["m1", "bias"], ["m2"]),
+        helper.make_node("Sigmoid", ["m2"], ["score"]),
+        helper.make_node("Reshape", ["score", "flat"], ["scores"]),
+        helper.make_node("Concat", ["grid", "scores"], ["output0"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "square_finder",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 5, n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def run_onnx(path: Path, size: int = 32, batch: int = 1):
+    """(outputs by name, output specs) of an ONNX model on a zero image, through edgekit's ORT runner."""
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(path) as runner:
+        out = runner.infer({"images": np.zeros((batch, 3, size, size), np.float32)})
+        return out, runner.output_specs()
+
+
+def make_detector_artifact(folder: Path, size: int = 64, square: int = 9, batch: int = 1) -> Path:
+    """A sealed cpu artifact (task detection, class ``square``) around :func:`square_finder_onnx`."""
+    from edgekit.artifact.manifest import Manifest, TensorSpec, seal
+    from edgekit.preprocess import Preprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    square_finder_onnx(folder / "model.onnx", size=size, square=square, batch=batch)
+    manifest = Manifest(
+        target="cpu", backend="onnxruntime", precision="fp32", model_file="model.onnx",
+        inputs=(TensorSpec("images", (batch, 3, size, size)),),
+        outputs=(TensorSpec("output0", (batch, 5, size * size)),),
+        preprocess=Preprocess(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+        task="detection", classes=("square",), tile=(size, size), stride=1,
+    )
+    seal(folder, manifest)
+    return folder
+
+
+def squares_image(height: int, width: int, corners: list[tuple[int, int]], square: int = 9,
+                  background: int = 20) -> np.ndarray:
+    """(H, W, 3) uint8: white ``square`` squares with top-left corners ``corners`` (row, col) on grey."""
+    img = np.full((height, width, 3), background, np.uint8)
+    for r, c in corners:
+        img[r:r + square, c:c + square] = 255
+    return img
+
+
+def expected_boxes(corners: list[tuple[int, int]], square: int = 9) -> np.ndarray:
+    """x1, y1, x2, y2 of each square, sorted by (y1, x1)."""
+    b = np.array([[c, r, c + square, r + square] for r, c in corners], np.float32)
+    return b[np.lexsort((b[:, 0], b[:, 1]))]
