@@ -122,7 +122,9 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
                f"{result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, {result.nodes_before} -> {result.nodes_after} nodes")
     if check is not None:
         click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} "
-                   f"points ({check.drop_basis}); tried {', '.join(f'{a.high_precision} ({a.drop:.2f})' for a in lowered.attempts)}")
+                   f"points ({check.drop_basis}); tried {'; '.join(a.describe() for a in lowered.attempts)}")
+        if lowered.stayed_float:
+            click.echo(f"kept in float: {', '.join(lowered.stayed_float)}")
     else:
         click.echo(f"no --val images: max rel error {lowered.error.max_rel:.1e} on one random input")
 

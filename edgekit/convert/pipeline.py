@@ -326,9 +326,16 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     result, check, spec = lowered.result, lowered.check, lowered.spec
     note = ""
     if lowered.fell_back:
-        note = f"fp16 between Q/DQ lost {lowered.attempts[0].drop:.2f} points, so unquantized layers stay fp32; "
+        kept = lowered.attempts[lowered.kept]
+        floats = f", {', '.join(kept.float_regions)} kept in float" if kept.float_regions else ""
+        note = (f"{lowered.attempts[0].describe()} failed its check; kept {kept.describe()}{floats} "
+                f"after {len(lowered.attempts)} attempts: {'; '.join(a.describe() for a in lowered.attempts)}")
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
                                      _onnx_latency(deploy, config.latency_runs)))
+    if lowered.fell_back:
+        record = records[-1]
+        records[-1] = replace(record, metrics={**record.metrics, "attempts": len(lowered.attempts)},
+                              facts={**record.facts, "stayed_float": ", ".join(lowered.stayed_float) or "nothing"})
     return {**lowered.to_dict(), "path": deploy.name}
 
 
