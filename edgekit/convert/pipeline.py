@@ -38,6 +38,7 @@ class BuildConfig:
             all of the set's images, at most ``DEFAULT_CALIB_SAMPLES``).
         val: held-out images that verify fp16 / int8 against fp32 (default: ``<calib>_val`` when
             that folder exists, else calibration images beyond ``calib_samples``).
+        calib_memory: MB one calibration pass may hold (None: a quarter of the available memory).
         rtol: tolerated output difference of the exact stages, relative to the output's range.
         latency_runs: timed runs per stage for the latency column (0: skip).
         factory_args: ``NAME=VALUE`` arguments of a ``module:factory`` source (Python literals).
@@ -57,6 +58,7 @@ class BuildConfig:
     calib: Path | None = None
     calib_method: str = "max"
     calib_samples: int | None = None
+    calib_memory: float | None = None
     calib_tile: int | None = None
     val: Path | None = None
     task: str = "classification"
@@ -318,7 +320,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
     samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
-                         calib_method=config.calib_method, calib_samples=samples)
+                         calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory)
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe, batch)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
@@ -369,7 +371,7 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
                       latency_ms: float | None) -> StageRecord:
     """The precision stage's record: its counts, and its proof on held-out images (or a random input)."""
     metrics = {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after, "qdq_pairs": result.qdq_pairs,
-               "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples}
+               "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples, "calib_passes": result.calib_groups}
     facts = {"flavor": spec.flavor, "calib_method": spec.calib_method, "high_precision": spec.high_precision}
     if note:
         facts["fallback"] = note

@@ -59,6 +59,8 @@ class PrecisionSpec:
         op_types: op types the onnxruntime flavor quantizes; None: all that ORT can.
         high_precision: ``fp16`` or ``fp32``, what ModelOpt leaves unquantized layers in.
         calib_chunk: batches per calibration pass; bounds calibration memory.
+        calib_memory_mb: what one calibration pass may hold (onnxruntime flavor); None: a quarter
+            of the memory available (:mod:`edgekit.convert.calibration_memory`).
     """
 
     precision: str = "fp32"
@@ -70,6 +72,7 @@ class PrecisionSpec:
     op_types: tuple[str, ...] | None = None
     high_precision: str = "fp16"
     calib_chunk: int = 4
+    calib_memory_mb: float | None = None
 
     def __post_init__(self) -> None:
         for field, value, choices in (
@@ -100,6 +103,7 @@ class PrecisionResult:
         fp16_nodes: nodes that compute in float16 (Casts not counted).
         calib_samples: calibration images used (0 without calibration).
         seconds: wall time of the stage.
+        calib_groups: passes over the calibration images (more than 1: split to fit memory).
     """
 
     path: Path
@@ -111,6 +115,7 @@ class PrecisionResult:
     fp16_nodes: int
     calib_samples: int
     seconds: float
+    calib_groups: int = 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "path": str(self.path)}
@@ -129,6 +134,7 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         raise CalibrationError("int8 needs calibration images: pass --calib FOLDER (or one large image)")
     if used is not None and spec.precision != "fp32":
         len(used)  # fail early, with counts, when the set is too small
+    groups = 0
     with atomic_file(onnx_out) as tmp:
         if spec.precision == "fp32":
             shutil.copyfile(onnx_in, tmp)
@@ -137,11 +143,12 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         elif spec.flavor == "tensorrt":
             _modelopt_int8(onnx_in, tmp, spec, used)
         else:
-            _ort_int8(onnx_in, tmp, spec, used)
+            groups = _ort_int8(onnx_in, tmp, spec, used)
     samples = 0 if used is None or spec.precision == "fp32" else len(used.items)
     if spec.precision == "fp16":
         samples = min(samples, FP16_CALIB_BATCHES * used.batch) if used is not None else 0
-    return describe_lowering(onnx_in, onnx_out, spec.precision, spec.flavor, samples, time.perf_counter() - start)
+    result = describe_lowering(onnx_in, onnx_out, spec.precision, spec.flavor, samples, time.perf_counter() - start)
+    return replace(result, calib_groups=groups)
 
 
 def describe_lowering(onnx_in: Path, onnx_out: Path, precision: str, flavor: str, calib_samples: int = 0,
@@ -344,12 +351,22 @@ def _input_name(path: Path) -> str:
 
 
 # ---- the three lowerings -----------------------------------------------------------------------
-def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> None:
-    """ONNX Runtime static quantization, QDQ U8S8, calibrated ``calib_chunk`` batches per pass."""
+def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> int:
+    """ONNX Runtime static quantization, QDQ U8S8, calibrated ``calib_chunk`` batches per pass, in
+    groups of tensors when one image's activations exceed the memory budget. Returns the groups."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from edgekit.convert.calibration_memory import grouped_calibrator, memory_budget, plan_calibration
+
     method = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
-    with _quiet():
+    plan = plan_calibration(onnx_in, list(spec.op_types) if spec.op_types else None, spec.calib_method,
+                            spec.calib_chunk, memory_budget(spec.calib_memory_mb))
+    options = _ort_calib_options(spec)
+    grouped = contextlib.nullcontext()
+    if plan.split:
+        options.pop("CalibStridedMinMax")
+        grouped = grouped_calibrator(plan, spec.calib_chunk)
+    with _quiet(), grouped:
         quantize_static(
             str(onnx_in), str(out), _reader(calib, _input_name(onnx_in), spec.calib_chunk),
             quant_format=QuantFormat.QDQ,
@@ -360,8 +377,9 @@ def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationS
             nodes_to_exclude=list(spec.nodes_to_exclude),
             calibrate_method=method[spec.calib_method],
             calibration_providers=["CPUExecutionProvider"],
-            extra_options=_ort_calib_options(spec),
+            extra_options=options,
         )
+    return len(plan.groups)
 
 
 def _ort_calib_options(spec: PrecisionSpec) -> dict:
