@@ -120,7 +120,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say)
         shutil.rmtree(work)
-        manifest = _manifest(src, target, config, deploy, io, precision_info)
+        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else f"edgekit compile {out}"
         if complete:
@@ -430,7 +430,8 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
     return compiled
 
 
-def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict) -> Manifest:
+def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict,
+              output: dict | None = None) -> Manifest:
     import importlib.metadata as md
 
     def version(dist):
@@ -457,4 +458,5 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
         source=src.to_dict() | {"precision": precision_info},
         versions={k: v for k, v in versions.items() if v},
         session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores}} if target.is_tensorrt else {},
+        output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
     )

@@ -28,7 +28,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import BLENDS, TileLayout
-from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
+from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.preview import Preview
 from edgekit.tiling.writers import WRITE_SUFFIXES, open_writer
 
@@ -110,6 +110,7 @@ class _Plan:
     input_name: str
     input_dtype: str
     output_name: str
+    probabilities: bool = False  # the output is probabilities already: no softmax
 
 
 def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: TileConfig) -> _Plan:
@@ -130,7 +131,8 @@ def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: Ti
         raise ArtifactError(f"the manifest's preprocessing has {manifest.preprocess.channels} channels, the model "
                             f"takes {spec.shape[1]}; rebuild the artifact")
     pixels = PixelMap.for_source(source, manifest.preprocess, (tile_h, tile_w))
-    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
+    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name,
+                 bool(manifest.output.get("probabilities", False)))
 
 
 class _Stop(Exception):
@@ -368,7 +370,8 @@ def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitch
             probs = None
             if batch is not None:
                 out = runner.infer({plan.input_name: _feed(batch, plan)})[plan.output_name]
-                probs = probabilities_from_logits(out[: len(windows)])
+                probs = probabilities_from_output(out[: len(windows)], (plan.layout.tile_h, plan.layout.tile_w),
+                                                  plan.probabilities)
             _put(to_stitch, (windows, probs, valids), stop)
         _put(to_stitch, done, stop)
         stages[1].join()
