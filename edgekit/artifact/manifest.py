@@ -55,6 +55,9 @@ class Manifest:
         device: for engines, the GPU they were built on (name, compute_capability).
         session: backend settings (ORT threads and optimisation level; TRT workspace, DLA).
         files: sha256 of every file of the artifact, by relative path.
+        output: how the stitched output comes out of the model, when the build measured it:
+            ``stride`` (input height / output height; 4: logits at a quarter of the tile, which
+            `infer` upsamples) and ``probabilities`` (True: already probabilities, no softmax).
     """
 
     target: str
@@ -74,6 +77,7 @@ class Manifest:
     device: dict = field(default_factory=dict)
     session: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    output: dict = field(default_factory=dict)
     edgekit_version: str = __version__
     format_version: int = FORMAT_VERSION
 

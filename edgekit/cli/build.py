@@ -19,6 +19,8 @@ from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, RECIPES_DIR, SCALE_HEL
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images: a folder, or one large image.")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, help="Images used for calibration (default: all, at most 64).")
+@click.option("--calib-memory", type=float, metavar="MB",
+              help="Memory one calibration pass may hold (default: a quarter of the available memory).")
 @click.option("--calib-tile", type=int, help="Cut calibration tiles of this size from large images.")
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images verifying fp16/int8 (default: <calib>_val).")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")

@@ -89,12 +89,14 @@ def simplify(onnx_in, out) -> None:
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8; fp16 optional).")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, default=32, show_default=True)
+@click.option("--calib-memory", type=float, metavar="MB",
+              help="Memory one calibration pass may hold (default: a quarter of the available memory).")
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images (with masks/) to verify against the input model.")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="segmentation", show_default=True)
 @click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
 @click.option("--scale", type=float, help=SCALE_HELP + " Default: the manifest's beside ONNX_IN, else 255.")
 @click.option("--bands", type=BANDS, help=BANDS_HELP)
-def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, val, task, max_drop, scale, bands) -> None:
+def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, calib_memory, val, task, max_drop, scale, bands) -> None:
     """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph), verify it against ONNX_IN and fall back as `build` does.
 
     Images are normalised as the manifest.json beside ONNX_IN says, else with ImageNet's mean and std.
@@ -114,7 +116,7 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     calib_set = CalibrationSet(calib, size, pre, batch=batch) if calib else None
     held = HeldOutSet.beside(CalibrationSet(val, size, pre, batch=batch)) if val is not None else None
     spec = PrecisionSpec(precision, flavor="tensorrt" if tgt.is_tensorrt else "onnxruntime",
-                         calib_method=calib_method, calib_samples=calib_samples)
+                         calib_method=calib_method, calib_samples=calib_samples, calib_memory_mb=calib_memory)
     lowered = lower_precision(onnx_in, out, spec, calib_set, held, task,
                               tgt.max_accuracy_drop if max_drop is None else max_drop, progress=click.echo)
     result, check = lowered.result, lowered.check
@@ -122,7 +124,9 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
                f"{result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, {result.nodes_before} -> {result.nodes_after} nodes")
     if check is not None:
         click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} "
-                   f"points ({check.drop_basis}); tried {', '.join(f'{a.high_precision} ({a.drop:.2f})' for a in lowered.attempts)}")
+                   f"points ({check.drop_basis}); tried {'; '.join(a.describe() for a in lowered.attempts)}")
+        if lowered.stayed_float:
+            click.echo(f"kept in float: {', '.join(lowered.stayed_float)}")
     else:
         click.echo(f"no --val images: max rel error {lowered.error.max_rel:.1e} on one random input")
 

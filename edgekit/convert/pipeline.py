@@ -38,6 +38,7 @@ class BuildConfig:
             all of the set's images, at most ``DEFAULT_CALIB_SAMPLES``).
         val: held-out images that verify fp16 / int8 against fp32 (default: ``<calib>_val`` when
             that folder exists, else calibration images beyond ``calib_samples``).
+        calib_memory: MB one calibration pass may hold (None: a quarter of the available memory).
         rtol: tolerated output difference of the exact stages, relative to the output's range.
         latency_runs: timed runs per stage for the latency column (0: skip).
         factory_args: ``NAME=VALUE`` arguments of a ``module:factory`` source (Python literals).
@@ -57,6 +58,7 @@ class BuildConfig:
     calib: Path | None = None
     calib_method: str = "max"
     calib_samples: int | None = None
+    calib_memory: float | None = None
     calib_tile: int | None = None
     val: Path | None = None
     task: str = "classification"
@@ -121,7 +123,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say)
         shutil.rmtree(work)
-        manifest = _manifest(src, target, config, deploy, io, precision_info)
+        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else f"edgekit compile {out}"
         if complete:
@@ -321,7 +323,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
     samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
-                         calib_method=config.calib_method, calib_samples=samples)
+                         calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory)
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe, batch)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
@@ -329,9 +331,16 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     result, check, spec = lowered.result, lowered.check, lowered.spec
     note = ""
     if lowered.fell_back:
-        note = f"fp16 between Q/DQ lost {lowered.attempts[0].drop:.2f} points, so unquantized layers stay fp32; "
+        kept = lowered.attempts[lowered.kept]
+        floats = f", {', '.join(kept.float_regions)} kept in float" if kept.float_regions else ""
+        note = (f"{lowered.attempts[0].describe()} failed its check; kept {kept.describe()}{floats} "
+                f"after {len(lowered.attempts)} attempts: {'; '.join(a.describe() for a in lowered.attempts)}")
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
                                      _onnx_latency(deploy, config.latency_runs)))
+    if lowered.fell_back:
+        record = records[-1]
+        records[-1] = replace(record, metrics={**record.metrics, "attempts": len(lowered.attempts)},
+                              facts={**record.facts, "stayed_float": ", ".join(lowered.stayed_float) or "nothing"})
     return {**lowered.to_dict(), "path": deploy.name}
 
 
@@ -365,7 +374,7 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
                       latency_ms: float | None) -> StageRecord:
     """The precision stage's record: its counts, and its proof on held-out images (or a random input)."""
     metrics = {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after, "qdq_pairs": result.qdq_pairs,
-               "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples}
+               "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples, "calib_passes": result.calib_groups}
     facts = {"flavor": spec.flavor, "calib_method": spec.calib_method, "high_precision": spec.high_precision}
     if note:
         facts["fallback"] = note
@@ -425,7 +434,8 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
     return compiled
 
 
-def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict) -> Manifest:
+def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict,
+              output: dict | None = None) -> Manifest:
     import importlib.metadata as md
 
     def version(dist):
@@ -452,4 +462,5 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
         source=src.to_dict() | {"precision": precision_info},
         versions={k: v for k, v in versions.items() if v},
         session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores}} if target.is_tensorrt else {},
+        output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
     )

@@ -21,7 +21,7 @@ patched calibrators collect one batch at a time from a reader that loads images 
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionSpec", "PrecisionResult", "set_precision", "Attempt", "LoweredPrecision", "lower_precision",
+__all__ = ["PrecisionSpec", "PrecisionResult", "set_precision", "describe_lowering", "Attempt", "LoweredPrecision", "lower_precision",
            "PRECISIONS", "FLAVORS", "CALIB_METHODS"]
 
 import contextlib
@@ -29,7 +29,7 @@ import io
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +38,7 @@ import numpy as np
 from edgekit.artifact.manifest import PRECISIONS
 from edgekit.atomic import atomic_file
 from edgekit.convert.calibration import CalibrationSet
-from edgekit.errors import CalibrationError, ConfigError
+from edgekit.errors import CalibrationError, ConfigError, ParityError
 
 FLAVORS = ("tensorrt", "onnxruntime")
 CALIB_METHODS = ("entropy", "max", "percentile")
@@ -59,6 +59,8 @@ class PrecisionSpec:
         op_types: op types the onnxruntime flavor quantizes; None: all that ORT can.
         high_precision: ``fp16`` or ``fp32``, what ModelOpt leaves unquantized layers in.
         calib_chunk: batches per calibration pass; bounds calibration memory.
+        calib_memory_mb: what one calibration pass may hold (onnxruntime flavor); None: a quarter
+            of the memory available (:mod:`edgekit.convert.calibration_memory`).
     """
 
     precision: str = "fp32"
@@ -70,6 +72,7 @@ class PrecisionSpec:
     op_types: tuple[str, ...] | None = None
     high_precision: str = "fp16"
     calib_chunk: int = 4
+    calib_memory_mb: float | None = None
 
     def __post_init__(self) -> None:
         for field, value, choices in (
@@ -100,6 +103,7 @@ class PrecisionResult:
         fp16_nodes: nodes that compute in float16 (Casts not counted).
         calib_samples: calibration images used (0 without calibration).
         seconds: wall time of the stage.
+        calib_groups: passes over the calibration images (more than 1: split to fit memory).
     """
 
     path: Path
@@ -111,6 +115,7 @@ class PrecisionResult:
     fp16_nodes: int
     calib_samples: int
     seconds: float
+    calib_groups: int = 0
 
     def to_dict(self) -> dict:
         return {**asdict(self), "path": str(self.path)}
@@ -129,6 +134,7 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         raise CalibrationError("int8 needs calibration images: pass --calib FOLDER (or one large image)")
     if used is not None and spec.precision != "fp32":
         len(used)  # fail early, with counts, when the set is too small
+    groups = 0
     with atomic_file(onnx_out) as tmp:
         if spec.precision == "fp32":
             shutil.copyfile(onnx_in, tmp)
@@ -137,24 +143,46 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         elif spec.flavor == "tensorrt":
             _modelopt_int8(onnx_in, tmp, spec, used)
         else:
-            _ort_int8(onnx_in, tmp, spec, used)
-    before, after = _node_count(onnx_in), _node_count(onnx_out)
+            groups = _ort_int8(onnx_in, tmp, spec, used)
     samples = 0 if used is None or spec.precision == "fp32" else len(used.items)
     if spec.precision == "fp16":
         samples = min(samples, FP16_CALIB_BATCHES * used.batch) if used is not None else 0
+    result = describe_lowering(onnx_in, onnx_out, spec.precision, spec.flavor, samples, time.perf_counter() - start)
+    return replace(result, calib_groups=groups)
+
+
+def describe_lowering(onnx_in: Path, onnx_out: Path, precision: str, flavor: str, calib_samples: int = 0,
+                      seconds: float = 0.0) -> PrecisionResult:
+    """The counts of a lowering ``onnx_out`` of ``onnx_in`` (written here or cut from another)."""
     return PrecisionResult(
-        onnx_out, spec.precision, spec.flavor, before, after, _count(onnx_out, "QuantizeLinear"),
-        _fp16_nodes(onnx_out), samples, time.perf_counter() - start,
+        Path(onnx_out), precision, flavor, _node_count(onnx_in), _node_count(onnx_out),
+        _count(onnx_out, "QuantizeLinear"), _fp16_nodes(onnx_out), calib_samples, seconds,
     )
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """One lowering the stage tried: what ModelOpt kept unquantized layers in, and how it verified."""
+    """One lowering the stage tried: its calibration, what stayed float, and how it verified.
 
+    Attributes:
+        calib_method: the calibration it used (int8).
+        high_precision: what ModelOpt kept unquantized layers in.
+        drop: points lost on the held-out images (None without them).
+        passed: whether that is within the tolerance.
+        float_regions / float_nodes: regions (and their nodes) excluded from quantization.
+    """
+
+    calib_method: str
     high_precision: str
     drop: float | None
     passed: bool
+    float_regions: tuple[str, ...] = ()
+    float_nodes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = f", {len(self.float_regions)} regions in float" if self.float_regions else ""
+        drop = "unchecked" if self.drop is None else f"{self.drop:.2f}"
+        return f"{self.calib_method}/{self.high_precision}{where} ({drop})"
 
 
 @dataclass(frozen=True)
@@ -166,7 +194,9 @@ class LoweredPrecision:
         spec: the spec that produced it (after any fallback).
         check: verification on held-out images (``PrecisionCheck``), None without a held-out set.
         error: output error on one random input when there was no held-out set (else None).
-        attempts: every lowering tried, in order; the last one is ``result``.
+        attempts: every lowering tried, in order; the kept one is ``attempts[kept]``.
+        kept: index of the kept attempt (-1: the last).
+        sensitivity: points each region lost lowered alone, when regions were kept in float.
     """
 
     result: PrecisionResult
@@ -174,16 +204,27 @@ class LoweredPrecision:
     check: object | None
     error: object | None
     attempts: tuple[Attempt, ...]
+    kept: int = -1
+    sensitivity: dict[str, float] = field(default_factory=dict)
 
     @property
     def fell_back(self) -> bool:
         return len(self.attempts) > 1
 
+    @property
+    def stayed_float(self) -> tuple[str, ...]:
+        """Regions kept in float by the fallback (empty when the whole model was lowered)."""
+        return self.attempts[self.kept].float_regions
+
     def to_dict(self) -> dict:
+        kept = self.attempts[self.kept]
         return {**self.result.to_dict(), "high_precision": self.spec.high_precision,
+                "calib_method": self.spec.calib_method,
                 "check": self.check.to_dict() if self.check is not None else None,
                 "random_input_error": self.error.to_dict() if self.error is not None else None,
-                "attempts": [asdict(a) for a in self.attempts]}
+                "attempts": [asdict(a) for a in self.attempts],
+                "stayed_float": {"regions": list(kept.float_regions), "nodes": list(kept.float_nodes)},
+                "sensitivity": dict(self.sensitivity)}
 
 
 def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: CalibrationSet | None,
@@ -196,33 +237,55 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
             never saw; None: the output error on one random input is recorded instead.
         task: ``segmentation`` or ``classification``.
         max_drop: points of the task metric the lowered model may lose.
-        enforce: raise ParityError, removing ``onnx_out``, when the last attempt still fails (False
-            for random weights: the failing check is returned).
+        enforce: raise ParityError, removing ``onnx_out``, when nothing tried passes (False for
+            random weights: the failing check is returned, and int8 is not searched).
         progress: called with a short message at each step.
 
     Policy: TensorRT int8 whose unquantized layers ModelOpt cast to fp16 (no range checks, some
-    overflow) is redone with those layers in fp32 when it fails verification.
+    overflow) is redone with those layers in fp32 when it fails verification. An enforced int8
+    that still fails tries the other calibration methods, then keeps the most sensitive regions
+    in float (:mod:`edgekit.convert.int8_search`); the first attempt that holds is written.
     """
     from edgekit.convert.verify_precision import require
 
     say = progress or (lambda _msg: None)
-    attempts: list[Attempt] = []
-    while True:
+    onnx_out = Path(onnx_out)
+    if held_out is None:
         result = set_precision(onnx_in, onnx_out, spec, calib)
-        if held_out is None:
-            return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
-                                    (Attempt(spec.high_precision, None, True),))
+        return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
+                                (Attempt(spec.calib_method, spec.high_precision, None, True),))
+    attempts: list[Attempt] = []
+
+    def attempt(s: PrecisionSpec, path: Path, regions: tuple[str, ...] = (), nodes: tuple[str, ...] = (),
+                lower: Callable | None = None):
+        from edgekit.convert.int8_search import Tried
+
+        result = (lower or (lambda s_, p_: set_precision(onnx_in, p_, s_, calib)))(s, path)
         say("verify precision on held-out images")
-        check = _verify(onnx_in, onnx_out, held_out, task, max_drop)
-        attempts.append(Attempt(spec.high_precision, check.drop, check.passed))
-        if check.passed or not _can_fall_back(spec):
-            break
+        check = _verify(onnx_in, path, held_out, task, max_drop)
+        attempts.append(Attempt(s.calib_method, s.high_precision, check.drop, check.passed, regions, nodes))
+        return Tried(s, result, check, regions, nodes, len(attempts) - 1)
+
+    tried = attempt(spec, onnx_out)
+    if not tried.check.passed and _can_fall_back(spec):
         say("fp16 between Q/DQ failed verification: retrying with fp32 there")
-        spec = replace(spec, high_precision="fp32")
-    if enforce and not check.passed:
-        Path(onnx_out).unlink(missing_ok=True)  # a model that failed its check is not left behind
-        require(check, Path(onnx_out).name)
-    return LoweredPrecision(result, spec, check, None, tuple(attempts))
+        tried = attempt(replace(spec, high_precision="fp32"), onnx_out)
+    sensitivity: dict[str, float] = {}
+    if not tried.check.passed and enforce and spec.precision == "int8":
+        from edgekit.convert.int8_search import hold_int8
+
+        held = hold_int8(Path(onnx_in), onnx_out, tried, attempt, lambda s, path: set_precision(onnx_in, path, s, calib),
+                         lambda path: _verify(onnx_in, path, held_out, task, max_drop).drop,
+                         say)
+        tried, sensitivity = held.tried, held.sensitivity
+    if enforce and not tried.check.passed:
+        onnx_out.unlink(missing_ok=True)  # a model that failed its check is not left behind
+        if spec.precision != "int8" or len(attempts) == 1:
+            require(tried.check, onnx_out.name)
+        from edgekit.convert.int8_search import nothing_held
+
+        raise ParityError(nothing_held(onnx_out.name, tried.check, attempts))
+    return LoweredPrecision(tried.result, tried.spec, tried.check, None, tuple(attempts), tried.index, sensitivity)
 
 
 def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float):
@@ -299,12 +362,22 @@ def _input_name(path: Path) -> str:
 
 
 # ---- the three lowerings -----------------------------------------------------------------------
-def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> None:
-    """ONNX Runtime static quantization, QDQ U8S8, calibrated ``calib_chunk`` batches per pass."""
+def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> int:
+    """ONNX Runtime static quantization, QDQ U8S8, calibrated ``calib_chunk`` batches per pass, in
+    groups of tensors when one image's activations exceed the memory budget. Returns the groups."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from edgekit.convert.calibration_memory import grouped_calibrator, memory_budget, plan_calibration
+
     method = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
-    with _quiet():
+    plan = plan_calibration(onnx_in, list(spec.op_types) if spec.op_types else None, spec.calib_method,
+                            spec.calib_chunk, memory_budget(spec.calib_memory_mb))
+    options = _ort_calib_options(spec)
+    grouped = contextlib.nullcontext()
+    if plan.split:
+        options.pop("CalibStridedMinMax")
+        grouped = grouped_calibrator(plan, spec.calib_chunk)
+    with _quiet(), grouped:
         quantize_static(
             str(onnx_in), str(out), _reader(calib, _input_name(onnx_in), spec.calib_chunk),
             quant_format=QuantFormat.QDQ,
@@ -315,8 +388,9 @@ def _ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationS
             nodes_to_exclude=list(spec.nodes_to_exclude),
             calibrate_method=method[spec.calib_method],
             calibration_providers=["CPUExecutionProvider"],
-            extra_options=_ort_calib_options(spec),
+            extra_options=options,
         )
+    return len(plan.groups)
 
 
 def _ort_calib_options(spec: PrecisionSpec) -> dict:

@@ -28,7 +28,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import BLENDS, TileLayout
-from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_logits
+from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.preview import Preview
 from edgekit.tiling.writers import WRITE_SUFFIXES, open_writer
 
@@ -110,6 +110,7 @@ class _Plan:
     input_name: str
     input_dtype: str
     output_name: str
+    probabilities: bool = False  # the output is probabilities already: no softmax
 
 
 def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: TileConfig) -> _Plan:
@@ -120,7 +121,8 @@ def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: Ti
     tile_h, tile_w = pixels.tile
     height, width, _ = source.shape
     layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
-    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name)
+    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name,
+                 bool(manifest.output.get("probabilities", False)))
 
 
 def tile_input(manifest: Manifest, runner: Runner, source: ImageSource, overlap: int, batch: int | None):
@@ -375,7 +377,8 @@ def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitch
             probs = None
             if batch is not None:
                 out = runner.infer({plan.input_name: _feed(batch, plan)})[plan.output_name]
-                probs = probabilities_from_logits(out[: len(windows)])
+                probs = probabilities_from_output(out[: len(windows)], (plan.layout.tile_h, plan.layout.tile_w),
+                                                  plan.probabilities)
             _put(to_stitch, (windows, probs, valids), stop)
         _put(to_stitch, done, stop)
         stages[1].join()

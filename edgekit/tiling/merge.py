@@ -34,6 +34,33 @@ def probabilities_from_logits(logits: np.ndarray) -> np.ndarray:
     return e
 
 
+def probabilities_from_output(out: np.ndarray, size: tuple[int, int], probabilities: bool = False) -> np.ndarray:
+    """(N, C, h, w) model output -> (N, C, *size) probabilities.
+
+    An output at a lower resolution than the tile is upsampled first, bilinearly on the logits
+    (half-pixel centres, as ``torch.nn.functional.interpolate(..., align_corners=False)``), so the
+    softmax sees interpolated logits. An output that already holds probabilities is not
+    softmaxed again (bilinear weights sum to 1, so upsampled probabilities still do).
+    """
+    x = out.astype(np.float32, copy=False)
+    if tuple(x.shape[2:]) != tuple(size):
+        x = upsample_bilinear(x, size)
+    return x if probabilities else probabilities_from_logits(x)
+
+
+def upsample_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, C, h, w) -> (N, C, H, W), bilinear with half-pixel centres and edge clamping."""
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+        lo = np.floor(src).astype(np.int64)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, (src - lo).astype(np.float32)
+
+    (y0, y1, wy), (x0, x1, wx) = axis(x.shape[2], size[0]), axis(x.shape[3], size[1])
+    rows = x[:, :, y0] * (1 - wy)[:, None] + x[:, :, y1] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
 @dataclass(frozen=True)
 class FinishedRows:
     """Rows ``top .. top + n`` of the result: class ids (n, W) uint8, probabilities (n, W, C) float16 or None."""

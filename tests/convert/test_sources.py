@@ -121,3 +121,12 @@ def test_a_pickled_program_needs_trust(tmp_path):
     path = _saved(tmp_path, "pickled")
     with pytest.raises(SourceError, match="--trust-checkpoint"):
         resolve_source(str(path), (32, 32))
+
+
+def test_manifest_records_a_lower_resolution_output(tmp_path):
+    """The build measures the output's stride and whether it holds probabilities; infer reads both."""
+    from edgekit.artifact.manifest import read_manifest
+
+    result = build("tests.convert.factories:tiny", tmp_path / "a", BuildConfig(**FAST, factory_args=("stride=4",)))
+    assert tuple(result.manifest.outputs[0].shape) == (1, 3, 8, 8)
+    assert read_manifest(tmp_path / "a").output == {"stride": 4.0, "probabilities": False}
