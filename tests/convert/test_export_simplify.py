@@ -50,10 +50,40 @@ def test_simplify_drops_nodes_and_keeps_outputs(tmp_path):
     assert result.error.max_abs < 1e-5
 
 
-def test_simplify_falls_back_to_onnxslim(tmp_path):
+def test_simplify_falls_back_to_the_next_tool(tmp_path):
     exported = export_onnx(Net().eval(), tmp_path / "m.onnx", ExportSpec((32, 32)))
-    result = simplify_onnx(exported.path, tmp_path / "s.onnx", tools=("nonexistent", "onnxslim"))
-    assert result.tool == "onnxslim" and "nonexistent failed" in result.notes
+    result = simplify_onnx(exported.path, tmp_path / "s.onnx", tools=("nonexistent", "onnxsim"))
+    assert result.tool == "onnxsim" and "nonexistent failed" in result.notes
+
+
+class GeluNet(nn.Module):
+    """Conv -> GELU -> Conv: the GELU's trailing 0.5 sits before a convolution it could be folded into."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(nn.functional.gelu(self.a(x)))
+
+
+def _ort_ops(path, tmp_path):
+    import onnxruntime as ort
+    from collections import Counter
+
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "ort.onnx")
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(str(tmp_path / "ort.onnx")).graph.node)
+
+
+@pytest.mark.parametrize("tool", ["onnxslim", "onnxsim"])
+def test_simplified_gelu_is_still_fused_by_onnx_runtime(tmp_path, tool):
+    exported = export_onnx(GeluNet().eval(), tmp_path / "m.onnx", ExportSpec((16, 16)))
+    assert _ort_ops(exported.path, tmp_path)["Gelu"] == 1
+    simple = simplify_onnx(exported.path, tmp_path / "s.onnx", tools=(tool,))
+    ops = _ort_ops(simple.path, tmp_path)
+    assert ops["Gelu"] == 1 and ops["Erf"] == 0
 
 
 def test_truncated_onnx_is_a_clear_error(tmp_path):
