@@ -2,7 +2,8 @@
 
 For each model the ONNX file edgekit's export stage writes (reparameterized, verified) is run by
 ONNX Runtime's CPU provider and by OpenVINO's CPU plugin (``compile_model`` on the ONNX file,
-latency hint, default threads), in turns, batch 1. OpenVINO is added as an edgekit backend only
+latency hint, default threads, ``INFERENCE_PRECISION_HINT`` f32: on a CPU with AMX or AVX-512 BF16
+OpenVINO otherwise runs "FP32" models in bf16, which is not the comparison), in turns, batch 1. OpenVINO is added as an edgekit backend only
 if it wins by >= 1.2x on at least two models (issue 14); the table goes to docs/openvino.md.
 
     pip install openvino && python bench/openvino_cpu.py --out /tmp/edgekit_openvino [--runs 7]
@@ -39,7 +40,7 @@ def interleaved(path: Path, runs: int) -> tuple[float, float, float]:
     with OnnxRuntimeRunner(path) as ort_runner:
         spec = ort_runner.input_specs()[0]
         x = np.random.default_rng(0).standard_normal(spec.shape).astype(np.float32)
-        compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
         request = compiled.create_infer_request()
         diff = float(np.abs(next(iter(ort_runner.infer({spec.name: x}).values())) - request.infer([x])[0]).max())
         ort_ms, ov_ms = interleaved_medians([lambda: ort_runner.infer({spec.name: x}), lambda: request.infer([x])], runs)
