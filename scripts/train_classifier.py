@@ -46,7 +46,7 @@ def write_split(folder: Path | None, items) -> list[tuple[np.ndarray, int]]:
             name = f"r{r:04d}_c{c:04d}.png"
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels).save(folder / name)
-            rows.append(f"{name},{CLASSES[label]}")
+            rows.append(f"{name},{label}")  # class index: 0 ocean, 1 land, 2 coast
         kept.append((pixels, label))
     if folder is not None:
         (folder / "labels.csv").write_text("\n".join(rows) + "\n")
