@@ -51,13 +51,18 @@ class Recipe:
         """Whether the named weights were found (random-weight recipes have none to find)."""
         return self.checkpoint is not None and self.checkpoint.is_file()
 
+    @property
+    def training_script(self) -> str:
+        """The script in the repository that trains this recipe's weights."""
+        return "scripts/train_detector.py" if self.task == "detection" else "scripts/train_demo.py"
+
     def require_weights(self) -> Path | None:
         """The weights file, or None for a random-weight recipe; a one-line error when it is missing."""
         if self.checkpoint is None or self.checkpoint.is_file():
             return self.checkpoint
         where = ", ".join(str(p.parent) for p in self.weights_searched) or str(self.checkpoint.parent)
         raise SourceError(f"recipe {self.name} names weights {self.checkpoint.name}, not found in {where}; "
-                          "train them (scripts/train_demo.py) or pass --checkpoint")
+                          f"train them ({self.training_script}) or pass --checkpoint")
 
 
 def _weights(path: Path, ckpt: str, extra: Path | str | None) -> tuple[Path | None, tuple[Path, ...]]:

@@ -47,4 +47,4 @@ def _origin(origin: str, path: Path | None) -> str:
 def _weights(recipe) -> str:
     if not recipe.trained:
         return "random"
-    return "trained" if recipe.has_weights else "missing (train: scripts/train_demo.py)"
+    return "trained" if recipe.has_weights else f"missing (train: {recipe.training_script})"
