@@ -206,11 +206,18 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
 
 
 def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progress, target: Target, details: dict) -> Path:
-    """ORT's transformer fusions on the cpu target, for graphs with attention; kept when faster and equal."""
+    """ORT's transformer fusions on the cpu target, for graphs with attention; kept when faster and equal.
+
+    Not before fp16: the fused graph holds ONNX Runtime's contrib ops (com.microsoft), which ModelOpt's
+    AutoCast treats as custom TensorRT layers and cannot sanitize without TensorRT.
+    """
     from edgekit.convert.fuse import fuse_transformer, has_attention
     from edgekit.convert.onnx_check import load_checked
 
     if target.is_tensorrt or not has_attention(load_checked(path)):
+        return path
+    if config.precision == "fp16":
+        details["fuse"] = {"skipped": "fp16: AutoCast cannot take ONNX Runtime's contrib ops"}
         return path
     say("fuse transformer blocks (ONNX Runtime)")
     fused = fuse_transformer(path, work / "fused.onnx", rtol=config.rtol, threads=target.threads)

@@ -433,6 +433,13 @@ def _autocast_fp16(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: Calibra
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
+    foreign = sorted({n.op_type for n in onnx.load(str(onnx_in), load_external_data=False).graph.node
+                      if n.domain not in ("", "ai.onnx")})
+    if foreign:  # AutoCast takes them for custom TensorRT layers and needs TensorRT to sanitize them
+        raise ConfigError(f"the graph holds ONNX Runtime-only ops ({', '.join(foreign[:4])}) that fp16 "
+                          "AutoCast cannot convert: build fp16 from the model's source or an ONNX without them "
+                          "(an fp32 artifact of a transformer has them fused in)")
+
     with tempfile.TemporaryDirectory(prefix="edgekit-autocast-") as work:
         data = None
         if calib is not None:

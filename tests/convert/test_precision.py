@@ -279,3 +279,19 @@ def test_quantize_command_gets_the_same_fallback(setup, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 2 and "retrying with fp32 there" in captured.out
     assert "points of mIoU" in captured.err and not (tmp_path / "q.onnx").exists()
+
+
+def test_fp16_of_a_graph_with_onnx_runtime_contrib_ops_is_one_line(tmp_path):
+    """A transformer's fp32 artifact holds ORT's fused ops; AutoCast would fail deep inside ModelOpt."""
+    import onnx
+    from onnx import TensorProto, helper
+
+
+    graph = helper.make_graph([helper.make_node("Gelu", ["x"], ["y"], domain="com.microsoft")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    onnx.save(model, str(tmp_path / "fused.onnx"))
+    with pytest.raises(ConfigError, match=r"ONNX Runtime-only ops \(Gelu\)"):
+        set_precision(tmp_path / "fused.onnx", tmp_path / "out.onnx", PrecisionSpec("fp16"), None)
+    assert not (tmp_path / "out.onnx").exists()
