@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["DETECTION_SUFFIXES", "DetectionOutputs", "DetectionWriter", "check_detection_outputs",
            "coco_dict", "geojson_dict", "lonlat_corners"]
 
+import importlib.util
 import json
 import os
 from contextlib import ExitStack
@@ -20,7 +21,7 @@ import numpy as np
 
 from edgekit.atomic import atomic_file
 from edgekit.detect.decode import Detections
-from edgekit.errors import InputError
+from edgekit.errors import BackendUnavailableError, InputError
 
 DETECTION_SUFFIXES = (".json", ".geojson", ".jsonl")
 
@@ -44,6 +45,9 @@ def check_detection_outputs(outputs: DetectionOutputs, georeferenced: bool) -> N
                          f"not {outputs.path.name}")
     if outputs.path.suffix.lower() == ".geojson" and not georeferenced:
         raise InputError("GeoJSON needs a georeferenced input (a GeoTIFF); write COCO JSON (-o boxes.json) instead")
+    if outputs.path.suffix.lower() == ".geojson" and importlib.util.find_spec("pyproj") is None:
+        raise BackendUnavailableError("GeoJSON in WGS84 needs pyproj: pip install 'edgekit[detect]', "
+                                      "or write COCO JSON (-o boxes.json)")
     if outputs.jsonl is not None and outputs.jsonl.suffix.lower() != ".jsonl":
         raise InputError(f"--jsonl is written as .jsonl, not {outputs.jsonl.name}")
     if outputs.preview is not None and outputs.preview.suffix.lower() != ".png":
