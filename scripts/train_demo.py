@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from edgekit.data import bluemarble
 from edgekit.nets.factory import model_from_recipe
+from edgekit.nets.training import Run
 from edgekit.recipes import load_recipe
 
 
@@ -81,20 +82,8 @@ def main() -> None:
     col = bluemarble.split_column(image.shape[1])
     train_img, train_mask = image[:, :col], mask[:, :col]
     lakes = np.nonzero(train_mask == 2)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    args.run.mkdir(parents=True, exist_ok=True)
-    ckpt, step = args.run / "last.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
-        step = state["step"]
-        if state["sched"]["total_steps"] == args.steps:
-            sched.load_state_dict(state["sched"])
-        else:  # a new --steps: continue the one-cycle schedule as if it had been this long from the start
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05, last_epoch=step - 1)
-        print(f"resumed at step {step}", flush=True)
+    run = Run(args.run, model, args.lr, args.steps)
+    opt, sched, step = run.opt, run.sched, run.step
     rng = np.random.default_rng(step)
     weight = torch.tensor([1.0, 1.0, 3.0])
     t0 = time.time()
@@ -111,9 +100,8 @@ def main() -> None:
             print(f"step {step}/{args.steps} loss {loss.item():.4f} {(time.time() - t0) / 20:.2f}s/step", flush=True)
             t0 = time.time()
         if step % 100 == 0 or step == args.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, tmp)
-            tmp.replace(ckpt)
+            run.step = step
+            run.save()
         if step % 600 == 0 or step == args.steps:
             miou, ious = evaluate(model, recipe.preprocess, image, mask, col)
             print(f"step {step} held-out mIoU {miou:.4f} per class {ious}", flush=True)

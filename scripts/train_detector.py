@@ -20,6 +20,7 @@ from torchvision.ops import box_iou, generalized_box_iou_loss
 
 from edgekit.data import neon_trees
 from edgekit.nets.factory import model_from_recipe
+from edgekit.nets.training import Run
 from edgekit.recipes import load_recipe
 
 LEVEL_RANGES = {8: (0.0, 64.0), 16: (64.0, 128.0), 32: (128.0, 1e9)}
@@ -122,20 +123,8 @@ def main() -> None:
     col = neon_trees.split_column(image.shape[1])
     train_img = image[:, :col]
     train_boxes = neon_trees.boxes_in_columns(neon_trees.load_boxes(), 0, col)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
-    args.run.mkdir(parents=True, exist_ok=True)
-    ckpt, step = args.run / "last.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
-        step = state["step"]
-        if state["sched"]["total_steps"] == args.steps:
-            sched.load_state_dict(state["sched"])
-        else:  # a new --steps: continue the one-cycle schedule as if it had been this long from the start
-            sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05, last_epoch=step - 1)
-        print(f"resumed at step {step}", flush=True)
+    run = Run(args.run, model, args.lr, args.steps)
+    opt, sched, step = run.opt, run.sched, run.step
     rng = np.random.default_rng(step)
     t0 = time.time()
     while step < args.steps:
@@ -151,9 +140,8 @@ def main() -> None:
             print(f"step {step}/{args.steps} loss {loss.item():.4f} {(time.time() - t0) / 5:.2f}s/step", flush=True)
             t0 = time.time()
         if step % args.every == 0 or step == args.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step}, tmp)
-            tmp.replace(ckpt)
+            run.step = step
+            run.save()
     from safetensors.torch import save_file
 
     out = args.out or recipe.checkpoint
