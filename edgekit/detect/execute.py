@@ -9,7 +9,6 @@ from __future__ import annotations
 
 __all__ = ["DetectConfig", "DetectResult", "detect_image", "check_detector"]
 
-import resource
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from edgekit.runtime.base import Runner
 from edgekit.tiling.geometry import TileLayout, Window
 from edgekit.images import ImageSource, open_image
 from edgekit.images import PixelMap
+from edgekit.profile.memory import peak_rss_mb
 from edgekit.tiling.execute import tile_input
 from edgekit.tiling.preview import Preview
 
@@ -187,7 +187,7 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detec
         image=source.path, shape=source.shape, tile=(plan.layout.tile_h, plan.layout.tile_w), det_format=plan.fmt,
         tiles=counts["tiles"], skipped_tiles=counts["skipped"], boxes=counts["boxes"],
         seconds=time.perf_counter() - start, backend=runner.name,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        peak_rss_mb=peak_rss_mb() or 0.0,
         peak_open_boxes=merger.peak_open, largest_box=merger.largest,
     )
 

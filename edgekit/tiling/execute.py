@@ -11,7 +11,6 @@ __all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "predict_m
 
 import os
 import queue
-import resource
 import threading
 import time
 from contextlib import ExitStack
@@ -245,7 +244,9 @@ def check_outputs(outputs: TileOutputs) -> None:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from edgekit.profile.memory import peak_rss_mb
+
+    return peak_rss_mb() or 0.0
 
 
 def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: TileOutputs | Path | str,
