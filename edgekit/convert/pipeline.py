@@ -211,10 +211,11 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
     Not before fp16: the fused graph holds ONNX Runtime's contrib ops (com.microsoft), which ModelOpt's
     AutoCast treats as custom TensorRT layers and cannot sanitize without TensorRT.
     """
-    from edgekit.convert.fuse import fuse_transformer, has_attention
-    from edgekit.convert.onnx_check import load_checked
+    import onnx
 
-    if target.is_tensorrt or not has_attention(load_checked(path)):
+    from edgekit.convert.fuse import fuse_transformer, has_attention
+
+    if target.is_tensorrt or not has_attention(onnx.load(str(path), load_external_data=False)):
         return path
     if config.precision == "fp16":
         details["fuse"] = {"skipped": "fp16: AutoCast cannot take ONNX Runtime's contrib ops"}
