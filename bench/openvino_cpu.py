@@ -1,73 +1,98 @@
-"""Is OpenVINO a faster CPU runtime than ONNX Runtime for edgekit's graphs? FP32, same ONNX, interleaved.
+"""OpenVINO against ONNX Runtime on this CPU: edgekit's artifacts for `cpu` and `cpu-openvino`, side by side.
 
-For each model the ONNX file edgekit's export stage writes (reparameterized, verified) is run by
-ONNX Runtime's CPU provider and by OpenVINO's CPU plugin (``compile_model`` on the ONNX file,
-latency hint, default threads, ``INFERENCE_PRECISION_HINT`` f32: on a CPU with AMX or AVX-512 BF16
-OpenVINO otherwise runs "FP32" models in bf16, which is not the comparison), in turns, batch 1. OpenVINO is added as an edgekit backend only
-if it wins by >= 1.2x on at least two models (issue 14); the table goes to docs/openvino.md.
+For each model, four artifacts are built as a user builds them (``edgekit build RECIPE --target
+cpu|cpu-openvino --precision fp32|int8 --calib calib/bluemarble``: each target's exporter choice,
+fusions and precision check on its own runtime), then each artifact's own runner (the ONNX Runtime
+plan, OpenVINO's IR held to f32) is timed in turns, batch 1, default threads, interleaved medians.
+The demo model's INT8 rows also give the held-out mIoU against the real land-sea mask that each
+build measured on its own runtime. Issue 14 adds OpenVINO only if it wins by >= 1.2x at FP32 on at
+least two of the four models.
 
-    pip install openvino && python bench/openvino_cpu.py --out /tmp/edgekit_openvino [--runs 7]
+    pip install -e ".[build,openvino]" && python bench/openvino_cpu.py --out /tmp/edgekit_openvino [--runs 7]
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 MODELS = (("fastvit_sa12_fpn", 512), ("mobileone_s1", 224), ("convnext_tiny_linear", 224), ("vit_s16_linear", 224))
+BUILDS = (("cpu", "fp32"), ("cpu-openvino", "fp32"), ("cpu", "int8"), ("cpu-openvino", "int8"))
 
 
-def exported(recipe: str, size: int, out: Path) -> Path:
-    import torch
+def build_all(recipe: str, size: int, out: Path) -> dict[tuple[str, str], Path]:
+    """The four artifacts of one model (reused when a previous run left them complete)."""
+    from edgekit.artifact.folder import load_artifact
+    from edgekit.convert.pipeline import BuildConfig, build
+    from edgekit.errors import EdgekitError
 
-    from edgekit.convert.export import ExportSpec, export_onnx
-    from edgekit.convert.reparam import reparameterize
-    from edgekit.convert.source import resolve_source
+    folders = {}
+    for target, precision in BUILDS:
+        folder = out / f"{recipe}_{size}_{target}_{precision}"
+        try:
+            load_artifact(folder)
+        except EdgekitError:
+            calib = ROOT / "calib" / "bluemarble" if precision == "int8" else None
+            build(recipe, folder, BuildConfig(target=target, precision=precision, input_size=(size, size),
+                                              calib=calib, task="segmentation", latency_runs=0))
+        folders[(target, precision)] = folder
+    return folders
 
-    src = resolve_source(recipe, (size, size), None, "segmentation")
-    model = src.load_model()
-    rep = reparameterize(model, torch.randn(1, 3, size, size)).model
-    return export_onnx(rep, out / f"{recipe}_{size}.onnx", ExportSpec((size, size), timing_runs=0)).path
 
+def time_all(folders: dict[tuple[str, str], Path], runs: int) -> dict[tuple[str, str], float]:
+    """Median ms per artifact, each on its manifest's runner, in turns on one random input."""
+    from contextlib import ExitStack
 
-def interleaved(path: Path, runs: int) -> tuple[float, float, float]:
-    """(ORT ms, OpenVINO ms, max abs difference) of one ONNX file."""
     import numpy as np
-    import openvino as ov
 
+    from edgekit.artifact.folder import load_artifact
     from edgekit.profile.latency import interleaved_medians
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner
 
-    with OnnxRuntimeRunner(path) as ort_runner:
-        spec = ort_runner.input_specs()[0]
+    with ExitStack() as stack:
+        runners = [stack.enter_context(load_artifact(f).runner()) for f in folders.values()]
+        spec = runners[0].input_specs()[0]
         x = np.random.default_rng(0).standard_normal(spec.shape).astype(np.float32)
-        compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
-        request = compiled.create_infer_request()
-        diff = float(np.abs(next(iter(ort_runner.infer({spec.name: x}).values())) - request.infer([x])[0]).max())
-        ort_ms, ov_ms = interleaved_medians([lambda: ort_runner.infer({spec.name: x}), lambda: request.infer([x])], runs)
-    return ort_ms, ov_ms, diff
+        times = interleaved_medians([lambda r=r: r.infer({spec.name: x}) for r in runners], runs)
+    return dict(zip(folders, times))
+
+
+def truth_miou(folder: Path) -> float | None:
+    """The held-out mIoU against ground truth the build's precision check measured (None without masks)."""
+    for stage in json.loads((folder / "report.json").read_text())["stages"]:
+        if stage["stage"].startswith("precision"):
+            return stage["metrics"].get("miou_truth")
+    return None
 
 
 def main() -> None:
     import onnxruntime
-    import openvino
 
     from edgekit.profile.conditions import cpu_name, cpu_vnni
+    from edgekit.runtime.openvino_rt import openvino_version
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgekit_openvino"))
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only", default="", help="comma-separated recipe names")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     vnni = cpu_vnni()
     print(f"CPU: {cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}; "
-          f"ONNX Runtime {onnxruntime.__version__}, OpenVINO {openvino.__version__}")
-    print("| model | size | ORT FP32 ms | OpenVINO FP32 ms | OpenVINO speed-up | max abs diff |\n|---|---|---|---|---|---|")
-    wins = 0
-    for recipe, size in MODELS:
-        ort_ms, ov_ms, diff = interleaved(exported(recipe, size, args.out), args.runs)
-        wins += ort_ms / ov_ms >= 1.2
-        print(f"| {recipe} | {size} | {ort_ms:.1f} | {ov_ms:.1f} | {ort_ms / ov_ms:.2f}x | {diff:.1e} |", flush=True)
-    print(f"OpenVINO wins by >= 1.2x on {wins} of {len(MODELS)}: {'add it' if wins >= 2 else 'leave it out'}")
+          f"ONNX Runtime {onnxruntime.__version__}, OpenVINO {openvino_version()}; medians of {args.runs}, interleaved")
+    print("| model | size | ORT FP32 ms | OV FP32 ms | OV/ORT FP32 | ORT INT8 ms | OV INT8 ms | OV INT8 vs ORT FP32 "
+          "| INT8 mIoU vs truth (ORT / OV) |\n|---|---|---|---|---|---|---|---|---|")
+    wins, models = 0, [m for m in MODELS if not args.only or m[0] in args.only.split(",")]
+    for recipe, size in models:
+        folders = build_all(recipe, size, args.out)
+        ms = time_all(folders, args.runs)
+        ort32, ov32, ort8, ov8 = (ms[b] for b in BUILDS)
+        wins += ort32 / ov32 >= 1.2
+        mious = [truth_miou(folders[b]) for b in BUILDS[2:]]
+        miou = " / ".join(f"{m:.2f}" for m in mious) if all(m is not None for m in mious) else "- (random weights)"
+        print(f"| {recipe} | {size} | {ort32:.1f} | {ov32:.1f} | {ort32 / ov32:.2f}x | {ort8:.1f} | {ov8:.1f} | "
+              f"{ort32 / ov8:.2f}x | {miou} |", flush=True)
+    print(f"OpenVINO wins by >= 1.2x at FP32 on {wins} of {len(models)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from edgekit import datapath
 from edgekit.errors import ConfigError
 
 KINDS = ("cpu", "jetson", "desktop")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Target:
     """A device edgekit builds for.
 
     Attributes:
-        backend: ``onnxruntime`` (cpu) or ``tensorrt``.
+        backend: ``onnxruntime`` or ``openvino`` (cpu), or ``tensorrt``.
         compute_capability: the GPU's, as "8.7"; None for cpu.
         tensorrt: the TensorRT line the device runs ("8.5", "10.3", "10"...).
         dla_cores: Deep Learning Accelerator cores (Jetson Orin NX / AGX: 2).
@@ -75,8 +76,10 @@ def _read(path: Path, origin: str = "file") -> Target:
         if data.get(key) is not None:
             data[key] = str(data[key])
     target = Target(**data, path=path, origin=origin)
-    if target.kind not in KINDS or target.backend not in ("onnxruntime", "tensorrt"):
-        raise ConfigError(f"target {path.name}: kind must be one of {KINDS}, backend onnxruntime|tensorrt")
+    if target.kind not in KINDS or target.backend not in BACKENDS:
+        raise ConfigError(f"target {path.name}: kind must be one of {', '.join(KINDS)}, backend one of {', '.join(BACKENDS)}")
+    if (target.kind == "cpu") == target.is_tensorrt:
+        raise ConfigError(f"target {path.name}: a {target.kind} target cannot use {target.backend}")
     return target
 
 

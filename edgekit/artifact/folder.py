@@ -3,11 +3,12 @@ from __future__ import annotations
 
 __all__ = ["Artifact", "load_artifact", "BACKENDS"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit.artifact.compat import check_device, needs_of_engine
+from edgekit.artifact.layout import compiled_files
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
 from edgekit.errors import ArtifactError, ConfigError
 from edgekit.runtime.device import DeviceInfo, local_device
@@ -15,7 +16,7 @@ from edgekit.runtime.device import DeviceInfo, local_device
 if TYPE_CHECKING:
     from edgekit.runtime.base import Runner
 
-BACKENDS = ("onnxruntime", "tensorrt", "torch")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class Artifact:
     def engine_path(self) -> Path | None:
         return self.folder / self.manifest.engine_file if self.manifest.engine_file else None
 
+    def loaded_mb(self, backend: str | None = None) -> float:
+        """MiB of the files ``backend`` (default: the manifest's) loads: the compiled file (with an
+        OpenVINO IR's weights) for the manifest's backend, else the deployable ONNX."""
+        if self.engine_path is not None and (backend or self.manifest.backend) == self.manifest.backend:
+            paths = [self.folder / f for f in compiled_files(self.manifest.engine_file)]
+        else:
+            paths = [self.model_path]
+        return sum(p.stat().st_size for p in paths) / (1024 * 1024)
+
     def check_device(self, device: DeviceInfo | None = None) -> list[str]:
         """Stop with a clear error when the compiled TensorRT engine cannot run on ``device`` (default:
         this machine); the notes of :func:`edgekit.artifact.compat.check_device` otherwise."""
@@ -41,8 +51,8 @@ class Artifact:
         return check_device(needs_of_engine(self.manifest, self.folder), device or local_device())
 
     def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None) -> "Runner":
-        """A runner for this artifact. ``backend`` defaults to the manifest's, falling back to ONNX
-        Runtime on the deployable ONNX when a TensorRT engine has not been compiled yet."""
+        """A runner for this artifact. ``backend`` defaults to the manifest's; another backend than the
+        manifest's (``--backend onnxruntime`` on an OpenVINO or TensorRT artifact) runs the deployable ONNX."""
         backend = backend or self.manifest.backend
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -56,6 +66,14 @@ class Artifact:
             from edgekit.runtime.trt import TensorRTRunner
 
             return TensorRTRunner(self.engine_path)
+        if backend == "openvino":
+            from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
+
+            settings = OpenVINOSettings.from_dict(self.manifest.session.get("openvino", {}))
+            if threads:
+                settings = replace(settings, threads=threads)
+            path = self.engine_path if self.manifest.backend == "openvino" and self.engine_path else self.model_path
+            return OpenVINORunner(path, settings)
         if backend == "torch":
             from edgekit.runtime.torch_runner import TorchRunner
 

@@ -3,8 +3,8 @@
 An artifact folder (output of `edgekit build`, `edgekit optimize` or `edgekit compile`) holds:
 
 - ``model.onnx``: the deployable ONNX, precision decided in the graph;
-- ``model.ort.onnx`` (cpu targets) or ``model.engine`` (TensorRT): the compiled file, made on the
-  device that runs it;
+- ``model.ort.onnx`` (cpu targets on ONNX Runtime), ``model.xml`` + ``model.bin`` (cpu targets on
+  OpenVINO: its IR) or ``model.engine`` (TensorRT): the compiled file, made on the device that runs it;
 - ``report.json`` / ``report.md``: what each stage did and proved (numbers / prose);
 - ``manifest.json``: what the artifact is, how to feed it, and the seal: the sha256 of every other
   file, checked on loading.
@@ -13,7 +13,7 @@ A bundle (``edgekit package``) adds ``bundle.json``, its own index of checksums.
 """
 from __future__ import annotations
 
-__all__ = ["MODEL", "ORT_PLAN", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED",
+__all__ = ["MODEL", "ORT_PLAN", "OV_IR", "OV_WEIGHTS", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED", "compiled_files",
            "REPORTS", "is_sealed", "write_report"]
 
 import json
@@ -21,13 +21,20 @@ from pathlib import Path
 
 MODEL = "model.onnx"
 ORT_PLAN = "model.ort.onnx"
+OV_IR = "model.xml"
+OV_WEIGHTS = "model.bin"  # beside OV_IR, named after it by OpenVINO
 ENGINE = "model.engine"
 MANIFEST = "manifest.json"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 BUNDLE_INDEX = "bundle.json"
-COMPILED = (ORT_PLAN, ENGINE)
+COMPILED = (ORT_PLAN, OV_IR, OV_WEIGHTS, ENGINE)
 REPORTS = (REPORT_JSON, REPORT_MD)
+
+
+def compiled_files(engine_file: str) -> tuple[str, ...]:
+    """The files a compiled artifact's runner loads: the compiled file, and an OpenVINO IR's weights."""
+    return (engine_file, OV_WEIGHTS) if engine_file == OV_IR else (engine_file,)
 
 
 def is_sealed(rel: Path) -> bool:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.artifact.folder import BACKENDS
 from edgekit.cli.options import write_report_files
 from edgekit.tiling.geometry import BLENDS
 
@@ -21,7 +22,7 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--batch", type=int, default=0, help="Images per call (default: each artifact's own batch).")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of warm-up before timing.")
 @click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), help="Runner for all (default: each manifest's).")
+@click.option("--backend", type=click.Choice(BACKENDS), help="Runner for all (default: each manifest's).")
 @click.option("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")

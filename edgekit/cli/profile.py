@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.artifact.folder import BACKENDS
 from edgekit.cli.options import write_report_files
 from edgekit.errors import ConfigError
 
@@ -24,9 +25,9 @@ def _batches(text: str | None) -> tuple[int, ...]:
 @click.option("--warmup", type=float, default=1.0, show_default=True, help="Seconds of warm-up runs.")
 @click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of counted runs.")
 @click.option("--iterations", type=int, default=0, help="Count this many runs instead of running for --duration.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), help="Runner (default: the manifest's).")
-@click.option("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default).")
-@click.option("--layers", is_flag=True, help="Also profile per layer (ONNX Runtime profiler / TensorRT IProfiler).")
+@click.option("--backend", type=click.Choice(BACKENDS), help="Runner (default: the manifest's).")
+@click.option("--threads", type=int, default=0, help="Runner threads: ONNX Runtime intra-op, OpenVINO inference threads (0: its default).")
+@click.option("--layers", is_flag=True, help="Also profile per layer (ONNX Runtime profiler, OpenVINO performance counters, TensorRT IProfiler).")
 @click.option("--top", type=int, default=10, show_default=True, help="Layers to show.")
 @click.option("--no-power", is_flag=True, help="Do not read tegrastats.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (with every sample) as JSON.")

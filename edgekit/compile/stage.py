@@ -2,6 +2,9 @@
 
 - ``cpu`` targets (backend ``onnxruntime``): an ONNX Runtime plan, ``model.ort.onnx``, saved at a
   portable optimisation level, plus the session settings the runner applies.
+- ``cpu`` targets on OpenVINO (``cpu-openvino``): its IR, ``model.xml`` + ``model.bin``, converted
+  from the deployable ONNX with FP32 weights kept FP32, and the CPU plugin's settings (precision
+  held to the graph's: ``INFERENCE_PRECISION_HINT`` f32).
 - TensorRT targets: ``model.engine``, built here with this device's TensorRT (engines are not
   portable), after checking that this device is the one the bundle was made for.
 
@@ -26,7 +29,7 @@ from edgekit.atomic import atomic_dir
 from edgekit.artifact.bundle import is_bundle, open_bundle
 from edgekit.artifact.compat import check_device, needs_of_target
 from edgekit.artifact.folder import Artifact, load_artifact
-from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN
+from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN, OV_IR
 from edgekit.artifact.manifest import Manifest, TensorSpec, seal
 from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, ParityError
 from edgekit.targets import Target, load_target
@@ -111,7 +114,7 @@ def compile_into(work: Path, manifest: Manifest, target: Target, settings: Compi
         (:class:`CompileWarning`) are raised as warnings and recorded there too.
     """
     settings = settings or CompileSettings()
-    compile_one = _compile_tensorrt if target.is_tensorrt else _compile_onnxruntime
+    compile_one = {"tensorrt": _compile_tensorrt, "openvino": _compile_openvino}.get(target.backend, _compile_onnxruntime)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
         compiled = compile_one(work, manifest, target, settings)
@@ -227,6 +230,45 @@ def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: Comp
     }
     versions = {**m.versions, "onnxruntime": ort.__version__, "edgekit_compile": __version__}
     return m.evolve(engine_file=ORT_PLAN, session=session, versions=versions)
+
+
+# --- cpu: OpenVINO IR -----------------------------------------------------------------------
+
+
+def _compile_openvino(work: Path, m: Manifest, target: Target, settings: CompileSettings) -> Manifest:
+    from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings, import_openvino, openvino_version
+
+    ov = import_openvino()
+    threads = target.threads if settings.threads is None else settings.threads
+    try:
+        model = ov.convert_model(str(work / m.model_file))
+    except Exception as exc:  # an op OpenVINO's ONNX frontend does not know, among others
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ArtifactError(f"OpenVINO {openvino_version()} cannot convert {m.model_file}: {first[:300]}") from None
+    ov.save_model(model, str(work / OV_IR), compress_to_fp16=False)  # the default would halve FP32 weights
+    run_settings = OpenVINOSettings(threads=threads)
+    feed = _feed(m.inputs, 1, m.tile, settings.seed)
+    with OpenVINORunner(work / OV_IR, run_settings) as runner:
+        got = runner.infer(feed)
+        execution = runner.execution_precision()
+    if m.precision == "fp32":  # another runtime computing the same function
+        reference, against = _reference_outputs(work / m.model_file, feed, "all"), "the deployable ONNX on ONNX Runtime"
+    else:  # OpenVINO's own int8/fp16 kernels, which the precision stage verified on held-out images
+        with OpenVINORunner(work / m.model_file, run_settings) as runner:
+            reference, against = runner.infer(feed), "the deployable ONNX on OpenVINO"
+    err, scale = _max_error(reference, got)
+    if err > _limit(m.precision, settings, scale):
+        raise ParityError(f"OpenVINO's IR differs from the ONNX by {err:.3g} (accepted: "
+                          f"{_limit(m.precision, settings, scale):.3g}); run it on ONNX Runtime: build for --target cpu")
+    session = dict(m.session)
+    session["openvino"] = {
+        "threads": threads, "precision_hint": run_settings.precision_hint, "performance_hint": run_settings.performance_hint,
+        "execution_precision": execution, "device": "CPU",
+        "verification": {"max_abs_error": err, "output_max_abs": scale, "input": f"standard normal, seed {settings.seed}",
+                         "reference": against},
+    }
+    versions = {**m.versions, "openvino": openvino_version(), "edgekit_compile": __version__}
+    return m.evolve(engine_file=OV_IR, session=session, versions=versions)
 
 
 # --- TensorRT engine -----------------------------------------------------------------------

@@ -84,7 +84,8 @@ def _runtime(target) -> tuple[str, str]:
 
     from edgekit.profile.conditions import cpu_name
 
-    kind = "estimated (ONNX Runtime CPU here, not measured on the TensorRT device)" if target.is_tensorrt else "measured"
+    kind = ("estimated (ONNX Runtime CPU here, not measured on the TensorRT device)" if target.is_tensorrt
+            else f"estimated (ONNX Runtime CPU, not {target.backend})" if target.backend != "onnxruntime" else "measured")
     return kind, f"ONNX Runtime {onnxruntime.__version__} CPU, {cpu_name()}"
 
 

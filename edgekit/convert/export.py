@@ -50,7 +50,8 @@ from edgekit.errors import ConfigError, ParityError, SourceError
 from edgekit.metrics import OutputError, output_error
 
 EXPORTERS = ("dynamo", "torchscript")
-RUNTIMES = ("onnxruntime", "tensorrt")
+RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "tensorrt": "TensorRT"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class ExportSpec:
         batch: fixed batch size, or None for a dynamic batch axis.
         opset: ONNX opset of the dynamo exporter (>= 18); TorchScript writes 17.
         rtol: tolerated difference to PyTorch, relative to the output's largest magnitude.
-        runtime: ``onnxruntime`` exports with both exporters and keeps the faster; ``tensorrt``
+        runtime: ``onnxruntime`` or ``openvino`` (the cpu target's backend) exports with both
+            exporters and keeps the one faster on that runtime; ``tensorrt``
             keeps the dynamo graph (TorchScript when dynamo fails), untimed.
         timing_runs / threads: timed runs per candidate and ORT intra-op threads (0: default).
     """
@@ -154,11 +156,11 @@ def _choose(passed: list[ExportCandidate], paths: dict, spec: ExportSpec, timing
         return passed[0], passed, "the only exporter that passed"
     if timing is None and spec.timing_runs <= 0:
         return passed[0], passed, "not timed (timing_runs=0): dynamo graph kept"
-    timing = timing or (lambda ps: time_onnx(ps, spec.timing_runs, spec.threads))
+    timing = timing or (lambda ps: time_onnx(ps, spec.timing_runs, spec.threads, spec.runtime))
     times = list(timing([paths[c.exporter] for c in passed]))
     timed = [ExportCandidate(**{**asdict(c), "latency_ms": float(t)}) for c, t in zip(passed, times)]
     best = min(timed, key=lambda c: c.latency_ms)
-    return best, timed, "faster on ONNX Runtime CPU (interleaved medians)"
+    return best, timed, f"faster on {RUNTIME_NAMES[spec.runtime]} CPU (interleaved medians)"
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
 from __future__ import annotations
 
-__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "Timing"]
+__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "cpu_runner", "Timing"]
 
 from collections import Counter
 from contextlib import ExitStack
@@ -53,18 +53,29 @@ Timing = Callable[[Sequence[Path]], Sequence[float]]
 """Median latency in ms of each ONNX file, measured in turns on the target's runtime."""
 
 
-def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0) -> list[float]:
-    """Median ms of each ONNX file on ORT CPU, timed in turns on one seeded random input.
+def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0, runtime: str = "onnxruntime") -> list[float]:
+    """Median ms of each ONNX file on a CPU runtime (``onnxruntime`` or ``openvino``: the cpu
+    target's backend), timed in turns on one seeded random input.
 
     Every file must take the same input; this is how a stage chooses between graphs of one model.
     """
     import onnx
 
     from edgekit.profile.latency import interleaved_medians
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
 
     feed = random_input(onnx.load(str(paths[0]), load_external_data=False))
     with ExitStack() as stack:
-        runners = [stack.enter_context(OnnxRuntimeRunner(p, SessionSettings(threads=threads))) for p in paths]
+        runners = [stack.enter_context(cpu_runner(p, threads, runtime)) for p in paths]
         feeds = [{r.input_specs()[0].name: feed} for r in runners]
         return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)
+
+
+def cpu_runner(path: Path, threads: int = 0, runtime: str = "onnxruntime"):
+    """A runner of an ONNX file on the cpu target's runtime (not yet active)."""
+    if runtime == "openvino":
+        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
+
+        return OpenVINORunner(path, OpenVINOSettings(threads=threads))
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    return OnnxRuntimeRunner(path, SessionSettings(threads=threads))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from edgekit.artifact.layout import MODEL
+from edgekit.artifact.layout import MODEL, compiled_files
 from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
 from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
@@ -95,7 +95,12 @@ def _check(config: BuildConfig) -> Target:
         raise ConfigError("--precision int8 needs a calibration set: --calib FOLDER (e.g. calib/bluemarble)")
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
-    return load_target(config.target, config.targets_dir)
+    target = load_target(config.target, config.targets_dir)
+    if target.backend == "openvino":
+        from edgekit.runtime.openvino_rt import import_openvino
+
+        import_openvino()  # missing: a one-line error before any work
+    return target
 
 
 def _size_mb(path: Path) -> float:
@@ -121,7 +126,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
-            _int8_verdict(records, details, say)
+            _int8_verdict(records, details, say, _cpu_runtime(target))
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -156,19 +161,24 @@ def _latency(fn: Callable[[], object], runs: int) -> float | None:
     return 1000 * sorted(times)[len(times) // 2]
 
 
-def _onnx_latency(path: Path, runs: int) -> float | None:
-    """Median ms of ``path`` on ONNX Runtime, fed a random input shaped as the model declares it."""
+def _onnx_latency(path: Path, runs: int, target: Target) -> float | None:
+    """Median ms of ``path`` on the cpu runtime that stands for ``target`` (OpenVINO for its targets,
+    else ONNX Runtime), fed a random input shaped as the model declares it."""
     import numpy as np
 
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+    from edgekit.convert.onnx_check import cpu_runner
 
     if runs <= 0:
         return None
-    with OnnxRuntimeRunner(path) as runner:
+    with cpu_runner(path, target.threads, _cpu_runtime(target)) as runner:
         spec = runner.input_specs()[0]
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
         feed = {spec.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
         return _latency(lambda: runner.infer(feed), runs)
+
+
+def _cpu_runtime(target: Target) -> str:
+    return "openvino" if target.backend == "openvino" else "onnxruntime"
 
 
 def _errors(error) -> dict[str, float]:
@@ -198,7 +208,7 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
-                               _onnx_latency(simple.path, config.latency_runs),
+                               _onnx_latency(simple.path, config.latency_runs, target),
                                _errors(simple.error) | {"nodes_before": simple.nodes_before, "nodes_after": simple.nodes_after},
                                {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})))
     path = _fuse(simple.path, work, config, records, say, target, details)
@@ -215,8 +225,8 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
 
     from edgekit.convert.fuse import fuse_transformer, has_attention
 
-    if target.is_tensorrt or not has_attention(onnx.load(str(path), load_external_data=False)):
-        return path
+    if target.backend != "onnxruntime" or not has_attention(onnx.load(str(path), load_external_data=False)):
+        return path  # ONNX Runtime's own contrib ops: TensorRT and OpenVINO cannot read them
     if config.precision == "fp16":
         details["fuse"] = {"skipped": "fp16: AutoCast cannot take ONNX Runtime's contrib ops"}
         return path
@@ -277,7 +287,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     exp = export_onnx(model, work / "exported.onnx", spec)
     details["export"] = exp.to_dict()
     records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path),
-                               _onnx_latency(exp.path, config.latency_runs),
+                               _onnx_latency(exp.path, config.latency_runs, target),
                                _errors(exp.error) | {"opset": exp.opset},
                                {"exporter": exp.exporter, "choice": _export_note(exp)}))
     return exp.path
@@ -331,7 +341,8 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
     samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
-                         calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory)
+                         calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
+                         runtime=_cpu_runtime(target))
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe, batch)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
@@ -344,7 +355,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         note = (f"{lowered.attempts[0].describe()} failed its check; kept {kept.describe()}{floats} "
                 f"after {len(lowered.attempts)} attempts: {'; '.join(a.describe() for a in lowered.attempts)}")
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
-                                     _onnx_latency(deploy, config.latency_runs)))
+                                     _onnx_latency(deploy, config.latency_runs, target)))
     if lowered.fell_back:
         record = records[-1]
         records[-1] = replace(record, metrics={**record.metrics, "attempts": len(lowered.attempts)},
@@ -352,26 +363,32 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     return {**lowered.to_dict(), "path": deploy.name}
 
 
-def int8_slower_note(fp32_ms: float, int8_ms: float) -> dict | None:
-    """When int8 is slower than fp32 on this CPU: both figures, the CPU, its VNNI flags, ORT's version."""
-    import onnxruntime
-
+def int8_slower_note(fp32_ms: float, int8_ms: float, runtime: str = "onnxruntime") -> dict | None:
+    """When int8 is slower than fp32 on this CPU: both figures, the CPU, its VNNI flags, the runtime's version."""
     from edgekit.profile.conditions import cpu_name, cpu_vnni
 
     if int8_ms <= fp32_ms:
         return None
+    if runtime == "openvino":
+        from edgekit.runtime.openvino_rt import openvino_version
+
+        name, version = "OpenVINO", openvino_version()
+    else:
+        import onnxruntime
+
+        name, version = "ONNX Runtime", onnxruntime.__version__
     vnni = cpu_vnni()
     cpu = f"{cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}"
     message = (f"int8 is slower than fp32 on this CPU: {int8_ms:.1f} ms vs {fp32_ms:.1f} ms "
-               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, ONNX Runtime {onnxruntime.__version__}")
+               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, {name} {version}")
     return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "cpu": cpu_name(), "vnni": list(vnni),
-            "onnxruntime": onnxruntime.__version__, "message": message}
+            "runtime": runtime, "runtime_version": version, "message": message}
 
 
-def _int8_verdict(records: list, details: dict, say: Progress) -> None:
+def _int8_verdict(records: list, details: dict, say: Progress, runtime: str) -> None:
     """Compare the precision stage's latency with the fp32 graph it started from (the stage before)."""
     fp32_ms, int8_ms = records[-2].latency_ms, records[-1].latency_ms
-    note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms)
+    note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms, runtime)
     if note:
         details["int8_slower"] = note
         records[-1] = replace(records[-1], facts={**records[-1].facts, "int8_slower": note["message"]})
@@ -437,8 +454,9 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
         metrics = {"max_abs": check["max_abs_error"], "output_max_abs": scale,
                    "max_rel": check["max_abs_error"] / scale if scale else None}
     engine = compiled.engine_file or compiled.model_file
+    size = sum(_size_mb(folder / f) for f in compiled_files(engine))
     records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
-                               _size_mb(folder / engine), None, metrics, {"file": engine}))
+                               size, None, metrics, {"file": engine}))
     return compiled
 
 

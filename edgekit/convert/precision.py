@@ -61,6 +61,8 @@ class PrecisionSpec:
         calib_chunk: batches per calibration pass; bounds calibration memory.
         calib_memory_mb: what one calibration pass may hold (onnxruntime flavor); None: a quarter
             of the memory available (:mod:`edgekit.convert.calibration_memory`).
+        runtime: the CPU runtime the lowered graph is verified on (``onnxruntime`` or ``openvino``:
+            the cpu target's backend, whose own int8 kernels round differently).
     """
 
     precision: str = "fp32"
@@ -73,6 +75,7 @@ class PrecisionSpec:
     high_precision: str = "fp16"
     calib_chunk: int = 4
     calib_memory_mb: float | None = None
+    runtime: str = "onnxruntime"
 
     def __post_init__(self) -> None:
         for field, value, choices in (
@@ -80,6 +83,7 @@ class PrecisionSpec:
             ("flavor", self.flavor, FLAVORS),
             ("calib_method", self.calib_method, CALIB_METHODS),
             ("high_precision", self.high_precision, ("fp16", "fp32")),
+            ("runtime", self.runtime, ("onnxruntime", "openvino")),
         ):
             if value not in choices:
                 raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
@@ -262,7 +266,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
 
         result = (lower or (lambda s_, p_: set_precision(onnx_in, p_, s_, calib)))(s, path)
         say("verify precision on held-out images")
-        check = _verify(onnx_in, path, held_out, task, max_drop)
+        check = _verify(onnx_in, path, held_out, task, max_drop, s.runtime)
         attempts.append(Attempt(s.calib_method, s.high_precision, check.drop, check.passed, regions, nodes))
         return Tried(s, result, check, regions, nodes, len(attempts) - 1)
 
@@ -275,7 +279,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
         from edgekit.convert.int8_search import hold_int8
 
         held = hold_int8(Path(onnx_in), onnx_out, tried, attempt, lambda s, path: set_precision(onnx_in, path, s, calib),
-                         lambda path: _verify(onnx_in, path, held_out, task, max_drop).drop,
+                         lambda path: _verify(onnx_in, path, held_out, task, max_drop, spec.runtime).drop,
                          say)
         tried, sensitivity = held.tried, held.sensitivity
     if enforce and not tried.check.passed:
@@ -288,15 +292,16 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     return LoweredPrecision(tried.result, tried.spec, tried.check, None, tuple(attempts), tried.index, sensitivity)
 
 
-def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float):
-    """The task's check: boxes (mAP against FP32's) for detection, labels for the other tasks."""
+def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float, runtime: str = "onnxruntime"):
+    """The task's check: boxes (mAP against FP32's) for detection, labels for the other tasks, the
+    lowered graph run on ``runtime`` (detection: on ONNX Runtime)."""
     from edgekit.convert.verify_precision import verify_precision
 
     if task == "detection":
         from edgekit.detect.verify import verify_detection
 
         return verify_detection(onnx_in, onnx_out, getattr(held_out, "images", held_out), max_drop)
-    return verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False)
+    return verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False, runtime=runtime)
 
 
 def _can_fall_back(spec: PrecisionSpec) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.convert.calibration import CalibrationSet
+from edgekit.convert.onnx_check import cpu_runner
 from edgekit.errors import ConfigError, ParityError
 from edgekit.evaluate import HeldOutSet, Scorer
 from edgekit.evaluate.scoring import TASKS
@@ -60,7 +61,7 @@ class PrecisionCheck:
 
 def verify_precision(
     reference: Path, candidate: Path, images: CalibrationSet | HeldOutSet, task: str, max_drop: float,
-    raise_on_fail: bool = True, masks: Path | None = None,
+    raise_on_fail: bool = True, masks: Path | None = None, runtime: str = "onnxruntime",
 ) -> PrecisionCheck:
     """Compare ``candidate`` with the FP32 ``reference`` on ``images`` (not seen by calibration).
 
@@ -74,6 +75,8 @@ def verify_precision(
         raise_on_fail: raise ParityError past ``max_drop`` (else return the failing check).
         masks: folder of ground-truth label images named like ``images``' files (segmentation);
             the drop is then measured against them.
+        runtime: the CPU runtime that runs ``candidate`` (``onnxruntime`` or ``openvino``, the
+            target's); the reference runs on ONNX Runtime.
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -82,7 +85,7 @@ def verify_precision(
         images = HeldOutSet(images, Path(masks) if masks else None, labels)
     held = images.for_task(task)
     errors, scores = _Errors(), None
-    with _runner(reference) as ref, _runner(candidate) as cand:
+    with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime) as cand:
         name = ref.input_specs()[0].name
         for batch, truth in held.batches():
             r, c = _first(ref.infer({name: batch})), _first(cand.infer({name: batch}))
@@ -117,12 +120,6 @@ def _check(task: str, error: OutputError, reference, candidate, max_drop: float)
     return PrecisionCheck(task, candidate.images, error, candidate.agreement, candidate.miou_vs_reference,
                           100.0 * (reference.metric - candidate.metric), float(max_drop), "ground truth",
                           reference.metric, candidate.metric)
-
-
-def _runner(path: Path):
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
-
-    return OnnxRuntimeRunner(path, SessionSettings(providers=("CPUExecutionProvider",)))
 
 
 def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -212,7 +212,11 @@ def _check(config: OptimizeConfig) -> Target:
         raise ConfigError("int8 candidates need calibration images: --calib FOLDER (or --candidates fp16,dynamic)")
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
-    return load_target(config.target, config.targets_dir)
+    target = load_target(config.target, config.targets_dir)
+    if target.backend == "openvino":
+        raise ConfigError(f"optimize ranks candidates by ONNX Runtime's per-node profile; for {target.name} use "
+                          "`edgekit sweep --target cpu-openvino` or build each precision (`edgekit build --target cpu-openvino`)")
+    return target
 
 
 def optimize(source: str, out: Path, constraints: Constraints = Constraints(), config: OptimizeConfig = OptimizeConfig(),

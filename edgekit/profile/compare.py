@@ -186,7 +186,7 @@ def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | Non
     images_per_s = batch * 1000.0 / stats.mean
     result = ArtifactResult(
         artifact.folder.name, str(artifact.folder), artifact.manifest.precision, backend, artifact.manifest.target,
-        _size_mb(artifact, backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
+        artifact.loaded_mb(backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
         score.agreement, score.miou_vs_reference, score.miou, score.accuracy, tuple(float(s) for s in samples))
     return result, classes
 
@@ -225,8 +225,3 @@ def _check_classes(artifact: Artifact, found: int, expected: int) -> int:
         raise ConfigError(f"{artifact.folder.name} predicts {found} classes, the reference {expected}: "
                           "only artifacts of the same model head can be compared")
     return found
-
-
-def _size_mb(artifact: Artifact, backend: str) -> float:
-    use_engine = artifact.engine_path is not None and backend == artifact.manifest.backend
-    return (artifact.engine_path if use_engine else artifact.model_path).stat().st_size / (1024 * 1024)

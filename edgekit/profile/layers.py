@@ -1,4 +1,5 @@
-"""Where the time goes: per-layer cost from ONNX Runtime's profile JSON (TensorRT: see engine.py).
+"""Where the time goes: per-layer cost from ONNX Runtime's profile JSON, or OpenVINO's performance
+counters (TensorRT: see engine.py).
 
 ONNX Runtime writes a Chrome-trace JSON list; each executed node is an event with
 ``cat == "Node"``, ``name == "<node>_kernel_time"``, ``dur`` in microseconds and ``args`` with
@@ -6,7 +7,8 @@ ONNX Runtime writes a Chrome-trace JSON list; each executed node is an event wit
 """
 from __future__ import annotations
 
-__all__ = ["LayerTime", "LayerReport", "layers_from_ort_profile", "layer_report", "ort_node_precision"]
+__all__ = ["LayerTime", "LayerReport", "layers_from_ort_profile", "layer_report", "ort_node_precision",
+           "openvino_layer_report", "openvino_kernel_precision"]
 
 import json
 from collections import defaultdict
@@ -128,6 +130,33 @@ def layer_report(source: str, runs: int, per_run_ms: dict[str, float], meta: dic
         precisions[precision] += 1
         providers[provider] += 1
     return LayerReport(source, runs, total, layers, len(per_run_ms), dict(precisions), dict(providers))
+
+
+def openvino_kernel_precision(kernel: str) -> str:
+    """The precision an OpenVINO CPU kernel ran in, from its name (``brgconv_avx512_amx_I8``,
+    ``jit_avx512_f32``, ``ref_any_bf16``...)."""
+    tail = kernel.lower().rsplit("_", 1)[-1]
+    return {"i8": "int8", "u8": "int8", "f32": "fp32", "bf16": "bf16", "f16": "fp16", "i32": "int", "i64": "int"}.get(tail, "?")
+
+
+def openvino_layer_report(runner, feed: dict, runs: int = 20, top: int = 10) -> LayerReport:
+    """Mean time per layer over ``runs`` requests (after one warm-up) of an active OpenVINO runner,
+    read from its performance counters (the runner is recompiled with ``PERF_COUNT`` on)."""
+    import dataclasses
+
+    from edgekit.runtime.openvino_rt import OpenVINORunner, profiling_layers
+
+    totals: dict[str, float] = defaultdict(float)
+    meta: dict[str, tuple[str, str, str]] = {}
+    runs = max(runs, 1)
+    with OpenVINORunner(runner.model, dataclasses.replace(runner.settings, profile=True)) as profiled:
+        profiled.infer(feed)
+        for _ in range(runs):
+            profiled.infer(feed)
+            for name, (ms, op, kernel) in profiling_layers(profiled).items():
+                totals[name] += ms
+                meta[name] = (op, openvino_kernel_precision(kernel), kernel.split("_", 1)[0] or "?")
+    return layer_report("openvino", runs, {n: t / runs for n, t in totals.items()}, meta, top)
 
 
 def _read_events(path: Path) -> list[dict]:

@@ -158,9 +158,9 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
         providers = tuple(getattr(runner, "providers", ()) or (backend,))
     layers = _layers(artifact, runner, spec, batches[0], backend, config, notes) if config.layers else None
     memory = MemoryReport(before, after, peak, not reset_ok, _delta(device_before, device_after),
-                          _engine_memory(artifact, backend), _file_mb(artifact, backend))
-    on_cpu = providers == ("CPUExecutionProvider",)
-    compute_note = ("same as end-to-end (CPU provider: nothing to copy)" if on_cpu
+                          _engine_memory(artifact, backend), artifact.loaded_mb(backend))
+    on_cpu = providers == ("CPUExecutionProvider",) or backend == "openvino"
+    compute_note = ("same as end-to-end (on the CPU: nothing to copy)" if on_cpu
                     else "CUDA events around execute_async_v3, inputs resident on the device" if backend == "tensorrt"
                     else "not separable for this backend" if all(r.compute is None for r in results)
                     else "CUDA events around device compute, inputs resident")
@@ -210,6 +210,10 @@ def _layers(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: int, ba
         from edgekit.profile.engine import engine_layer_report
 
         return engine_layer_report(artifact.engine_path, batch, config.layer_runs, config.top)
+    if runner.name == "openvino":
+        from edgekit.profile.layers import openvino_layer_report
+
+        return openvino_layer_report(runner, synthetic_feed(artifact, spec, batch, config.seed), config.layer_runs, config.top)
     if runner.name != "onnxruntime":
         notes.append(f"per-layer profiling is not available for the {backend} backend")
         return None
@@ -238,8 +242,3 @@ def _engine_memory(artifact: Artifact, backend: str) -> float | None:
         return engine_device_memory_mb(artifact.engine_path)
     except BackendUnavailableError:
         return None
-
-
-def _file_mb(artifact: Artifact, backend: str) -> float:
-    path = artifact.engine_path if artifact.engine_path is not None and backend == artifact.manifest.backend else artifact.model_path
-    return path.stat().st_size / (1024 * 1024)

@@ -63,7 +63,7 @@ def test_tensorrt_runtime_keeps_dynamo_untimed(tmp_path):
 
 
 def test_unknown_runtime_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="onnxruntime, tensorrt"):
+    with pytest.raises(ConfigError, match="onnxruntime, openvino, tensorrt"):
         export_onnx(GeluNet().eval(), tmp_path / "m.onnx", ExportSpec((16, 16), runtime="tflite"))
 
 

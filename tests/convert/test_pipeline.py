@@ -167,7 +167,7 @@ def test_int8_slower_than_fp32_on_cpu_says_so(tiny_recipe, calib_folder, tmp_pat
 
     from edgekit.convert import pipeline
 
-    monkeypatch.setattr(pipeline, "_onnx_latency", lambda path, runs: 12.0 if Path(path).name == "model.onnx" else 10.0)
+    monkeypatch.setattr(pipeline, "_onnx_latency", lambda path, runs, target: 12.0 if Path(path).name == "model.onnx" else 10.0)
     said = []
     config = BuildConfig(target=str(_lenient_target(tmp_path)), precision="int8", calib=calib_folder,
                          calib_samples=4, latency_runs=1)
@@ -195,3 +195,39 @@ def test_fp32_report_records_both_exporters(tiny_recipe, tmp_path):
     assert len(timed) == len(export["candidates"]) == 2
     assert export["candidates"][export["chosen"]]["latency_ms"] == min(c["latency_ms"] for c in timed)
     assert export["chosen"] == next(s.facts["exporter"] for s in result.report.stages if s.stage == "export")
+
+
+def test_openvino_target_times_verifies_and_compiles_on_openvino(tiny_recipe, calib_folder, tmp_path, monkeypatch):
+    """cpu-openvino: exporters timed on OpenVINO, int8 checked on held-out images run by OpenVINO's
+    own kernels, an IR compiled and verified, and every other stage left to the shared path."""
+    pytest.importorskip("openvino")
+    import edgekit.convert.verify_precision as verify_module
+    from edgekit.runtime.openvino_rt import OpenVINORunner
+
+    runtimes = []
+    real = verify_module.cpu_runner
+    monkeypatch.setattr(verify_module, "cpu_runner",
+                        lambda path, threads=0, runtime="onnxruntime": runtimes.append(runtime) or real(path, threads, runtime))
+    out = tmp_path / "ov"
+    config = BuildConfig(target=str(_lenient_target(tmp_path, "openvino")), precision="int8", calib=calib_folder,
+                         calib_samples=4, latency_runs=1)
+    result = build(str(tiny_recipe), out, config)
+    assert result.complete and runtimes == ["onnxruntime", "openvino"]  # reference on ORT, candidate on OpenVINO
+    report = json.loads((out / "report.json").read_text())
+    assert report["details"]["export"]["chosen_by"] == "faster on OpenVINO CPU (interleaved medians)"
+    compiled = report["stages"][-1]
+    assert compiled["stage"] == "compile (openvino)" and compiled["facts"]["file"] == "model.xml"
+    artifact = load_artifact(out)
+    assert artifact.manifest.session["openvino"]["verification"]["reference"] == "the deployable ONNX on OpenVINO"
+    with artifact.runner() as runner:
+        assert isinstance(runner, OpenVINORunner)
+        assert runner.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})["logits"].shape == (1, 3, 64, 64)
+
+
+def test_a_cpu_target_cannot_name_tensorrt(tmp_path):
+    from edgekit.targets import load_target
+
+    path = tmp_path / "odd.yaml"
+    path.write_text(yaml.safe_dump({"name": "odd", "kind": "cpu", "backend": "tensorrt"}))
+    with pytest.raises(ConfigError, match="a cpu target cannot use tensorrt"):
+        load_target(str(path))

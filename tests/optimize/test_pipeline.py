@@ -99,3 +99,12 @@ def test_without_masks_the_metric_is_agreement(setup, counted, tmp_path):
     result = optimize(str(setup["model"]), tmp_path / "out", Constraints(), config)
     assert result.report.chosen.name == "fp32"
     assert "agreement" in result.report.metric_name and any("no ground-truth" in n for n in result.report.notes)
+
+
+def test_openvino_target_is_refused_in_one_line(setup, tmp_path):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="ONNX Runtime's per-node profile") as info:
+        optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=1.0),
+                 replace(_config(setup, None), target="cpu-openvino"))
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
