@@ -18,8 +18,9 @@ def summary(r: DetectResult, output: Path) -> str:
     """One line: size, tiles, format, boxes, time, memory, output."""
     h, w, _ = r.shape
     skipped = f" ({r.skipped_tiles} nodata tiles skipped)" if r.skipped_tiles else ""
+    overview = f" ({r.overview_boxes} large ones from the overview pass)" if r.overview_boxes else ""
     return (f"{r.image.name}: {w}x{h} px, {r.tiles} tiles of {r.tile[1]}x{r.tile[0]}{skipped}, {r.det_format} outputs, "
-            f"{r.boxes} boxes, {r.backend}: {r.seconds:.1f} s, peak RSS {r.peak_rss_mb:.0f} MiB -> {output}")
+            f"{r.boxes} boxes{overview}, {r.backend}: {r.seconds:.1f} s, peak RSS {r.peak_rss_mb:.0f} MiB -> {output}")
 
 
 def run_detection(art: Artifact, image: Path, output: Path, config: DetectConfig, jsonl: Path | None,

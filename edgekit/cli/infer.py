@@ -38,7 +38,7 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
 
 
 SEGMENTATION_ONLY = ("blend", "probabilities")
-DETECTION_ONLY = ("conf", "det_format", "merge", "merge_metric", "merge_threshold", "jsonl")
+DETECTION_ONLY = ("conf", "det_format", "merge", "merge_metric", "merge_threshold", "jsonl", "overview")
 
 
 def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
@@ -83,9 +83,11 @@ def _check_options(ctx: click.Context, task: str) -> None:
 @click.option("--merge-threshold", type=float, default=0.5, show_default=True, help="Detection: match threshold.")
 @click.option("--jsonl", type=click.Path(path_type=Path), default=None,
               help="Detection: also stream final boxes to this JSON Lines file as they come.")
+@click.option("--overview", is_flag=True, default=False,
+              help="Detection: also run the whole image shrunk to one tile, for objects larger than a tile.")
 @click.pass_context
 def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads, probabilities, preview, progress,
-          conf, det_format, merge, merge_metric, merge_threshold, jsonl) -> None:
+          conf, det_format, merge, merge_metric, merge_threshold, jsonl, overview) -> None:
     """Run ARTIFACT over IMAGE (TIFF/BigTIFF/GeoTIFF, PNG/JPEG, .npy, or a folder of them) tile by tile.
 
     A detection artifact writes boxes: -o boxes.json (COCO, pixels), boxes.geojson (WGS84, GeoTIFF
@@ -99,7 +101,7 @@ def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads,
         from edgekit.detect.merge import MergeConfig
 
         config = DetectConfig(overlap, conf, merge=MergeConfig(merge, merge_metric, merge_threshold),
-                              det_format=det_format, batch=batch, backend=backend, threads=threads)
+                              det_format=det_format, batch=batch, backend=backend, threads=threads, overview=overview)
         click.echo(run_detection(art, image, output, config, jsonl, preview))
         return
     config = TileConfig(overlap, blend, batch, backend, threads, progress)

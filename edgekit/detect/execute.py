@@ -4,11 +4,18 @@ Tiles come from :mod:`edgekit.tiling.geometry` at the model's input size (edge t
 inside, no letterbox). A band is one row of tiles; after each band every group of boxes that
 ends above the next band's first row is final (see :mod:`edgekit.detect.merge`) and goes to the
 sink at once, so memory holds one band of pixels plus the boxes still open.
+
+With ``overview`` on, a first pass reads the image once more, shrunk (every ``step``-th pixel, so
+nodata stays nodata and memory stays one row) to fit one tile, and runs the model on it: SAHI's
+"standard prediction", for objects larger than a tile. Its boxes, scaled back, join the merge
+before the first band, and only those larger than the overlap are kept: smaller objects are seen
+whole, at full resolution, by the tiles.
 """
 from __future__ import annotations
 
 __all__ = ["DetectConfig", "DetectResult", "detect_image", "check_detector"]
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +49,7 @@ class DetectConfig:
         merge: how boxes from overlapping tiles are merged.
         det_format: output layout (one of :data:`edgekit.detect.decode.FORMATS`); None: from the outputs.
         batch / backend / threads: as for segmentation.
+        overview: also detect on the whole image shrunk to one tile, for objects larger than a tile.
     """
 
     overlap: int = 64
@@ -52,6 +60,7 @@ class DetectConfig:
     batch: int | None = None
     backend: str | None = None
     threads: int = 0
+    overview: bool = False
 
     def __post_init__(self) -> None:
         if self.overlap < 0:
@@ -80,6 +89,7 @@ class DetectResult:
     peak_rss_mb: float
     peak_open_boxes: int
     largest_box: float
+    overview_boxes: int = 0
 
 
 def check_detector(manifest: Manifest) -> None:
@@ -155,10 +165,12 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detec
         sink(det)
 
     merger = BoxMerger(config.merge, emit, config.overlap)
+    start = time.perf_counter()
+    overview = _overview(plan, runner, source, config) if config.overview else Detections.empty()
+    merger.add(overview, from_tiles=False)
     rows, cols = plan.layout.rows, plan.layout.cols
     h, w = plan.layout.window_shape
     outputs = runner.output_specs()
-    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i, row in enumerate(rows):
@@ -188,8 +200,28 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detec
         tiles=counts["tiles"], skipped_tiles=counts["skipped"], boxes=counts["boxes"],
         seconds=time.perf_counter() - start, backend=runner.name,
         peak_rss_mb=peak_rss_mb() or 0.0,
-        peak_open_boxes=merger.peak_open, largest_box=merger.largest,
+        peak_open_boxes=merger.peak_open, largest_box=merger.largest, overview_boxes=len(overview),
     )
+
+
+def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectConfig) -> Detections:
+    """Boxes of the whole image shrunk to fit one tile, in image pixels, larger than the overlap."""
+    height, width, _ = source.shape
+    tile_h, tile_w = plan.layout.tile_h, plan.layout.tile_w
+    step = math.ceil(max(height / tile_h, width / tile_w))
+    if step <= 1:
+        return Detections.empty()  # the image fits one tile: the tiles see it whole already
+    small = np.stack([source.read(row, 0, 1, width)[0, ::step] for row in range(0, height, step)])
+    x, valid = plan.pixels.model_input(small)
+    batch = np.zeros((plan.batch, *x.shape), x.dtype)
+    batch[0] = x
+    out = runner.infer({plan.input_name: batch.astype(plan.input_dtype, copy=False)})
+    det = decode(out, runner.output_specs(), plan.fmt, config.conf, (tile_h, tile_w), config.tile_iou)[0]
+    det = _on_data(det, valid, Window(0, 0, small.shape[0], small.shape[1]))
+    det = Detections(det.boxes * np.float32(step), det.scores, det.classes)
+    det = Detections(np.minimum(det.boxes, np.array([width, height] * 2, np.float32)), det.scores, det.classes)
+    side = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
+    return det.take(side > config.overlap)
 
 
 def _infer(plan: _Plan, runner: Runner, outputs, windows, tiles, valids, merger: BoxMerger,

@@ -155,12 +155,14 @@ class BoxMerger:
         self.peak_open = 0
         self.warned = False
 
-    def add(self, det: Detections) -> None:
-        """Boxes of a tile, already shifted to image coordinates."""
+    def add(self, det: Detections, from_tiles: bool = True) -> None:
+        """Boxes of a tile, already shifted to image coordinates (``from_tiles=False``: of the
+        whole-image overview pass, which are large by design and do not count for the overlap warning)."""
         if not len(det):
             return
-        side = float(np.max(np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])))
-        self.largest = max(self.largest, side)
+        if from_tiles:
+            side = float(np.max(np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])))
+            self.largest = max(self.largest, side)
         if self.largest > self.overlap and not self.warned:
             self.warned = True
             warnings.warn(f"a {self.largest:.0f}-pixel object is larger than the {self.overlap}-pixel tile overlap: "

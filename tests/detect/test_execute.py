@@ -76,3 +76,40 @@ def test_overlap_must_be_smaller_than_the_tile(tmp_path):
     art = make_detector_artifact(tmp_path / "art", size=TILE)
     with pytest.raises(ConfigError, match="smaller than the 64x64 tile"):
         detect_image(art, tmp_path / "img.npy", lambda d: None, DetectConfig(overlap=64))
+
+
+def test_overview_pass_finds_an_object_larger_than_the_overlap(tmp_path):
+    """A 36-px square in a 256-px image is a 9-px square on the 64-px overview (every 4th pixel):
+    the overview finds it whole, scaled back to image pixels; a small square stays the tiles'."""
+    corners = [(100, 60)]
+    img = squares_image(256, 256, corners, square=36)
+    img[200:209, 200:209] = 255  # a 9-px square: the tiles find it, the overview (2 px there) cannot
+    np.save(tmp_path / "img.npy", img)
+    art = make_detector_artifact(tmp_path / "art", size=TILE)
+    tiles_only, sink = _collect()
+    detect_image(art, tmp_path / "img.npy", sink, DetectConfig(overlap=OVERLAP, conf=0.5))
+    assert not any((b[2] - b[0]) > 30 for b in _boxes(tiles_only))  # the tiles see the big square in pieces
+    got, sink = _collect()
+    result = detect_image(art, tmp_path / "img.npy", sink, DetectConfig(overlap=OVERLAP, conf=0.5, overview=True))
+    assert result.overview_boxes == 1
+    boxes = _boxes(got)
+    big = boxes[(boxes[:, 2] - boxes[:, 0]) > 30]
+    np.testing.assert_allclose(big, expected_boxes(corners, square=36), atol=1e-3)  # one box, the whole square
+    assert any(np.allclose(b, [200, 200, 209, 209], atol=1e-3) for b in boxes)
+
+
+def test_overview_keeps_only_boxes_larger_than_the_overlap(tmp_path):
+    np.save(tmp_path / "img.npy", squares_image(256, 256, [(100, 60)], square=36))
+    art = make_detector_artifact(tmp_path / "art", size=TILE)
+    result = detect_image(art, tmp_path / "img.npy", lambda d: None,
+                          DetectConfig(overlap=40, conf=0.5, overview=True))
+    assert result.overview_boxes == 0  # 36 px: the 40-px overlap lets the tiles see it whole
+
+
+def test_overview_of_an_image_within_one_tile_adds_nothing(tmp_path):
+    np.save(tmp_path / "img.npy", squares_image(40, 50, [(20, 30)]))
+    art = make_detector_artifact(tmp_path / "art", size=TILE)
+    got, sink = _collect()
+    result = detect_image(art, tmp_path / "img.npy", sink, DetectConfig(overlap=OVERLAP, conf=0.5, overview=True))
+    assert result.overview_boxes == 0
+    np.testing.assert_allclose(_boxes(got), expected_boxes([(20, 30)]), atol=1e-4)

@@ -100,6 +100,8 @@ def test_segmentation_artifact_refuses_detection_options(tmp_path):
     np.save(tmp_path / "img.npy", squares_image(64, 64, []))
     res = _run(seg, tmp_path / "img.npy", "-o", tmp_path / "m.tif", "--conf", 0.3)
     assert res.exit_code == 2 and "--conf apply to detection artifacts" in res.output
+    res = _run(seg, tmp_path / "img.npy", "-o", tmp_path / "m.tif", "--overview")
+    assert res.exit_code == 2 and "--overview apply to detection artifacts" in res.output
     assert not (tmp_path / "m.tif").exists()
 
 
