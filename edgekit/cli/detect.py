@@ -10,7 +10,7 @@ from edgekit.detect.execute import DetectConfig, DetectResult, detect_image
 from edgekit.detect.outputs import DetectionOutputs, DetectionWriter, check_detection_outputs
 from edgekit.errors import InputError
 from edgekit.artifact.folder import Artifact
-from edgekit.images import open_image
+from edgekit.images import list_images, open_image
 from edgekit.tiling.preview import Preview
 
 
@@ -25,19 +25,45 @@ def summary(r: DetectResult, output: Path) -> str:
 
 def run_detection(art: Artifact, image: Path, output: Path, config: DetectConfig, jsonl: Path | None,
                   preview: Path | None) -> str:
-    """Detect in one image and write its outputs (all or none); returns the summary line."""
+    """Detect in one image, or in every image of a folder, and write the outputs (each image's all
+    or none); returns the summary, a line per image."""
     if image.is_dir():
-        raise InputError("detection takes one image at a time; give a file, not the folder " + str(image))
-    outputs = DetectionOutputs(output, jsonl, preview)
+        return _run_folder(art, image, output, config, jsonl, preview)
+    return _run_one(art, image, DetectionOutputs(output, jsonl, preview), config)
+
+
+def _run_one(art: Artifact, image: Path, outputs: DetectionOutputs, config: DetectConfig, runner=None) -> str:
     with open_image(image) as source:
         georef = source.georef if source.georef and source.georef.get("crs") else None
         shape = source.shape
-        view = Preview.for_source(source, art.manifest.preprocess.scale) if preview is not None else None
+        view = Preview.for_source(source, art.manifest.preprocess.scale) if outputs.preview is not None else None
     check_detection_outputs(outputs, georef is not None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with DetectionWriter(outputs, image, shape, art.manifest.classes, georef, view) as writer:
-            result = detect_image(art, image, writer, config, preview=view)
+            result = detect_image(art, image, writer, config, runner=runner, preview=view)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
-    return summary(result, output)
+    return summary(result, outputs.path)
+
+
+def _run_folder(art: Artifact, folder: Path, output: Path, config: DetectConfig, jsonl: Path | None,
+                preview: Path | None) -> str:
+    """Every image of ``folder`` through one runner: ``OUTPUT/<name>.json`` (COCO, pixels), and
+    ``<name>.jsonl`` / ``<name>.png`` in the --jsonl / --preview folders."""
+    images = list_images(folder)
+    for out in (output, jsonl, preview):
+        if out is not None and out.suffix:
+            raise InputError(f"for a folder of images, -o, --jsonl and --preview name folders, not files: {out}")
+        if out is not None and not out.is_dir():
+            if not out.parent.is_dir():
+                raise InputError(f"output folder {out.parent} does not exist; create it first")
+            out.mkdir()
+    lines = []
+    with art.runner(config.backend, config.threads) as runner:
+        for path in images:
+            outputs = DetectionOutputs(output / f"{path.stem}.json", jsonl / f"{path.stem}.jsonl" if jsonl else None,
+                                       preview / f"{path.stem}.png" if preview else None)
+            lines.append(_run_one(art, path, outputs, config, runner))
+            click.echo(lines[-1])
+    return f"{len(images)} images -> {output}"

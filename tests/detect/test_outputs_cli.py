@@ -119,3 +119,28 @@ def test_wrong_det_format_is_a_one_line_error_and_writes_nothing(tmp_path, detec
     assert res.exit_code == 2, res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*b.json*"))
+
+
+def test_a_folder_of_images_gives_one_coco_file_each(tmp_path, detector):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    layouts = {"a": [(5, 5)], "b": [(40, 70), (90, 20)]}
+    for name, corners in layouts.items():
+        np.save(scenes / f"{name}.npy", squares_image(128, 160, corners))
+    res = _run(detector, scenes, "-o", tmp_path / "boxes", "--overlap", 16, "--conf", 0.5, "--preview", tmp_path / "views")
+    assert res.exit_code == 0, res.output
+    for name, corners in layouts.items():
+        coco = json.loads((tmp_path / "boxes" / f"{name}.json").read_text())
+        got = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in coco["annotations"])])
+        np.testing.assert_allclose(got[np.lexsort((got[:, 0], got[:, 1]))], expected_boxes(corners), atol=0.01)
+        assert (tmp_path / "views" / f"{name}.png").is_file()
+    assert "2 images" in res.output
+
+
+def test_a_folder_of_images_needs_output_folders(tmp_path, detector):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    np.save(scenes / "a.npy", squares_image(64, 64, [(5, 5)]))
+    res = _run(detector, scenes, "-o", tmp_path / "boxes.json")
+    assert res.exit_code == 2 and "name folders, not files" in res.output
+    assert not (tmp_path / "boxes.json").exists()
