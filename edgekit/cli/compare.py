@@ -15,6 +15,10 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--images", required=True, type=click.Path(path_type=Path),
               help="Folder of images (PNG/JPEG, TIFF/GeoTIFF, .npy), read as `edgekit infer` reads them.")
 @click.option("--masks", type=click.Path(path_type=Path), help="Folder of label masks named like the images (ground truth).")
+@click.option("--boxes", type=click.Path(path_type=Path),
+              help="Detection: folder of COCO JSON files named like the images (ground-truth boxes).")
+@click.option("--conf", type=float, default=0.25, show_default=True,
+              help="Detection: the reference's boxes at or above this score are what the others are scored against.")
 @click.option("--limit", type=int, default=0, help="Use the first N images only (0: all).")
 @click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles (as `edgekit infer`).")
 @click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True,
@@ -27,17 +31,18 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write latency vs accuracy and distributions as PNG.")
-def compare(artifacts, images, masks, limit, overlap, blend, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
+def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
     """Run several artifacts on the same images and compare them with the first (the reference)."""
     from rich.console import Console
 
     from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
     from edgekit.profile.format import compare_markdown, compare_table
 
-    config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit, overlap=overlap, blend=blend)
+    config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit, overlap=overlap, blend=blend,
+                           conf=conf)
     console = Console(stderr=True)
     with console.status("comparing ...") as status:
-        report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update)
+        report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update, boxes=boxes)
     Console().print(compare_table(report))
     write_report_files(report, json_path, md_path, plot_path, compare_markdown, _plot)
 

@@ -1,11 +1,13 @@
 """`compare_artifacts`: several artifacts on the same images, side by side.
 
 Latency, throughput and size of each, and its accuracy against the first artifact (the FP32
-reference: pixel agreement and mIoU for segmenters, top-1 agreement for classifiers) and, when
-masks are given, against ground truth, all scored by the one scorer (:mod:`edgekit.evaluate`).
+reference: pixel agreement and mIoU for segmenters, top-1 agreement for classifiers, COCO mAP
+against the reference's boxes for detectors) and, when masks (boxes) are given, against ground
+truth, all scored by the one scorer (:mod:`edgekit.evaluate`; detectors: pycocotools).
 Segmenters run through the same tiled path as `edgekit infer` (:func:`edgekit.tiling.execute.predict_mask`:
 same pixel mapping, overlap, blend and stitching), so the figures are what `infer` delivers;
-classifiers see the centre crop of their input size (:func:`edgekit.images.fit_image`).
+classifiers see the centre crop of their input size (:func:`edgekit.images.fit_image`); detectors
+run through `edgekit infer`'s tiled detection (:func:`edgekit.detect.execute.detect_image`).
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class CompareConfig:
         limit: use the first ``limit`` images only (0: all).
         ignore_index: mask label that is not scored (None: every label is).
         overlap / blend: tiling of segmenters, as `edgekit infer` takes them (same defaults).
+        conf: detectors: the reference's boxes at or above this score are the truth the others
+            are scored against (each artifact's boxes down to ``min_conf`` count for mAP).
+        min_conf: detectors: the lowest score kept for the mAP's precision-recall curve.
     """
 
     timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup_s=0.5, duration_s=2.0))
@@ -49,6 +54,8 @@ class CompareConfig:
     ignore_index: int | None = 255
     overlap: int = TileConfig.overlap
     blend: str = TileConfig.blend
+    conf: float = 0.25
+    min_conf: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,9 @@ class ArtifactResult:
         agreement: fraction of pixels (or images) labelled like the reference.
         miou_vs_reference: mIoU taking the reference's labels as truth (segmentation).
         miou / accuracy: against ground-truth masks, None without masks.
+        map50_vs_reference / map50_95_vs_reference: detectors, COCO mAP against the reference's boxes
+            (``agreement`` is the first).
+        map50 / map50_95: detectors, against ground-truth boxes, None without them.
         samples_ms: every latency sample.
     """
 
@@ -82,6 +92,10 @@ class ArtifactResult:
     miou_vs_reference: float | None = None
     miou: float | None = None
     accuracy: float | None = None
+    map50_vs_reference: float | None = None
+    map50_95_vs_reference: float | None = None
+    map50: float | None = None
+    map50_95: float | None = None
     samples_ms: tuple[float, ...] = ()
 
     def to_dict(self, samples: bool = False) -> dict:
@@ -114,7 +128,7 @@ class CompareReport:
 
 def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path | str | None = None,
                       config: CompareConfig = CompareConfig(),
-                      progress: Callable[[str], None] | None = None) -> CompareReport:
+                      progress: Callable[[str], None] | None = None, boxes: Path | str | None = None) -> CompareReport:
     """Run every artifact in ``folders`` on the images of ``images`` and compare them with the first.
 
     Args:
@@ -122,6 +136,8 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
         images: folder of images (any format `edgekit infer` reads).
         masks: folder of label images named like the images (segmentation ground truth).
         config: timing, batch, backend and image settings.
+        boxes: folder of COCO JSON files named like the images, as `edgekit infer -o NAME.json`
+            writes them (detection ground truth).
         progress: called with a short message as each artifact starts.
     """
     if not folders:
@@ -130,7 +146,11 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
     task = _common_task(artifacts)
     files = list_images(images, config.limit)
     if masks is not None and task != "segmentation":
-        raise InputError("--masks are label images for segmentation artifacts; these are classifiers")
+        raise InputError(f"--masks are label images for segmentation artifacts; these are {task} artifacts")
+    if boxes is not None and task != "detection":
+        raise InputError(f"--boxes are ground-truth boxes for detection artifacts; these are {task} artifacts")
+    if task == "detection":
+        return _compare_detectors(artifacts, files, boxes, config, progress)
     mask_files = match_masks(files, masks) if masks is not None else None
     reference: list[np.ndarray] = []
     results, classes = [], 0
@@ -151,8 +171,8 @@ def _common_task(artifacts: list[Artifact]) -> str:
     if len(tasks) > 1:
         raise ConfigError(f"artifacts of different tasks cannot be compared: {', '.join(sorted(tasks))}")
     task = tasks.pop()
-    if task not in ("segmentation", "classification"):
-        raise ConfigError(f"unknown task {task!r}; compare handles segmentation and classification")
+    if task not in ("segmentation", "classification", "detection"):
+        raise ConfigError(f"unknown task {task!r}; compare handles segmentation, classification and detection")
     return task
 
 
@@ -187,8 +207,87 @@ def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | Non
     result = ArtifactResult(
         artifact.folder.name, str(artifact.folder), artifact.manifest.precision, backend, artifact.manifest.target,
         artifact.loaded_mb(backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
-        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, tuple(float(s) for s in samples))
+        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, samples_ms=tuple(float(s) for s in samples))
     return result, classes
+
+
+def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path | str | None, config: CompareConfig,
+                       progress: Callable[[str], None] | None) -> CompareReport:
+    """Each detector tiled over every image as `edgekit infer` runs it; mAP against the first's boxes
+    (over ``config.conf``) and against ground truth when ``boxes`` is given."""
+    from edgekit.detect.evaluate import coco_map
+
+    truth = [read_coco_boxes(Path(boxes) / f"{f.stem}.json") for f in files] if boxes is not None else None
+    sizes, reference, results = [], None, []
+    for artifact in artifacts:
+        if progress:
+            progress(f"running {artifact.folder.name}")
+        found, sizes, row = _detect_all(artifact, files, config)
+        if reference is None:
+            reference = [d.take(d.scores >= config.conf) for d in found]
+        vs_ref = coco_map(reference, found, sizes)
+        vs_truth = coco_map(truth, found, sizes) if truth is not None else {}
+        results.append(ArtifactResult(**row, agreement=vs_ref["map50"], map50_vs_reference=vs_ref["map50"],
+                                      map50_95_vs_reference=vs_ref["map50_95"], map50=vs_truth.get("map50"),
+                                      map50_95=vs_truth.get("map50_95")))
+    pixels = sum(h * w for h, w in sizes)
+    tiling = f"as edgekit infer: overlap {config.overlap}; reference boxes over {config.conf:g}, scored down to {config.min_conf:g}"
+    return CompareReport("detection", artifacts[0].folder.name, len(files), pixels, len(artifacts[0].manifest.classes),
+                         truth is not None, tiling, tuple(results), config.timing)
+
+
+def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
+    """(boxes per image, (h, w) per image, the row's speed fields) of one detector."""
+    from edgekit.detect.execute import DetectConfig, detect_image
+
+    backend = config.backend or artifact.manifest.backend
+    found, sizes = [], []
+    with artifact.runner(backend, threads=config.threads) as opened:
+        runner = _Recording(opened)
+        batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
+        hw = input_hw(runner.input_specs()[0], artifact.manifest.tile)
+        det_config = DetectConfig(config.overlap, config.min_conf, batch=batch, backend=backend, threads=config.threads)
+        for path in files:
+            parts = []
+            result = detect_image(artifact, path, parts.append, det_config, runner=runner)
+            found.append(_concat(parts))
+            sizes.append(result.shape[:2])
+        samples = time_calls(lambda: opened.infer(runner.feed), config.timing)
+    stats = latency_stats(samples)
+    images_per_s = batch * 1000.0 / stats.mean
+    row = dict(name=artifact.folder.name, folder=str(artifact.folder), precision=artifact.manifest.precision,
+               backend=backend, target=artifact.manifest.target, size_mb=artifact.loaded_mb(backend), batch=batch,
+               latency=stats, images_per_s=images_per_s, mpx_per_s=images_per_s * hw[0] * hw[1] / 1e6,
+               samples_ms=tuple(float(s) for s in samples))
+    return found, sizes, row
+
+
+def _concat(parts: list):
+    from edgekit.detect.decode import Detections
+
+    if not parts:
+        return Detections.empty()
+    return Detections(np.concatenate([d.boxes for d in parts]), np.concatenate([d.scores for d in parts]),
+                      np.concatenate([d.classes for d in parts]))
+
+
+def read_coco_boxes(path: Path):
+    """Ground-truth boxes of one image from a COCO JSON file (``annotations[].bbox`` x, y, w, h and
+    ``category_id`` counted from 1, as `edgekit infer` writes them)."""
+    import json
+
+    from edgekit.detect.decode import Detections
+
+    if not path.is_file():
+        raise InputError(f"no ground-truth boxes for {path.stem}: {path} does not exist")
+    try:
+        annotations = json.loads(path.read_text())["annotations"]
+        xywh = np.array([a["bbox"] for a in annotations], np.float32).reshape(-1, 4)
+        classes = np.array([int(a.get("category_id", 1)) - 1 for a in annotations], np.int32)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path} is not COCO JSON with annotations[].bbox: {exc}") from None
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    return Detections(boxes, np.ones(len(boxes), np.float32), classes)
 
 
 class _Recording:

@@ -132,12 +132,14 @@ def profile_markdown(report: ProfileReport) -> str:
 # -- compare -------------------------------------------------------------------------------
 
 def _compare_header(report: CompareReport) -> list[str]:
-    what = "pixel agr." if report.task == "segmentation" else "top-1 agr."
+    what = {"segmentation": "pixel agr.", "detection": "mAP50 vs ref"}.get(report.task, "top-1 agr.")
     cols = ["artifact", "precision", "backend", "size MiB", "batch", "p50 ms", "p99 ms", "img/s", "Mpx/s", what]
     if report.task == "segmentation":
         cols.append("mIoU vs ref")
+    if report.task == "detection":
+        cols.append("mAP50-95 vs ref")
     if report.ground_truth:
-        cols += ["mIoU (truth)", "pixel acc. (truth)"]
+        cols += ["mAP50 (truth)", "mAP50-95 (truth)"] if report.task == "detection" else ["mIoU (truth)", "pixel acc. (truth)"]
     return cols
 
 
@@ -148,14 +150,16 @@ def _compare_rows(report: CompareReport) -> list[list[str]]:
                _f(r.images_per_s, 0), _f(r.mpx_per_s, 2), _pct(r.agreement)]
         if report.task == "segmentation":
             row.append(_pct(r.miou_vs_reference))
+        if report.task == "detection":
+            row.append(_pct(r.map50_95_vs_reference))
         if report.ground_truth:
-            row += [_pct(r.miou), _pct(r.accuracy)]
+            row += [_pct(r.map50), _pct(r.map50_95)] if report.task == "detection" else [_pct(r.miou), _pct(r.accuracy)]
         rows.append(row)
     return rows
 
 
 def _compare_caption(report: CompareReport) -> str:
-    unit = "pixels" if report.task == "segmentation" else "images"
+    unit = "images" if report.task == "classification" else "pixels"
     return (f"{report.images} images ({report.pixels} {unit}), {report.classes} classes; reference {report.reference}; "
             f"{report.tiling}; latency per call after a {report.timing.warmup_s:g} s warm-up")
 
@@ -167,7 +171,8 @@ def compare_table(report: CompareReport) -> Table:
     """The comparison as a rich table, narrow enough for 80 columns (Markdown and JSON hold all)."""
     header, rows = _compare_header(report), _compare_rows(report)
     keep = [i for i, col in enumerate(header) if col in _TERMINAL or i >= 9]
-    short = {"pixel agr.": "agree", "top-1 agr.": "agree", "mIoU vs ref": "mIoU ref", "mIoU (truth)": "mIoU gt",
+    short = {"pixel agr.": "agree", "top-1 agr.": "agree", "mAP50 vs ref": "mAP50 ref", "mAP50-95 vs ref": "mAP ref",
+             "mAP50 (truth)": "mAP50 gt", "mAP50-95 (truth)": "mAP gt", "mIoU vs ref": "mIoU ref", "mIoU (truth)": "mIoU gt",
              "pixel acc. (truth)": "acc gt", "precision": "prec", "size MiB": "MiB", "p50 ms": "p50", "p99 ms": "p99"}
     backends = sorted({r.backend for r in report.results})
     caption = _compare_caption(report) + f"; backend {', '.join(backends)}; latency in ms per call"

@@ -35,6 +35,10 @@ def _save(fig, path: Path | str) -> Path:
 
 def _accuracy_axis(report: CompareReport) -> tuple[list[float], str]:
     """What the scatter's y axis shows: accuracy against truth when masks were given, else agreement."""
+    if report.task == "detection":
+        if report.ground_truth:
+            return [r.map50 for r in report.results], "mAP@0.5 against ground-truth boxes (%)"
+        return [r.map50_vs_reference for r in report.results], f"mAP@0.5 against {report.reference}'s boxes (%)"
     if report.ground_truth:
         return [r.miou for r in report.results], "mIoU against ground truth (%)"
     if report.task == "segmentation":

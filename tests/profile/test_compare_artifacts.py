@@ -95,3 +95,46 @@ def test_dynamic_batch_gives_the_same_labels_as_batch_one(tmp_path, image_folder
     four = compare_artifacts([dyn, dyn], image_folder, config=CompareConfig(timing=FAST.timing, batch=4, overlap=8))
     assert four.results[1].batch == 4 and four.results[1].agreement == 1.0
     assert one.pixels == four.pixels
+
+
+def _coco(path, corners, square=9):
+    import json
+
+    path.write_text(json.dumps({"annotations": [{"bbox": [c, r, square, square], "category_id": 1} for r, c in corners]}))
+
+
+def test_detectors_are_scored_by_map_against_the_reference_and_truth(tmp_path):
+    from tests.detect.detect_fixtures import make_detector_artifact, squares_image
+
+    images, truth = tmp_path / "images", tmp_path / "truth"
+    images.mkdir(), truth.mkdir()
+    layouts = {"a": [(5, 5), (70, 100)], "b": [(40, 60)]}
+    for name, corners in layouts.items():
+        np.save(images / f"{name}.npy", squares_image(128, 160, corners))
+        _coco(truth / f"{name}.json", corners)
+    _coco(truth / "b.json", layouts["b"] + [(100, 10)])  # a truth box with no square in the image: lost recall
+    ref = make_detector_artifact(tmp_path / "ref", size=64)
+    loose = make_detector_artifact(tmp_path / "loose", size=64, square=7)  # 7-px boxes: IoU 0.6 with the truth
+    report = compare_artifacts([ref, loose], images, config=CompareConfig(
+        timing=TimingConfig(warmup_s=0.0, duration_s=0, iterations=3), overlap=16), boxes=truth)
+    first, second = report.results
+    assert report.task == "detection" and report.ground_truth and report.pixels == 2 * 128 * 160
+    assert first.agreement == first.map50_vs_reference == 1.0 and first.map50_95_vs_reference == 1.0
+    assert 0.5 < first.map50 < 1.0  # the unfindable box costs recall
+    assert second.map50_95_vs_reference < first.map50_95_vs_reference
+    assert second.map50_95 < first.map50_95
+
+
+def test_boxes_are_for_detectors_only(three_artifacts, image_folder, tmp_path):
+    with pytest.raises(InputError, match="--boxes are ground-truth boxes for detection"):
+        compare_artifacts(three_artifacts, image_folder, config=FAST, boxes=tmp_path)
+
+
+def test_missing_truth_file_is_named(tmp_path):
+    from tests.detect.detect_fixtures import make_detector_artifact, squares_image
+
+    (tmp_path / "images").mkdir(), (tmp_path / "truth").mkdir()
+    np.save(tmp_path / "images" / "a.npy", squares_image(64, 64, [(5, 5)]))
+    with pytest.raises(InputError, match="no ground-truth boxes for a"):
+        compare_artifacts([make_detector_artifact(tmp_path / "d", size=64)], tmp_path / "images", config=FAST,
+                          boxes=tmp_path / "truth")
