@@ -3,7 +3,8 @@
 The task metric, in this order of preference:
     * segmentation with masks (``<val>/masks/`` or ``masks=``): mIoU against the ground truth;
     * segmentation without masks: mIoU of the argmax masks against FP32's (agreement with FP32);
-    * classification: top-1 agreement with FP32.
+    * classification: top-1 agreement with FP32;
+    * detection: COCO mAP@0.5 against FP32's boxes (scores >= 0.25), as the build's precision check.
 A candidate's *drop* is the FP32 model's metric minus its own, in points (0-100 scale).
 """
 from __future__ import annotations
@@ -87,13 +88,27 @@ def _outputs(path: Path, batches: list[np.ndarray], threads: int) -> list[np.nda
         return [np.asarray(next(iter(runner.infer({name: b}).values()))) for b in batches]
 
 
+REFERENCE_CONF = 0.25  # FP32's boxes at or above this score are a detector's truth
+SCORED_CONF = 0.001  # a candidate's boxes down to this score form its precision-recall curve
+
+
+def _detections(path: Path, batches: list[np.ndarray], threads: int, conf: float) -> list:
+    """Boxes per image of a detector's raw outputs, decoded as `edgekit infer` decodes a tile."""
+    from edgekit.detect.decode import decode, detect_format
+
+    with _session(path, threads) as runner:
+        name, specs = runner.input_specs()[0].name, runner.output_specs()
+        fmt = detect_format(specs)
+        return [d for b in batches for d in decode(runner.infer({name: b}), specs, fmt, conf, tuple(b.shape[2:4]))]
+
+
 class Evaluator:
     """Scores models against the FP32 reference's labels (computed once) and the masks, if any.
 
     Args:
         reference: the FP32 ONNX.
         data: validation batches.
-        task: ``segmentation`` or ``classification``.
+        task: ``segmentation``, ``classification`` or ``detection``.
         threads: ONNX Runtime intra-op threads (0: one per core).
     """
 
@@ -101,18 +116,32 @@ class Evaluator:
         if not data.batches:
             raise InputError(f"validation set {data.folder} gave no batches")
         self.data, self.task, self.threads = data, task, threads
+        if task == "detection":
+            self.reference_boxes = _detections(reference, data.batches, threads, REFERENCE_CONF)
+            self.reference = Accuracy(1.0, 1.0, len(data.items))
+            return
         self.reference_labels = [o.argmax(1) for o in _outputs(reference, data.batches, threads)]
         self.classes = _outputs(reference, data.batches[:1], threads)[0].shape[1]
         self.reference = self._score(self.reference_labels)
 
     @property
     def metric_name(self) -> str:
+        if self.task == "detection":
+            return "mAP@0.5 against FP32's boxes"
         if self.task != "segmentation":
             return "top-1 agreement with FP32"
         return "mIoU vs ground truth" if self.data.has_masks else "mIoU vs FP32 (no masks: agreement)"
 
     def accuracy(self, path: Path) -> Accuracy:
         """Run ``path`` on every batch and score it."""
+        if self.task == "detection":
+            from edgekit.detect.evaluate import coco_map
+
+            boxes = _detections(path, self.data.batches, self.threads, SCORED_CONF)
+            sizes = [tuple(b.shape[2:4]) for b in self.data.batches for _ in range(len(b))]
+            found = coco_map(self.reference_boxes, boxes, sizes)["map50"]
+            found = 1.0 if np.isnan(found) else found  # FP32 found nothing on these images: nothing to lose
+            return Accuracy(found, found, len(self.data.items))
         labels = [o.argmax(1) for o in _outputs(path, self.data.batches, self.threads)]
         return self._score(labels)
 

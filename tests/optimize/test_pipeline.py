@@ -108,3 +108,29 @@ def test_openvino_target_is_refused_in_one_line(setup, tmp_path):
         optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=1.0),
                  replace(_config(setup, None), target="cpu-openvino"))
     assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_a_detector_is_optimized_against_its_fp32_boxes(tmp_path):
+    """The square finder: every candidate scored by COCO mAP@0.5 against FP32's boxes."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
+
+    rng = np.random.default_rng(0)
+    for name in ("calib", "val"):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
+            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
+    config = OptimizeConfig(task="detection", calib=tmp_path / "calib", val=tmp_path / "val", calib_methods=("max",),
+                            candidates=("int8",), calib_samples=6, input_size=(64, 64))
+    result = optimize(str(model), tmp_path / "out", Constraints(max_drop=5.0), config)
+    report = result.report
+    assert report.metric_name == "mAP@0.5 against FP32's boxes"
+    fp32 = next(c for c in report.candidates if c.name == "fp32")
+    assert fp32.metric == 1.0 and fp32.drop == 0.0
+    int8 = [c for c in report.candidates if c.name.startswith("int8")]
+    assert int8 and all(0.0 <= c.metric <= 1.0 and c.drop == pytest.approx(100 * (1 - c.metric)) for c in int8)
+    assert report.chosen.drop <= 5.0 and load_artifact(tmp_path / "out").manifest.task == "detection"

@@ -58,3 +58,13 @@ def test_profile_modules_never_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_a_detector_is_profiled_like_any_artifact(tmp_path: Path):
+    from tests.detect.detect_fixtures import make_detector_artifact
+
+    folder = make_detector_artifact(tmp_path / "det", size=64)
+    report = profile_artifact(folder, ProfileConfig(timing=TimingConfig(warmup_s=0.0, iterations=3), layers=True, layer_runs=2))
+    assert report.task == "detection" and report.input_hw == (64, 64)
+    assert report.batches[0].end_to_end.count == 3 and report.layers is not None
+    assert {layer.op for layer in report.layers.layers} >= {"AveragePool"}
