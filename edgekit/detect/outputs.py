@@ -1,8 +1,9 @@
-"""Where detections go: JSON Lines as they stream, then COCO JSON, GeoJSON (WGS84) and a preview.
+"""Where detections go: JSON Lines as they stream, then COCO JSON, GeoJSON (WGS84), GeoPackage and a preview.
 
 The output's suffix picks its format: ``.json`` COCO (pixel coordinates), ``.geojson`` GeoJSON
 in WGS84 longitude/latitude (a georeferenced input only: corners go through the raster's
-transform, then pyproj), ``.jsonl`` JSON Lines. Every file is written under a temporary name and
+transform, then pyproj), ``.gpkg`` GeoPackage in the raster's own CRS (georeferenced input only;
+:mod:`edgekit.detect.geopackage`), ``.jsonl`` JSON Lines. Every file is written under a temporary name and
 renamed when complete; the JSON Lines file fills as boxes become final.
 """
 from __future__ import annotations
@@ -23,7 +24,8 @@ from edgekit.atomic import atomic_file
 from edgekit.detect.decode import Detections
 from edgekit.errors import BackendUnavailableError, InputError
 
-DETECTION_SUFFIXES = (".json", ".geojson", ".jsonl")
+DETECTION_SUFFIXES = (".json", ".geojson", ".gpkg", ".jsonl")
+GEOREFERENCED = (".geojson", ".gpkg")
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,11 @@ class DetectionOutputs:
 def check_detection_outputs(outputs: DetectionOutputs, georeferenced: bool) -> None:
     """Fail before any work when a suffix is wrong, GeoJSON lacks a georeferenced input, or a folder is missing."""
     if outputs.path.suffix.lower() not in DETECTION_SUFFIXES:
-        raise InputError(f"detections are written as {', '.join(DETECTION_SUFFIXES)} (COCO, GeoJSON, JSON Lines), "
-                         f"not {outputs.path.name}")
-    if outputs.path.suffix.lower() == ".geojson" and not georeferenced:
-        raise InputError("GeoJSON needs a georeferenced input (a GeoTIFF); write COCO JSON (-o boxes.json) instead")
+        raise InputError(f"detections are written as {', '.join(DETECTION_SUFFIXES)} (COCO, GeoJSON, GeoPackage, "
+                         f"JSON Lines), not {outputs.path.name}")
+    if outputs.path.suffix.lower() in GEOREFERENCED and not georeferenced:
+        kind = "GeoJSON" if outputs.path.suffix.lower() == ".geojson" else "a GeoPackage"
+        raise InputError(f"{kind} needs a georeferenced input (a GeoTIFF); write COCO JSON (-o boxes.json) instead")
     if outputs.path.suffix.lower() == ".geojson" and importlib.util.find_spec("pyproj") is None:
         raise BackendUnavailableError("GeoJSON in WGS84 needs pyproj: pip install 'edgekit[detect]', "
                                       "or write COCO JSON (-o boxes.json)")
@@ -120,6 +123,10 @@ class DetectionWriter:
             data = geojson_dict(det, self.georef, self.classes)
         else:
             data = None
+        if suffix == ".gpkg":
+            from edgekit.detect.geopackage import write_geopackage
+
+            write_geopackage(self._temps[self.outputs.path], det, self.georef, self.classes)
         if data is not None:
             self._temps[self.outputs.path].write_text(json.dumps(data))
         if self.outputs.preview is not None and self.preview is not None:
@@ -155,12 +162,10 @@ def lonlat_corners(boxes: np.ndarray, georef: dict) -> np.ndarray:
     """(K, 5, 2) closed rings of WGS84 lon/lat per pixel box, counter-clockwise (RFC 7946)."""
     from pyproj import Transformer
 
-    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    cols = np.stack([x1, x1, x2, x2, x1], 1)  # top-left, bottom-left, bottom-right, top-right, back
-    rows = np.stack([y1, y2, y2, y1, y1], 1)
-    t = georef["transform"]
-    xs = t.a * cols + t.b * rows + t.c
-    ys = t.d * cols + t.e * rows + t.f
+    from edgekit.detect.geopackage import map_rings
+
+    rings = map_rings(boxes, georef["transform"])  # top-left, bottom-left, bottom-right, top-right, back
+    xs, ys = rings[..., 0], rings[..., 1]
     crs = georef["crs"]
     to_wgs84 = Transformer.from_crs(crs.to_wkt() if hasattr(crs, "to_wkt") else crs, "EPSG:4326", always_xy=True)
     lon, lat = to_wgs84.transform(xs, ys)

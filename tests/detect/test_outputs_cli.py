@@ -87,6 +87,38 @@ def test_geojson_matches_rasterio_transform_and_pyproj(tmp_path, detector, geoti
         assert -84 < ring[0][0] < -80 and 36 < ring[0][1] < 38  # EPSG:32617 at 500 km E, 4100 km N
 
 
+def test_geopackage_is_read_by_gdal_in_the_rasters_crs(tmp_path, detector, geotiff):
+    """Written with sqlite3 only; read back by GDAL (pyogrio): CRS, polygons against rasterio's transform."""
+    pyogrio = pytest.importorskip("pyogrio")
+    import rasterio
+
+    out = tmp_path / "boxes.gpkg"
+    res = _run(detector, geotiff, "-o", out, "--overlap", 16, "--conf", 0.5)
+    assert res.exit_code == 0, res.output
+    info = pyogrio.read_info(out)
+    assert info["crs"] == "EPSG:32617" and info["geometry_type"] == "Polygon" and info["features"] == len(CORNERS)
+    meta, _, geometry, fields = pyogrio.raw.read(out)
+    columns = dict(zip(meta["fields"], fields))
+    assert set(columns["label"]) == {"square"} and all(s >= 0.5 for s in columns["score"])
+    with rasterio.open(geotiff) as ds:
+        transform = ds.transform
+    for k, wkb in enumerate(geometry):  # little-endian WKB polygon: order, type 3, 1 ring, its points
+        assert wkb[0] == 1 and int.from_bytes(wkb[1:5], "little") == 3 and int.from_bytes(wkb[5:9], "little") == 1
+        ring = np.frombuffer(wkb[13:], "<f8").reshape(-1, 2)
+        x1, y1, x2, y2 = (columns[c][k] for c in ("x1", "y1", "x2", "y2"))
+        left, top = rasterio.transform.xy(transform, y1, x1, offset="ul")
+        right, bottom = rasterio.transform.xy(transform, y2, x2, offset="ul")
+        bounds = (*ring.min(0), *ring.max(0))
+        np.testing.assert_allclose(bounds, (left, bottom, right, top), atol=1e-6)
+
+
+def test_geopackage_needs_a_georeferenced_input(tmp_path, detector):
+    np.save(tmp_path / "img.npy", squares_image(64, 64, [(5, 5)]))
+    res = _run(detector, tmp_path / "img.npy", "-o", tmp_path / "b.gpkg")
+    assert res.exit_code == 2 and "a GeoPackage needs a georeferenced input" in res.output
+    assert not list(tmp_path.glob("*b.gpkg*"))
+
+
 def test_detection_artifact_refuses_segmentation_options(tmp_path, detector):
     np.save(tmp_path / "img.npy", squares_image(64, 64, []))
     for extra in (["--blend", "linear"], ["--probabilities", tmp_path / "p.tif"]):
