@@ -31,6 +31,8 @@ from edgekit.cli.options import SIZE
 @click.option("--steps", type=int, default=200, show_default=True, help="Recovery steps at most (level 3: twice).")
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="Recovery learning rate.")
 @click.option("--batch", type=int, default=2, show_default=True, help="Recovery batch size.")
+@click.option("--sparsity", type=click.Choice(["2:4"]), default=None,
+              help="Also make the network 2:4 sparse (TensorRT targets: Ampere/Orin sparse tensor cores).")
 @click.option("--latency-runs", type=int, default=5, show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), help="Figure cache (default: ~/.cache/edgekit/optimize).")
 @click.option("--no-cache", is_flag=True, help="Measure everything again and keep nothing.")

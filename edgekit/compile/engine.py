@@ -44,6 +44,8 @@ class EngineSettings:
         dla_core: the DLA core to run on (layers DLA cannot run fall back to the GPU); None: GPU only.
         batch: (min, opt, max) batch of the optimization profile when the batch axis is dynamic.
         timing_cache: a tactic timing cache file, read when present and updated after the build.
+        sparse_weights: let TensorRT pick sparse tensor-core kernels for 2:4 sparse weights
+            (``BuilderFlag.SPARSE_WEIGHTS``; weights from `edgekit compress --sparsity 2:4`).
     """
 
     precision: str = "fp32"
@@ -51,6 +53,7 @@ class EngineSettings:
     dla_core: int | None = None
     batch: tuple[int, int, int] = (1, 1, 1)
     timing_cache: Path | None = None
+    sparse_weights: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -121,6 +124,7 @@ def _config(settings: EngineSettings, mode: BuildMode, inputs: tuple[TensorSpec,
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: settings.workspace_mb << 20},
         profiles=_profiles(inputs, settings.batch),
         load_timing_cache=str(settings.timing_cache) if settings.timing_cache else None,
+        sparse_weights=settings.sparse_weights or None,
     )
     # DLA is set up here rather than with CreateConfig(use_dla=...): that one always picks core 0
     # and adds PREFER_PRECISION_CONSTRAINTS, which a strongly typed network refuses.

@@ -289,6 +289,7 @@ def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
         precision=m.precision, workspace_mb=workspace,
         dla_core=settings.dla_core if use_dla else None,
         batch=(1, batch, batch), timing_cache=settings.timing_cache,
+        sparse_weights=bool(requested.get("sparse_weights", False)),
     )
 
 
@@ -335,6 +336,7 @@ def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: Compile
     session = dict(m.session)
     session["tensorrt"] = {
         "workspace_mb": eng.workspace_mb, "dla": eng.dla_core is not None, "dla_core": eng.dla_core,
+        "sparse_weights": eng.sparse_weights,
         "gpu_fallback": eng.dla_core is not None, **mode.to_dict(),
         "profile_batch": list(eng.batch) if not isinstance(m.batch, int) else None,
         "timing_cache": str(eng.timing_cache) if eng.timing_cache else None,

@@ -3,14 +3,17 @@
 Steps: load and reparameterize the source; measure the original and every plan of the level on
 the target (cached); keep the plans that meet the speed/size goal (else: a one-line error, nothing
 written); from the least compressed, recover each by distillation until one holds --max-drop;
-write the module, its description and the report into OUT, whole or not at all.
+with ``--sparsity 2:4`` (TensorRT targets), make the chosen network 2:4 sparse and recover it
+again, under the same --max-drop; write the module, its description and the report into OUT,
+whole or not at all.
 """
 from __future__ import annotations
 
 __all__ = ["CompressConfig", "CompressResult", "compress"]
 
+import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +41,7 @@ class CompressConfig:
         recovery: the distillation settings (level 3 doubles the steps).
         latency_runs: timed runs per plan.
         cache: measurement cache folder (None: keep nothing).
+        sparsity: ``2:4`` makes the chosen network 2:4 sparse (TensorRT targets: sparse tensor cores).
     """
 
     images: Path
@@ -55,10 +59,15 @@ class CompressConfig:
     latency_runs: int = 5
     threads: int = 0
     cache: Path | None = None
+    sparsity: str | None = None
 
     def __post_init__(self) -> None:
+        from edgekit.compress.sparsity import PATTERNS
+
         if self.level not in LEVELS:
             raise ConfigError(f"--level {self.level}: choose one of {', '.join(map(str, LEVELS))}")
+        if self.sparsity is not None and self.sparsity not in PATTERNS:
+            raise ConfigError(f"--sparsity {self.sparsity}: choose one of {', '.join(PATTERNS)}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,9 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     say = progress or (lambda _m: None)
     clock = {"start": time.perf_counter()}
     target = load_target(config.target)
+    if config.sparsity and not target.is_tensorrt:
+        raise ConfigError(f"--sparsity {config.sparsity} speeds up only on sparse tensor cores (Ampere, Orin) through "
+                          f"TensorRT; on {target.name} it would cost accuracy and buy nothing: use a TensorRT target")
     if config.threads:
         torch.set_num_threads(config.threads)
     src = resolve_source(source, config.input_size, config.checkpoint, config.task)
@@ -150,6 +162,9 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
                           f"loses {best['drop']:.2f} points after recovery; allow a larger drop, a smaller speed-up, "
                           "or more recovery steps (nothing written)")
     candidate, recovery, details, metric, drop = chosen
+    if config.sparsity:
+        recovery, details, metric, drop = _sparse(deployed, recovery, details, train, val, reference, teacher_metric,
+                                                  recipe.task, settings, goal, say, tried)
     agreement = score(recovery.model, val.batches, reference, None, "classification")
     kind, runtime = _runtime(target)
     report = CompressReport(
@@ -169,9 +184,35 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
 
     with atomic_dir(Path(out)) as folder:
         write_output(folder, recovery.model, recipe, source, candidate.plan.name,
-                     {"family": details["prune"]["family"]})
+                     {"family": details["prune"]["family"],
+                      **({"sparsity": config.sparsity} if config.sparsity else {})})
         report.write(folder)
     return CompressResult(Path(out), report)
+
+
+def _sparse(teacher, recovery, details: dict, train, val, reference, teacher_metric: float, task: str, settings,
+            goal: Goal, say: Progress, tried: list):
+    """The recovered network made 2:4 sparse (ModelOpt), recovered again with the mask enforced,
+    exported and its pattern proved; a one-line error when it no longer holds the drop."""
+    from edgekit.compress import sparsity
+    from edgekit.compress.distill import distill, score
+
+    say("2:4 sparsity (ModelOpt sparse_magnitude)")
+    sparse = sparsity.sparsify(copy.deepcopy(recovery.model))
+    again = distill(teacher, sparse, train.batches, val.batches, task, settings, train_masks=train.masks,
+                    val_masks=val.masks, progress=lambda m: say(f"2:4: {m}"))
+    model = sparsity.export(again.model)
+    check = sparsity.check_pattern(model)
+    metric = score(model, val.batches, reference, val.masks, task)
+    drop = 100 * (teacher_metric - metric)
+    tried.append({"plan": "+2:4", "metric": metric, "drop": round(drop, 3), "steps": again.steps})
+    if check.sparse_layers == 0:
+        raise ConfigError("2:4 sparsity found no layer it could make sparse (input channels must come in fours); "
+                          "nothing written")
+    if drop > goal.max_drop:
+        raise ConfigError(f"2:4 sparsity loses {drop:.2f} points after recovery (--max-drop {goal.max_drop:g}); "
+                          "allow a larger drop or more recovery steps (nothing written)")
+    return replace(again, model=model), {**details, "sparsity": {"pattern": "2:4", **check.to_dict()}}, metric, drop
 
 
 def _labels(model, batches):

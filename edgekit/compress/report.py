@@ -86,6 +86,11 @@ def markdown(r: CompressReport) -> str:
     depth = r.changes.get("depth", {})
     if depth:
         lines.append(f"- dropped blocks: {', '.join(depth['dropped']) or 'none'}")
+    sparse = r.changes.get("sparsity", {})
+    if sparse:
+        lines.append(f"- 2:4 sparse: {sparse['sparse_layers']} of {sparse['layers']} eligible layers, "
+                     f"{100 * sparse['zero_fraction']:.1f}% of their weights zero; its speed-up exists only on "
+                     "sparse tensor cores (TensorRT, Ampere/Orin) and is measured there, not here")
     lines += ["", "## Candidates", "", "| plan | latency (ms) | speed-up | MB | MACs | goal |", "|---|---:|---:|---:|---:|---|"]
     for c in r.candidates:
         f = c["figures"]

@@ -487,6 +487,8 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
         stride=recipe.stride,
         source=src.to_dict() | {"precision": precision_info},
         versions={k: v for k, v in versions.items() if v},
-        session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores}} if target.is_tensorrt else {},
+        session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores,
+                              # `edgekit compress --sparsity 2:4` weights: TensorRT's sparse tensor-core kernels
+                              "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
         output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
     )
