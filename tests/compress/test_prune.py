@@ -83,3 +83,20 @@ def test_bad_settings_are_config_errors():
     with pytest.raises(ConfigError):
         PruneSettings(ratio=1.0)
     assert family_of(TinyCnn()) == "cnn"
+
+
+def test_dinov3_eva_prunes_only_mlp_widths_and_exports(tmp_path):
+    """DINOv3 in timm is an Eva with RoPE: its MLP hidden widths go, heads and embedding stay (said so)."""
+    import timm
+
+    model = timm.create_model("vit_small_patch16_dinov3", pretrained=False, img_size=64, embed_dim=64, depth=2,
+                              num_heads=2, num_classes=3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    result = prune(model, x, PruneSettings(ratio=0.5))
+    assert result.report.family == "eva"
+    assert result.report.layers and all(".mlp." in n for n in result.report.layers)
+    assert not result.report.heads and result.model.embed_dim == model.embed_dim
+    assert any("RoPE" in s for s in result.report.left) and any("embedding width" in s for s in result.report.left)
+    assert result.report.params_after < result.report.params_before
+    assert result.model(x).shape == model(x).shape
+    export_onnx(result.model, tmp_path / "eva.onnx", ExportSpec((64, 64)))
