@@ -5,19 +5,25 @@ W = U S V^T; the first layer is sqrt(S_r) V_r^T (in -> r, no bias), the second U
 is sqrt(sum of the discarded s_i^2) and the spectral error is s_{r+1}.
 
 Ranks are rounded up to a multiple of ``multiple`` (8: what tensor cores and SIMD widths like).
-A layer is factorized only where it saves work: the FLOPs guard keeps a split only when
-r * (in + out) <= ``guard`` * in * out (the pair's MACs per position against the original's), a
-guard below 1 leaving room for the second kernel's launch and memory traffic. The guard is a
-MAC count, not a per-layer latency measurement; the search measures the whole model's latency.
+A layer is factorized only where it saves time. First a MAC guard: r * (in + out) <= ``guard``
+* in * out (the pair's MACs per position against the original's). Then, given a sample input, a
+latency check on the target's runtime: the layer and its pair are exported alone, at the shape the
+layer sees in the model, and timed in turns on ONNX Runtime's CPU provider; the split is kept
+only when the pair is faster. Both figures go into the report, per layer. Fewer MACs are not
+always less time: two thin matrix products pay twice the memory traffic and kernel overhead.
 """
 from __future__ import annotations
 
-__all__ = ["LowRankSettings", "LowRankReport", "Factorized", "factorize", "factorize_layer", "svd_rank"]
+__all__ = ["LowRankSettings", "LowRankReport", "Factorized", "factorize", "factorize_layer", "svd_rank",
+           "time_layers"]
 
 import copy
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -34,12 +40,14 @@ class LowRankSettings:
         multiple: ranks are rounded up to a multiple of this.
         guard: factorize only when the pair costs at most this fraction of the original's MACs.
         min_features: layers narrower than this (in or out) are left.
+        latency_runs: timed runs of each layer and its pair (0: the MAC guard alone decides).
     """
 
     rank_ratio: float = 0.5
     multiple: int = 8
     guard: float = 0.8
     min_features: int = 32
+    latency_runs: int = 5
 
     def __post_init__(self) -> None:
         if not 0 < self.rank_ratio <= 1:
@@ -51,11 +59,12 @@ class LowRankSettings:
 @dataclass(frozen=True)
 class LowRankReport:
     settings: dict
-    layers: dict = field(default_factory=dict)  # name -> {in, out, rank, energy_kept}
-    skipped: int = 0                             # candidate layers the FLOPs guard kept whole
+    layers: dict = field(default_factory=dict)  # name -> {in, out, rank, energy_kept, ms_whole, ms_split}
+    skipped: int = 0                             # candidate layers the MAC guard kept whole
     params_before: int = 0
     params_after: int = 0
     seconds: float = 0.0
+    slower: dict = field(default_factory=dict)   # name -> {rank, ms_whole, ms_split}: splits measured slower
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,18 +122,60 @@ def _features(layer: nn.Module) -> tuple[int, int]:
     return (layer.in_features, layer.out_features) if isinstance(layer, nn.Linear) else (layer.in_channels, layer.out_channels)
 
 
+LayerTiming = Callable[[nn.Module, nn.Module, tuple[int, ...]], tuple[float, float]]
+"""(ms of the layer, ms of its pair) at an input shape, measured on the target's runtime."""
+
+
+def time_layers(layer: nn.Module, pair: nn.Module, shape: tuple[int, ...], runs: int = 5, threads: int = 0) -> tuple[float, float]:
+    """Median ms of ``layer`` and of ``pair``, each exported alone to ONNX and timed in turns on ONNX Runtime's CPU provider."""
+    from edgekit.convert.onnx_check import time_onnx
+
+    x = torch.randn(*shape)
+    with tempfile.TemporaryDirectory(prefix="edgekit-lowrank-") as tmp:
+        paths = [Path(tmp) / "whole.onnx", Path(tmp) / "split.onnx"]
+        for module, path in zip((layer, pair), paths):
+            torch.onnx.export(module.eval(), (x,), str(path), dynamo=False, input_names=["input"], opset_version=17)
+        whole, split = time_onnx(paths, runs, threads)
+    return float(whole), float(split)
+
+
+def _input_shapes(model: nn.Module, sample: torch.Tensor, names: set[str]) -> dict[str, tuple[int, ...]]:
+    """The input shape each named layer sees in one forward pass of ``sample``."""
+    shapes, hooks = {}, []
+
+    def keep(name: str):
+        def hook(_module, args) -> None:  # a pre-hook that returned a value would replace the inputs
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+
+    for name, layer in model.named_modules():
+        if name in names:
+            hooks.append(layer.register_forward_pre_hook(keep(name)))
+    try:
+        with torch.no_grad():
+            model(sample)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return shapes
+
+
 def factorize(model: nn.Module, settings: LowRankSettings = LowRankSettings(),
-              exclude: set[str] | None = None) -> Factorized:
+              exclude: set[str] | None = None, sample: torch.Tensor | None = None,
+              timing: LayerTiming | None = None) -> Factorized:
     """A copy of ``model`` with every worthwhile Linear / 1x1 convolution split (see module docstring).
 
     Args:
         exclude: module names left whole (e.g. the output layer).
+        sample: an input batch; with it (and ``settings.latency_runs`` > 0) each split is timed
+            against its layer and kept only when faster.
+        timing: replaces :func:`time_layers` (tests inject a fake one).
     """
     start = time.perf_counter()
     model = copy.deepcopy(model).eval()
     before = sum(p.numel() for p in model.parameters())
     exclude = exclude or set()
-    layers, skipped = {}, 0
+    candidates, skipped = {}, 0
     for name, layer in list(model.named_modules()):
         if name in exclude or not _is_candidate(layer):
             continue
@@ -135,9 +186,24 @@ def factorize(model: nn.Module, settings: LowRankSettings = LowRankSettings(),
         if rank * (fin + fout) > settings.guard * fin * fout:
             skipped += 1
             continue
+        candidates[name] = (layer, rank)
+    measure = sample is not None and settings.latency_runs > 0
+    shapes = _input_shapes(model, sample, set(candidates)) if measure else {}
+    timing = timing or (lambda a, b, shape: time_layers(a, b, shape, settings.latency_runs))
+    layers, slower = {}, {}
+    for name, (layer, rank) in candidates.items():
         pair, energy = factorize_layer(layer, rank)
+        figures = {}
+        if measure and name in shapes:
+            whole_ms, split_ms = timing(layer, pair, shapes[name])
+            figures = {"ms_whole": round(whole_ms, 4), "ms_split": round(split_ms, 4)}
+            if split_ms >= whole_ms:
+                slower[name] = {"rank": rank, **figures}
+                continue
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, attr, pair)
-        layers[name] = {"in": fin, "out": fout, "rank": rank, "energy_kept": round(energy, 6)}
+        fin, fout = _features(layer)
+        layers[name] = {"in": fin, "out": fout, "rank": rank, "energy_kept": round(energy, 6), **figures}
     after = sum(p.numel() for p in model.parameters())
-    return Factorized(model, LowRankReport(asdict(settings), layers, skipped, before, after, time.perf_counter() - start))
+    return Factorized(model, LowRankReport(asdict(settings), layers, skipped, before, after,
+                                           time.perf_counter() - start, slower))

@@ -80,9 +80,13 @@ def markdown(r: CompressReport) -> str:
     low = r.changes.get("lowrank", {})
     if low:
         lines.append(f"- factorized: {len(low['layers'])} layers (SVD, ranks multiple of {low['settings']['multiple']}; "
-                     f"{low['skipped']} kept whole by the MAC guard)")
-        lines += [f"  - {n}: {d['in']}x{d['out']} -> rank {d['rank']} ({100 * d['energy_kept']:.1f}% energy)"
+                     f"{low['skipped']} kept whole by the MAC guard, {len(low.get('slower', {}))} because the split "
+                     "timed slower)")
+        lines += [f"  - {n}: {d['in']}x{d['out']} -> rank {d['rank']} ({100 * d['energy_kept']:.1f}% energy"
+                  + (f"; {d['ms_whole']:.3f} -> {d['ms_split']:.3f} ms" if "ms_split" in d else "") + ")"
                   for n, d in list(low["layers"].items())[:40]]
+        lines += [f"  - {n}: kept whole, rank {d['rank']} split timed {d['ms_split']:.3f} ms vs {d['ms_whole']:.3f} ms"
+                  for n, d in list(low.get("slower", {}).items())[:20]]
     depth = r.changes.get("depth", {})
     if depth:
         lines.append(f"- dropped blocks: {', '.join(depth['dropped']) or 'none'}")

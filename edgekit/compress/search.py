@@ -105,7 +105,7 @@ def apply_plan(model, sample, plan: Plan, importance: str = "magnitude") -> tupl
     model, details["prune"] = pruned.model, pruned.report.to_dict()
     if plan.rank:
         outputs = {n for n, m in model.named_modules() if m in _output_layers(model)}
-        factorized = factorize(model, LowRankSettings(rank_ratio=plan.rank), exclude=outputs)
+        factorized = factorize(model, LowRankSettings(rank_ratio=plan.rank), exclude=outputs, sample=sample)
         model, details["lowrank"] = factorized.model, factorized.report.to_dict()
     return model, details
 

@@ -43,3 +43,30 @@ def test_ranks_round_to_multiples_and_guard_skips_unprofitable_layers():
 def test_bad_rank_ratio_is_a_config_error():
     with pytest.raises(ConfigError):
         LowRankSettings(rank_ratio=0)
+
+
+def test_a_split_timed_slower_is_kept_whole_and_reported():
+    """Injected per-layer timings: layer "0"'s split is faster, layer "2"'s slower; shapes as the model feeds them."""
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 64), nn.Linear(64, 8))
+    seen = {}
+
+    def timing(layer, pair, shape):
+        seen[layer.in_features] = shape
+        assert isinstance(pair, nn.Sequential) and len(pair) == 2
+        return (1.0, 0.5) if layer.in_features == 64 else (1.0, 1.5)
+
+    x = torch.randn(3, 64)
+    result = factorize(model, LowRankSettings(rank_ratio=0.25, min_features=16), exclude={"3"}, sample=x, timing=timing)
+    assert set(result.report.layers) == {"0"} and set(result.report.slower) == {"2"}
+    assert result.report.layers["0"]["ms_split"] == 0.5 and result.report.slower["2"]["ms_split"] == 1.5
+    assert seen == {64: (3, 64), 256: (3, 256)}  # each layer timed at the shape it sees
+    assert isinstance(result.model[2], nn.Linear) and isinstance(result.model[0], nn.Sequential)
+
+
+def test_real_layer_timing_returns_both_figures():
+    from edgekit.compress.lowrank import time_layers
+
+    layer = nn.Conv2d(64, 64, 1)
+    pair, _ = factorize_layer(layer, 8)
+    whole, split = time_layers(layer, pair, (1, 64, 16, 16), runs=3)
+    assert whole > 0 and split > 0
