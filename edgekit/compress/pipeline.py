@@ -20,7 +20,7 @@ from typing import Callable
 from edgekit.atomic import atomic_dir
 from edgekit.compress.distill import DistillSettings
 from edgekit.compress.report import CompressReport
-from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plan
+from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plan, plans_for
 from edgekit.errors import ConfigError
 
 Progress = Callable[[str], None]
@@ -132,7 +132,9 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     say("measure the original")
     base = measure(Plan())
     measured = []
-    for plan in LEVELS[config.level]:
+    from edgekit.compress.prune import family_of
+
+    for plan in plans_for(config.level, family_of(deployed)):
         say(f"measure {plan.name}")
         measured.append(PlanFigures(plan, measure(plan)))
     clock["search"] = time.perf_counter() - clock["start"]

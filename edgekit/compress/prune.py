@@ -9,8 +9,10 @@ each family allows, and why the rest is left:
   is tied to the attention's ``reshape(B, N, C)``, and the stage's reparameterized RepMixers.
 * ``vit`` (timm VisionTransformer and friends with ``timm.layers.Attention``): MLP hidden width
   and whole attention heads (``num_heads`` / ``attn_dim`` are updated after pruning, since
-  recent timm reshapes by those fixed attributes). The embedding width (residual stream, tied to
-  ``pos_embed``, ``cls_token`` and every LayerNorm) is left.
+  recent timm reshapes by those fixed attributes); with ``embed`` also the embedding width, the
+  residual stream: the patch embedding, every attention ``proj`` and MLP ``fc2`` output, with
+  ``cls_token``, ``pos_embed``, register tokens and LayerScale ``gamma`` handed to Torch-Pruning
+  as unwrapped parameters, and every LayerNorm and consumer following.
 * ``eva`` (DINOv3 in timm): MLP hidden width only; its fused qkv with RoPE is mis-traced, so heads
   are left.
 * ``convnext``: the MLP hidden width of each block (the stream has ``gamma`` layer scale).
@@ -50,6 +52,7 @@ class PruneSettings:
             distillation loss against the model's own argmax on the sample).
         scope: ``global`` ranks every channel together; ``stage`` cuts each layer by ``ratio``.
         heads: also prune whole attention heads (vit family) by ``ratio``.
+        embed: fraction of the embedding width (residual stream) to remove, vit family only (0: keep).
         round_to: keep widths multiples of this (None: any width).
         max_ratio: no layer loses more than this fraction (global scope).
     """
@@ -60,10 +63,13 @@ class PruneSettings:
     heads: bool = True
     round_to: int | None = 8
     max_ratio: float = 0.75
+    embed: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.ratio < 1:
             raise ConfigError(f"pruning ratio must be in [0, 1), not {self.ratio}")
+        if not 0 <= self.embed < 1:
+            raise ConfigError(f"embedding pruning ratio must be in [0, 1), not {self.embed}")
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"importance {self.importance!r}: choose one of {', '.join(IMPORTANCES)}")
         if self.scope not in SCOPES:
@@ -239,6 +245,43 @@ def _prune_module_copy(model: nn.Module, sample: torch.Tensor, settings: PruneSe
     return heads
 
 
+def _stream_producers(model: nn.Module) -> list[nn.Module]:
+    """The layers that write a ViT's residual stream: patch embedding, attention proj, MLP fc2."""
+    from timm.layers import Attention
+
+    producers = [m.proj for m in model.modules() if isinstance(m, Attention)]
+    producers += [m.fc2 for m in model.modules() if isinstance(getattr(m, "fc2", None), nn.Linear)]
+    producers += [m.proj for m in model.modules() if type(m).__name__ == "PatchEmbed" and isinstance(m.proj, nn.Conv2d)]
+    return producers
+
+
+def _prune_embedding(model: nn.Module, sample: torch.Tensor, settings: PruneSettings) -> None:
+    """Narrow a ViT's residual stream by ``settings.embed``: one coupled group, every other width kept."""
+    tp = _torch_pruning()
+
+    producers = set(_stream_producers(model))
+    ignored = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m not in producers]
+    unwrapped = [(p, p.dim() - 1) for n, p in model.named_parameters()
+                 if n.split(".")[-1] in ("cls_token", "pos_embed", "reg_token", "dist_token")]
+    unwrapped += [(p, 0) for n, p in model.named_parameters() if n.endswith(".gamma") and p.dim() == 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.MetaPruner(model, sample, importance=_importance(settings), pruning_ratio=settings.embed,
+                                      ignored_layers=ignored, unwrapped_parameters=unwrapped, round_to=settings.round_to)
+        if settings.importance == "taylor":
+            _taylor_gradients(model, sample)
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+    for m in model.modules():  # timm keeps the width in attributes other code reads (heads, features)
+        patch = getattr(m, "patch_embed", None)
+        if patch is not None and hasattr(m, "embed_dim"):
+            width = patch.proj.out_channels
+            m.embed_dim = width
+            for attr in ("num_features", "head_hidden_size"):
+                if hasattr(m, attr):
+                    setattr(m, attr, width)
+
+
 def _name_of(model: nn.Module, module: nn.Module) -> str:
     return next(n for n, m in model.named_modules() if m is module)
 
@@ -258,6 +301,12 @@ def prune(model: nn.Module, sample: torch.Tensor, settings: PruneSettings = Prun
         ref_shape = tuple(model(sample).shape)
     params, macs, widths = count_params(model), count_macs(model, sample), _widths(model)
     heads = _prune_module_copy(model, sample, settings, family) if settings.ratio > 0 else {}
+    left = LEFT[family]
+    if settings.embed and family == "vit":
+        _prune_embedding(model, sample, settings)
+        left = tuple(x for x in left if not x.startswith("embedding width"))
+    elif settings.embed:
+        left = left + (f"embedding width kept: the {family} adapter does not prune it",)
     model.eval()
     with torch.no_grad():
         shape = tuple(model(sample).shape)
@@ -266,5 +315,5 @@ def prune(model: nn.Module, sample: torch.Tensor, settings: PruneSettings = Prun
     after = _widths(model)
     layers = {n: [w, after[n]] for n, w in widths.items() if n in after and after[n] != w}
     report = PruneReport(family, asdict(settings), params, count_params(model), macs, count_macs(model, sample),
-                         layers, heads, LEFT[family], time.perf_counter() - start)
+                         layers, heads, left, time.perf_counter() - start)
     return Pruned(model, report)

@@ -5,7 +5,7 @@ reparameterized model. Levels widen the plans tried:
 
     1: pruning only (the adapter's widths), the cheapest search;
     2: pruning and low-rank factorization;
-    3: also depth cuts (and a longer recovery, chosen by the caller).
+    3: also depth cuts and, for ViTs, a narrower embedding (and a longer recovery, chosen by the caller).
 
 Each plan's figures (latency of its exported ONNX on ONNX Runtime's CPU provider, size, params,
 MACs) are measured once and kept in a :class:`~edgekit.optimize.cache.MeasurementCache` under a
@@ -15,7 +15,7 @@ infeasible goal is a one-line ConfigError with the best reachable figures.
 """
 from __future__ import annotations
 
-__all__ = ["Plan", "Goal", "LEVELS", "apply_plan", "measure_plan", "feasible_plans", "PlanFigures"]
+__all__ = ["Plan", "Goal", "LEVELS", "plans_for", "apply_plan", "measure_plan", "feasible_plans", "PlanFigures"]
 
 import tempfile
 from dataclasses import asdict, dataclass
@@ -29,17 +29,20 @@ from edgekit.optimize.cache import MeasurementCache, content_key
 
 @dataclass(frozen=True)
 class Plan:
-    """One compression: fractions of blocks dropped and of widths pruned, and the rank ratio (None: no SVD)."""
+    """One compression: fractions of blocks dropped, of widths pruned and of a ViT's embedding width
+    pruned, and the rank ratio (None: no SVD)."""
 
     prune: float = 0.0
     rank: float | None = None
     depth: float = 0.0
+    embed: float = 0.0
 
     @property
     def name(self) -> str:
         parts = [f"prune{round(100 * self.prune)}"] if self.prune else []
         parts += [f"rank{round(100 * self.rank)}"] if self.rank else []
         parts += [f"depth{round(100 * self.depth)}"] if self.depth else []
+        parts += [f"embed{round(100 * self.embed)}"] if self.embed else []
         return "+".join(parts) or "original"
 
 
@@ -48,8 +51,14 @@ LEVELS = {
     1: tuple(Plan(p) for p in _PRUNE),
     2: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25)),
     3: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25))
-    + tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5)),
+    + tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5))
+    + tuple(Plan(p, None, d, 0.25) for p in (0.25, 0.5) for d in (0.0, 0.25)),  # ViTs only: see plans_for
 }
+
+
+def plans_for(level: int, family: str) -> tuple[Plan, ...]:
+    """The level's plans that mean something for ``family`` (embedding cuts: the vit adapter only)."""
+    return tuple(p for p in LEVELS[level] if not p.embed or family == "vit")
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ def apply_plan(model, sample, plan: Plan, importance: str = "magnitude") -> tupl
     if plan.depth:
         shallow = drop_blocks(model, sample, plan.depth)
         model, details["depth"] = shallow.model, shallow.report.to_dict()
-    pruned = prune(model, sample, PruneSettings(ratio=plan.prune, importance=importance))
+    pruned = prune(model, sample, PruneSettings(ratio=plan.prune, importance=importance, embed=plan.embed))
     model, details["prune"] = pruned.model, pruned.report.to_dict()
     if plan.rank:
         outputs = {n for n, m in model.named_modules() if m in _output_layers(model)}

@@ -100,3 +100,30 @@ def test_dinov3_eva_prunes_only_mlp_widths_and_exports(tmp_path):
     assert result.report.params_after < result.report.params_before
     assert result.model(x).shape == model(x).shape
     export_onnx(result.model, tmp_path / "eva.onnx", ExportSpec((64, 64)))
+
+
+def test_vit_embedding_width_is_pruned_with_its_tokens_and_norms(tmp_path):
+    model = tiny_vit()
+    x = torch.randn(1, 3, 160, 160)
+    result = prune(model, x, PruneSettings(ratio=0.0, embed=0.5))
+    pruned, width = result.model, model.embed_dim // 2
+    assert pruned.embed_dim == width and pruned.patch_embed.proj.out_channels == width
+    assert pruned.cls_token.shape[-1] == width and pruned.pos_embed.shape[-1] == width
+    block = pruned.blocks[0]
+    assert block.attn.qkv.in_features == width and block.attn.proj.out_features == width
+    assert block.mlp.fc1.in_features == width and block.mlp.fc2.out_features == width
+    assert block.norm1.normalized_shape == (width,) and pruned.norm.normalized_shape == (width,)
+    assert block.attn.num_heads == model.blocks[0].attn.num_heads  # heads untouched by the embedding cut
+    assert not any("embedding width" in s for s in result.report.left)
+    assert result.report.params_after < result.report.params_before
+    assert pruned(x).shape == model(x).shape
+    export_onnx(pruned, tmp_path / "narrow.onnx", ExportSpec((160, 160)))
+
+
+def test_embedding_cut_on_a_family_that_cannot_is_said():
+    model = tiny_segmenter("fastvit_t8", channels=16)
+    from edgekit.convert.reparam import reparameterize
+
+    x = torch.randn(1, 3, 64, 64)
+    result = prune(reparameterize(model, x).model, x, PruneSettings(ratio=0.25, embed=0.5))
+    assert any("embedding width kept: the fastvit adapter" in s for s in result.report.left)

@@ -35,3 +35,7 @@ def test_goal_needs_a_limit_and_levels_grow():
     assert set(LEVELS[1]) < set(LEVELS[2]) < set(LEVELS[3])
     assert all(p.rank is None and not p.depth for p in LEVELS[1])
     assert any(p.depth for p in LEVELS[3]) and not any(p.depth for p in LEVELS[2])
+    from edgekit.compress.search import plans_for
+
+    assert any(p.embed for p in plans_for(3, "vit")) and not any(p.embed for p in plans_for(3, "fastvit"))
+    assert not any(p.embed for p in plans_for(2, "vit"))
