@@ -39,10 +39,15 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--cache", type=click.Path(path_type=Path), help="Measurement cache (default: ~/.cache/edgekit/optimize).")
 @click.option("--no-cache", is_flag=True, help="Measure everything again and keep nothing.")
 @click.option("--no-search", is_flag=True, help="Whole-model candidates only, no mixed precision.")
+@click.option("--compress", "compress_level", type=click.IntRange(1, 3), default=None,
+              help="First compress the network at this level (half of --max-drop), written to OUT.compressed.")
+@click.option("--images", type=click.Path(path_type=Path), help="--compress: recovery images (default: --calib).")
+@click.option("--compress-speedup", type=float, default=1.5, show_default=True, help="--compress: its speed goal.")
+@click.option("--compress-steps", type=int, default=200, show_default=True, help="--compress: recovery steps at most.")
 @TARGETS_DIR
 @RECIPES_DIR
 def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candidates, calib_methods, cache, no_cache,
-             no_search, **options) -> None:
+             no_search, compress_level, images, compress_speedup, compress_steps, **options) -> None:
     """Find the fastest artifact of SOURCE that holds the constraints on the target."""
     from edgekit.optimize import Constraints, OptimizeConfig, optimize as run_optimize
     from edgekit.optimize.cache import default_cache_dir
@@ -52,8 +57,20 @@ def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candi
     config = OptimizeConfig(**{k: v for k, v in options.items() if v is not None}, candidates=_csv(candidates) or (),
                             calib_methods=_csv(calib_methods), cache=None if no_cache else (cache or default_cache_dir()), search=not no_search)
     console = Console(stderr=True)
+    compressed = None
     with console.status("starting") as status:
-        result = run_optimize(source, out, constraints, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
+        say = lambda msg: status.update(f"[bold]{msg}[/]")  # noqa: E731
+        if compress_level:
+            from edgekit.optimize.compressed import CompressPlan, compress_then_optimize
+
+            plan = CompressPlan(compress_level, images, compress_speedup, compress_steps)
+            compressed, result = compress_then_optimize(source, out, constraints, config, plan, say)
+        else:
+            result = run_optimize(source, out, constraints, config, progress=say)
+    if compressed is not None:
+        r = compressed.report
+        click.echo(f"compressed: {r.plan}, {r.speedup:.2f}x faster than the original, {r.accuracy['drop']:.2f} points "
+                   f"lost -> {compressed.out} (then optimized with {max(max_drop - r.accuracy['drop'], 0):.2f} points left)")
     report = result.report
     table = Table(title=f"{source} -> {report.target}: {report.metric_name}")
     for i, name in enumerate(report.HEADER):
