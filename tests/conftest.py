@@ -100,3 +100,20 @@ def declare_units(folder: Path, scale: float, bands: tuple[int, ...] | None = No
     manifest = read_manifest(folder)
     seal(folder, replace(manifest, preprocess=manifest.preprocess.with_units(scale, bands)))
     return folder
+
+
+def image_sets(root: Path, train: int = 4, val: int = 2, size: int = 64, masks: bool = True) -> tuple[Path, Path]:
+    """Random training and validation PNGs under ``root`` (``val/masks`` with 3 random labels when ``masks``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    train_dir, val_dir = root / "train", root / "val"
+    train_dir.mkdir(parents=True)
+    (val_dir / "masks" if masks else val_dir).mkdir(parents=True)
+    for i in range(train):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(train_dir / f"t{i}.png")
+    for i in range(val):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(val_dir / f"v{i}.png")
+        if masks:
+            Image.fromarray(rng.integers(0, 3, (size, size), dtype=np.uint8)).save(val_dir / "masks" / f"v{i}.png")
+    return train_dir, val_dir

@@ -1,7 +1,6 @@
 """`edgekit compress` end to end on a tiny recipe: output, report, cache reuse, refusal, then `edgekit build`."""
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch_pruning")
@@ -11,18 +10,9 @@ from edgekit.cli.main import main  # noqa: E402
 
 @pytest.fixture
 def image_sets(tmp_path):
-    from PIL import Image
+    from tests.conftest import image_sets as make
 
-    rng = np.random.default_rng(0)
-    train, val = tmp_path / "train", tmp_path / "val"
-    (val / "masks").mkdir(parents=True)
-    train.mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(train / f"t{i}.png")
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(val / f"v{i}.png")
-        Image.fromarray(rng.integers(0, 3, (64, 64), dtype=np.uint8)).save(val / "masks" / f"v{i}.png")
-    return train, val
+    return make(tmp_path)
 
 
 def _args(recipe, sets, out, cache, *goal):

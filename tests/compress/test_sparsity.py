@@ -70,21 +70,14 @@ def test_engine_settings_take_sparse_weights_from_the_manifest(tmp_path):
 @pytest.mark.slow
 def test_compress_with_sparsity_builds_for_tensorrt_with_sparse_weights(tiny_recipe, tmp_path):
     pytest.importorskip("torch_pruning")
-    import numpy as np
     import yaml
-    from PIL import Image
 
     from edgekit.cli.main import main
     from edgekit.compress.output import load_compressed
     from edgekit.convert.pipeline import BuildConfig, build
+    from tests.conftest import image_sets
 
-    rng = np.random.default_rng(0)
-    train, val = tmp_path / "train", tmp_path / "val"
-    train.mkdir(), val.mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(train / f"t{i}.png")
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(val / f"v{i}.png")
+    train, val = image_sets(tmp_path, masks=False)
     out = tmp_path / "sparse"
     code = main(["compress", str(tiny_recipe), "--images", str(train), "--val", str(val), "-o", str(out),
                  "--target", "jetson-orin-nx", "--no-cache", "--steps", "3", "--batch", "2", "--latency-runs", "1",

@@ -1,7 +1,6 @@
 """`optimize --compress`: compress within half the budget, then optimize with what is left."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch_pruning")
@@ -13,17 +12,9 @@ from edgekit.optimize.compressed import CompressPlan, compress_then_optimize, co
 
 @pytest.mark.slow
 def test_compress_then_optimize_shares_one_budget(tiny_recipe, tmp_path):
-    from PIL import Image
+    from tests.conftest import image_sets
 
-    rng = np.random.default_rng(0)
-    train, val = tmp_path / "train", tmp_path / "val"
-    (val / "masks").mkdir(parents=True)
-    train.mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(train / f"t{i}.png")
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(val / f"v{i}.png")
-        Image.fromarray(rng.integers(0, 3, (64, 64), dtype=np.uint8)).save(val / "masks" / f"v{i}.png")
+    train, val = image_sets(tmp_path)
     out = tmp_path / "best"
     config = OptimizeConfig(task="segmentation", calib=train, val=val, calib_methods=("max",), candidates=("int8",),
                             calib_samples=2, latency_runs=1, cache=None, search=False)
