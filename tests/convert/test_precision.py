@@ -295,3 +295,30 @@ def test_fp16_of_a_graph_with_onnx_runtime_contrib_ops_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"ONNX Runtime-only ops \(Gelu\)"):
         set_precision(tmp_path / "fused.onnx", tmp_path / "out.onnx", PrecisionSpec("fp16"), None)
     assert not (tmp_path / "out.onnx").exists()
+
+
+
+def test_int8_of_mobilevitv2s_dynamo_graph_quantizes(setup, tmp_path):
+    """MobileViTv2's dynamo graph, simplified, has constants read by several nodes; ORT's QDQ
+    quantizer stopped on them ("shared mode is not supported for weight", found by the zoo). The
+    precision stage gives each reader its own copy first."""
+    import timm
+    import torch
+
+    from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.convert.precision import unshared_initializers
+    from edgekit.convert.reparam import reparameterize
+    from edgekit.convert.simplify import simplify_onnx
+
+    x = torch.randn(1, 3, 64, 64)
+    model = reparameterize(timm.create_model("mobilevitv2_050", pretrained=False).eval(), x).model
+    exported = export_onnx(model, tmp_path / "mv2.onnx", ExportSpec((64, 64), runtime="tensorrt"))  # the dynamo graph
+    simple = simplify_onnx(exported.path, tmp_path / "mv2_s.onnx").path
+    copy = unshared_initializers(simple, tmp_path / "unshared.onnx")
+    graph = onnx.load(str(copy)).graph
+    reads = [name for node in graph.node for name in set(node.input)]
+    assert copy != simple and all(reads.count(init.name) <= 1 for init in graph.initializer)
+    calib = CalibrationSet(smooth_images(tmp_path / "imgs", 6), (64, 64), samples=4)
+    result = set_precision(simple, tmp_path / "mv2_int8.onnx", PrecisionSpec("int8", calib_samples=4), calib)
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(result.path)).graph.node}
+    assert unshared_initializers(setup["seg"], tmp_path / "x.onnx") == setup["seg"]  # nothing shared: untouched
