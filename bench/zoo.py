@@ -8,6 +8,7 @@ table. The table (stage reached, error, seconds) goes to docs/zoo.md.
 
     python bench/zoo.py                      # every architecture, writes docs/zoo.md
     python bench/zoo.py --only resnet18,vit_small --out /tmp/zoo --md /tmp/zoo.md
+    python bench/zoo.py --only mobilevitv2 --update "after the fix of ..."   # rebuild rows, keep the rest
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def _child(stage_file: str, argv: list[str]) -> int:
     return main(argv)
 
 
-def markdown(rows: list[dict], machine: str, planned: int | None = None) -> str:
+def markdown(rows: list[dict], machine: str, planned: int | None = None, notes: list[str] | None = None) -> str:
     lines = ["# Conformance: architectures users deploy, built for the cpu target", "",
              "Written by `python bench/zoo.py`. Random weights (nothing downloaded), one child process per build;",
              "each precision from the source. INT8: ORT static QDQ, 8 calibration tiles of",
@@ -143,6 +144,7 @@ def markdown(rows: list[dict], machine: str, planned: int | None = None) -> str:
               f"({100 * count['int8'] / max(n, 1):.0f} %)."]
     if planned and planned > n:
         lines.append(f"Not run: {planned - n} of the {planned} architectures (the run was stopped before them).")
+    lines += [f"Rebuilt later: {note}" for note in notes or ()]
     return "\n".join(lines) + "\n"
 
 
@@ -154,6 +156,7 @@ def main() -> None:
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "zoo.md")
     ap.add_argument("--only", default="", help="comma-separated substrings of architecture names")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per build")
+    ap.add_argument("--update", metavar="WHY", help="rebuild the --only rows, keep the other rows of OUT/zoo.json")
     args = ap.parse_args()
     wanted = [w for w in args.only.split(",") if w]
     zoo = [z for z in ZOO if not wanted or any(w in z[1] for w in wanted)]
@@ -164,7 +167,17 @@ def main() -> None:
     machine = (f"{cpu_name()} ({' '.join(cpu_vnni()) or 'no VNNI'}), ONNX Runtime {onnxruntime.__version__}, "
                f"Python {platform.python_version()}")
     rows, results = [], args.out / "zoo.json"
+    kept, notes = {}, []
+    if args.update:
+        saved = json.loads(results.read_text())
+        kept = {r["name"]: r for r in (saved["rows"] if isinstance(saved, dict) else saved)}
+        notes = list(saved.get("notes", [])) if isinstance(saved, dict) else []
+        notes.append(f"{', '.join(z[1] for z in zoo)}: {args.update}")
+        zoo = ZOO
     for family, name, source, size, extra in zoo:
+        if name in kept and not any(w in name for w in wanted):
+            rows.append(kept[name])
+            continue
         folder = args.out / name.split(" ")[0].replace("/", "_") / ("tv" if "torchvision" in source else "timm")
         builds = []
         for precision in PRECISIONS:
@@ -173,9 +186,11 @@ def main() -> None:
                   f"{builds[-1]['error']}", flush=True)
         rows.append({"family": family, "name": name, "source": source, "size": size, "builds": builds})
         results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(rows, indent=1))
+        results.write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))
         args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text(markdown(rows, machine, len(zoo)))  # after every row: an interrupted run still has its table
+        args.md.write_text(markdown(rows, machine, len(zoo), notes))  # after every row: an interrupted run still has its table
+    results.write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))
+    args.md.write_text(markdown(rows, machine, len(zoo), notes))
     print(f"table: {args.md}")
 
 
