@@ -1,7 +1,8 @@
 """edgekit's tiled detection against SAHI's sliced prediction, same ONNX, tile size and overlap.
 
 SAHI (pip install sahi) slices the image it has decoded whole, runs a model per slice, and merges
-with greedy NMM by IoS 0.5; edgekit streams bands and merges the same way (greedy, IoS 0.5). Both
+with NMS by IoS 0.5 (``postprocess_type="NMS"``, as edgekit's default; its own default, greedy NMM,
+grew neighbouring crowns into double-size boxes); edgekit streams bands and merges the same way. Both
 use the artifact's ONNX through ONNX Runtime, the same normalisation and the same YOLOv8 decoding
 (edgekit's decoder with per-tile NMS, wrapped as a SAHI DetectionModel), so the difference is the
 slicing, the merging and the memory. Each run is its own process (peak RSS); the runs alternate
@@ -83,7 +84,7 @@ def run_sahi(artifact: Path, image: Path, overlap: int, conf: float) -> list:
     th, tw = manifest.tile
     result = get_sliced_prediction(str(image), model, slice_height=th, slice_width=tw,
                                    overlap_height_ratio=overlap / th, overlap_width_ratio=overlap / tw,
-                                   perform_standard_pred=False, postprocess_type="GREEDYNMM",
+                                   perform_standard_pred=False, postprocess_type="NMS",
                                    postprocess_match_metric="IOS", postprocess_match_threshold=0.5, verbose=0)
     return [[*p.bbox.to_xyxy(), p.score.value, p.category.id] for p in result.object_prediction_list]
 

@@ -76,8 +76,8 @@ def _check_options(ctx: click.Context, task: str) -> None:
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Detection: minimum box score.")
 @click.option("--det-format", type=click.Choice(FORMATS), default=None,
               help="Detection: the model's output layout (default: read from its output shapes).")
-@click.option("--merge", type=click.Choice(MODES), default="greedy", show_default=True,
-              help="Detection: merge boxes across tiles (greedy: grow to the union) or keep the best (nms).")
+@click.option("--merge", type=click.Choice(MODES), default="nms", show_default=True,
+              help="Detection: merge boxes across tiles: keep the best (nms) or grow it to the union (greedy).")
 @click.option("--merge-metric", type=click.Choice(METRICS), default="ios", show_default=True,
               help="Detection: match boxes by intersection over the smaller box (ios) or over the union (iou).")
 @click.option("--merge-threshold", type=float, default=0.5, show_default=True, help="Detection: match threshold.")

@@ -18,12 +18,12 @@ def test_box_cut_by_a_tile_border_is_reported_once_and_whole():
     # tile A ends at column 100 and cuts the object; tile B holds it whole
     cut = det([[80, 10, 100, 40, 0.6, 0]])
     whole = det([[80, 10, 115, 40, 0.9, 0]])
-    out = merge_boxes(det([[*cut.boxes[0], 0.6, 0], [*whole.boxes[0], 0.9, 0]]))
+    out = merge_boxes(det([[*cut.boxes[0], 0.6, 0], [*whole.boxes[0], 0.9, 0]]))  # the default: NMS by IoS
     assert len(out) == 1
     np.testing.assert_allclose(out.boxes[0], [80, 10, 115, 40])
     assert out.scores[0] == pytest.approx(0.9)
     # the cut box scoring higher still yields the whole extent with greedy merging ...
-    out = merge_boxes(det([[80, 10, 100, 40, 0.95, 0], [80, 10, 115, 40, 0.9, 0]]))
+    out = merge_boxes(det([[80, 10, 100, 40, 0.95, 0], [80, 10, 115, 40, 0.9, 0]]), MergeConfig(mode="greedy"))
     np.testing.assert_allclose(out.boxes[0], [80, 10, 115, 40])
     # ... and IoU (0.57 here) at 0.6 would keep both: IoS is what makes it one
     both = merge_boxes(det([[80, 10, 100, 40, 0.95, 0], [80, 10, 115, 40, 0.9, 0]]),
@@ -54,7 +54,7 @@ def test_score_ties_merge_the_same_way_in_any_input_order():
 
 def test_finality_rule_emits_only_groups_above_the_next_band():
     emitted = []
-    merger = BoxMerger(MergeConfig(), emitted.append, overlap=32)
+    merger = BoxMerger(MergeConfig(mode="greedy"), emitted.append, overlap=32)
     merger.add(det([[0, 0, 10, 10, 0.9, 0],        # ends above row 50: final
                     [20, 40, 30, 60, 0.8, 0],      # crosses row 50: open
                     [25, 45, 28, 49, 0.7, 0],      # above row 50 but inside (matches) the open box: open too
@@ -70,15 +70,16 @@ def test_finality_rule_emits_only_groups_above_the_next_band():
     np.testing.assert_allclose(final.boxes, [[20, 40, 30, 62], [25, 45, 28, 49]])
 
 
-def test_streaming_merge_equals_the_whole_image_merge():
+@pytest.mark.parametrize("mode", ["nms", "greedy"])
+def test_streaming_merge_equals_the_whole_image_merge(mode):
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 400, (300, 2))
     wh = rng.uniform(5, 40, (300, 2))
     rows = np.concatenate([xy, xy + wh, rng.choice([0.5, 0.6, 0.7], (300, 1)), rng.integers(0, 2, (300, 1))], 1)
     rows = rows[np.argsort(rows[:, 1])]
-    whole = merge_boxes(det(rows))
+    whole = merge_boxes(det(rows), MergeConfig(mode=mode))
     emitted = []
-    merger = BoxMerger(MergeConfig(), emitted.append, overlap=64)
+    merger = BoxMerger(MergeConfig(mode=mode), emitted.append, overlap=64)
     for top in range(0, 440, 100):  # bands: boxes starting in [top, top + 100)
         merger.add(det(rows[(rows[:, 1] >= top) & (rows[:, 1] < top + 100)]))
         merger.flush(top + 100)
