@@ -1,8 +1,9 @@
 """edgekit's tiled detection against SAHI's sliced prediction, same ONNX, tile size and overlap.
 
 SAHI (pip install sahi) slices the image it has decoded whole, runs a model per slice, and merges
-with NMS by IoS 0.5 (``postprocess_type="NMS"``, as edgekit's default; its own default, greedy NMM,
-grew neighbouring crowns into double-size boxes); edgekit streams bands and merges the same way. Both
+with NMS by IoS 0.5 (``postprocess_type="NMS"``, edgekit's default: greedy growth, SAHI's default
+and edgekit's ``--merge greedy``, grew neighbouring crowns of the demo detector into double-size
+boxes); edgekit streams bands and merges the same way. Both
 use the artifact's ONNX through ONNX Runtime, the same normalisation and the same YOLOv8 decoding
 (edgekit's decoder with per-tile NMS, wrapped as a SAHI DetectionModel), so the difference is the
 slicing, the merging and the memory. Each run is its own process (peak RSS); the runs alternate
