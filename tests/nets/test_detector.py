@@ -32,3 +32,28 @@ def test_deploy_form_has_fewer_branches_and_the_same_layout():
     assert sum(p.numel() for p in deploy.parameters()) < sum(p.numel() for p in train.parameters())
     with torch.no_grad():
         assert deploy.eval()(torch.randn(1, 3, 64, 64)).shape == train.eval()(torch.randn(1, 3, 64, 64)).shape
+
+
+def test_the_shipped_tree_detector_loads_its_weights_and_finds_crowns():
+    """The committed weights fit the recipe's (single-branch) network exactly, and on a crop of the
+    held-out NEON crowns some grid point scores above 0.25 near a real crown."""
+    import numpy as np
+
+    from edgekit.data import neon_trees
+    from edgekit.nets.factory import model_from_recipe
+    from edgekit.recipes import load_recipe
+
+    recipe = load_recipe("mobileone_s0_trees")
+    assert recipe.checkpoint is not None and recipe.checkpoint.stat().st_size <= 10 * 2**20
+    model = model_from_recipe(recipe)  # loads the checkpoint; a missing or extra key would raise
+    image = neon_trees.load_image()
+    col = neon_trees.split_column(image.shape[1])
+    crop = image[600:856, col + 100:col + 356]
+    with torch.no_grad():
+        out = model(torch.from_numpy(recipe.preprocess.apply(crop.astype(np.float32))))
+    assert out.shape[:2] == (1, 5)
+    best = out[0, :, out[0, 4].argmax()]
+    crowns = neon_trees.boxes_in_columns(neon_trees.load_boxes(), col + 100, col + 356)
+    centres = np.stack([(crowns[:, 0] + crowns[:, 2]) / 2, (crowns[:, 1] + crowns[:, 3]) / 2 - 600], 1)  # crop pixels
+    assert float(best[4]) > 0.25
+    assert np.min(np.hypot(centres[:, 0] - float(best[0]), centres[:, 1] - float(best[1]))) < 30  # on a crown
