@@ -30,10 +30,7 @@ def run(artifact: Path, image: Path, config: DetectConfig) -> tuple[Detections, 
     t0 = time.perf_counter()
     detect_image(artifact, image, got.append, config)
     seconds = time.perf_counter() - t0
-    if not got:
-        return Detections.empty(), seconds
-    return Detections(np.concatenate([d.boxes for d in got]), np.concatenate([d.scores for d in got]),
-                      np.concatenate([d.classes for d in got])), seconds
+    return Detections.concat(got), seconds
 
 
 def main() -> None:

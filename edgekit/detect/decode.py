@@ -43,6 +43,14 @@ class Detections:
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32))
 
+    @classmethod
+    def concat(cls, parts: Sequence["Detections"]) -> "Detections":
+        """The boxes of ``parts`` in one Detections (empty when there are none)."""
+        if not parts:
+            return cls.empty()
+        return cls(np.concatenate([d.boxes for d in parts]), np.concatenate([d.scores for d in parts]),
+                   np.concatenate([d.classes for d in parts]))
+
     def take(self, index) -> "Detections":
         return Detections(self.boxes[index], self.scores[index], self.classes[index])
 

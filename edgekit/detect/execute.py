@@ -213,9 +213,7 @@ def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectCo
         return Detections.empty()  # the image fits one tile: the tiles see it whole already
     small = np.stack([source.read(row, 0, 1, width)[0, ::step] for row in range(0, height, step)])
     x, valid = plan.pixels.model_input(small)
-    batch = np.zeros((plan.batch, *x.shape), x.dtype)
-    batch[0] = x
-    out = runner.infer({plan.input_name: batch.astype(plan.input_dtype, copy=False)})
+    out = runner.infer({plan.input_name: _batch(plan, [x])})
     det = decode(out, runner.output_specs(), plan.fmt, config.conf, (tile_h, tile_w), config.tile_iou)[0]
     det = _on_data(det, valid, Window(0, 0, small.shape[0], small.shape[1]))
     det = Detections(det.boxes * np.float32(step), det.scores, det.classes)
@@ -224,13 +222,18 @@ def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectCo
     return det.take(side > config.overlap)
 
 
+def _batch(plan: _Plan, tiles: list[np.ndarray]) -> np.ndarray:
+    """The model's batch of ``tiles``, zero-padded to its fixed batch size, in its input type."""
+    batch = np.stack(tiles)
+    if len(tiles) < plan.batch:
+        batch = np.concatenate([batch, np.zeros((plan.batch - len(tiles), *batch.shape[1:]), batch.dtype)])
+    return batch.astype(plan.input_dtype, copy=False)
+
+
 def _infer(plan: _Plan, runner: Runner, outputs, windows, tiles, valids, merger: BoxMerger,
            config: DetectConfig) -> None:
-    batch = np.stack(tiles)
     n = len(windows)
-    if n < plan.batch:
-        batch = np.concatenate([batch, np.zeros((plan.batch - n, *batch.shape[1:]), batch.dtype)])
-    out = runner.infer({plan.input_name: batch.astype(plan.input_dtype, copy=False)})
+    out = runner.infer({plan.input_name: _batch(plan, tiles)})
     per_tile = decode(out, outputs, plan.fmt, config.conf, (plan.layout.tile_h, plan.layout.tile_w), config.tile_iou)
     for win, valid, det in zip(windows, valids, per_tile[:n]):
         det = _on_data(det, valid, win)

@@ -80,7 +80,7 @@ class DetectionWriter:
                  classes: tuple[str, ...], georef: dict | None = None, preview=None):
         self.outputs, self.image, self.shape, self.classes, self.georef = outputs, image, shape, classes, georef
         self.preview = preview
-        self._boxes, self._scores, self._classes = [], [], []
+        self._parts: list[Detections] = []
         self._stack = ExitStack()
         self._stream = None
 
@@ -93,7 +93,7 @@ class DetectionWriter:
 
     def __call__(self, det: Detections) -> None:
         if self.outputs.path.suffix.lower() != ".jsonl" or self.outputs.preview is not None:  # a final file needs them
-            self._boxes.append(det.boxes), self._scores.append(det.scores), self._classes.append(det.classes)
+            self._parts.append(det)
         if self._stream is not None:
             for b, s, c in zip(det.boxes, det.scores, det.classes):
                 self._stream.write(json.dumps(_record(b, s, int(c), self.classes)) + "\n")
@@ -101,9 +101,7 @@ class DetectionWriter:
 
     @property
     def detections(self) -> Detections:
-        if not self._boxes:
-            return Detections.empty()
-        return Detections(np.concatenate(self._boxes), np.concatenate(self._scores), np.concatenate(self._classes))
+        return Detections.concat(self._parts)
 
     def __exit__(self, *exc) -> None:
         try:

@@ -238,6 +238,7 @@ def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path
 
 def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
     """(boxes per image, (h, w) per image, the row's speed fields) of one detector."""
+    from edgekit.detect.decode import Detections
     from edgekit.detect.execute import DetectConfig, detect_image
 
     backend = config.backend or artifact.manifest.backend
@@ -250,7 +251,7 @@ def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
         for path in files:
             parts = []
             result = detect_image(artifact, path, parts.append, det_config, runner=runner)
-            found.append(_concat(parts))
+            found.append(Detections.concat(parts))
             sizes.append(result.shape[:2])
         samples = time_calls(lambda: opened.infer(runner.feed), config.timing)
     stats = latency_stats(samples)
@@ -260,15 +261,6 @@ def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
                latency=stats, images_per_s=images_per_s, mpx_per_s=images_per_s * hw[0] * hw[1] / 1e6,
                samples_ms=tuple(float(s) for s in samples))
     return found, sizes, row
-
-
-def _concat(parts: list):
-    from edgekit.detect.decode import Detections
-
-    if not parts:
-        return Detections.empty()
-    return Detections(np.concatenate([d.boxes for d in parts]), np.concatenate([d.scores for d in parts]),
-                      np.concatenate([d.classes for d in parts]))
 
 
 def read_coco_boxes(path: Path):
