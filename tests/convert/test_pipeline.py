@@ -91,7 +91,9 @@ def _assert_numbers(stages: list[dict]) -> None:
         assert isinstance(m["max_abs"], float) and isinstance(m["max_rel"], float) and 0 <= m["max_rel"] <= 1e-3
     assert isinstance(by_name["export"]["metrics"]["opset"], int) and by_name["export"]["metrics"]["opset"] >= 17
     simplify = by_name["simplify"]["metrics"]
-    assert isinstance(simplify["nodes_after"], int) and simplify["nodes_after"] <= simplify["nodes_before"]
+    # counts, not a promise of fewer nodes: onnxslim turns a 4-D MatMul + Add into Reshape, Gemm, Reshape
+    # (the dynamo exporter's graph of the tiny ConvNeXt: 221 -> 239 nodes, TorchScript's: 336 -> 248)
+    assert all(isinstance(simplify[k], int) and simplify[k] > 0 for k in ("nodes_before", "nodes_after"))
     assert by_name["reparam"]["metrics"]["params_after"] <= by_name["reparam"]["metrics"]["params_before"]
     compiled = stages[-1]
     assert isinstance(compiled["metrics"]["max_abs"], float) and compiled["facts"]["file"] == "model.ort.onnx"
