@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, EdgekitError
 
 Progress = Callable[[str], None]
 
@@ -152,12 +152,20 @@ def _accuracy(built, model: Path, config: SweepConfig) -> float | None:
 
 
 def _recipe_trained(built) -> bool:
-    path = built.report.details.get("source", {}).get("recipe")
+    """A recipe naming weights, or an `edgekit compress` output of one (its description names its source)."""
+    source = built.report.details.get("source", {})
+    path = source.get("recipe")
     if not path:
         return False
     from edgekit.recipes import load_recipe
 
-    return load_recipe(path).checkpoint is not None
+    recipe = load_recipe(path)
+    if source.get("kind") == "compressed":
+        try:
+            return load_recipe(recipe.model["source"]).checkpoint is not None
+        except EdgekitError:  # a timm:, factory or file source: no recipe says whether it was trained
+            return False
+    return recipe.checkpoint is not None
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:

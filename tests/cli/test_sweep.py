@@ -41,3 +41,32 @@ def test_markdown_says_speed_only_for_untrained_rows():
             SweepRow("n", "int8", (64, 64), 1.0, 1.5, 3.0, 0.1, 1000, 91.5))
     text = SweepReport("cpu", "test cpu", rows).to_markdown()
     assert "speed only" in text and "91.50 mIoU" in text
+
+
+def test_a_compressed_output_is_scored_when_its_source_was_trained(tmp_path):
+    """`edgekit compress` outputs carry no checkpoint of their own: their source recipe says whether they
+    were trained (the DINOv3 bench sweeps a compressed ViT beside its trained original)."""
+    from safetensors.torch import save_file
+
+    from edgekit.compress.output import write_output
+    from edgekit.nets.factory import model_from_recipe
+    from edgekit.recipes import load_recipe
+    from edgekit.sweep import SweepConfig, sweep
+    from tests.conftest import image_sets
+
+    untrained = write_recipe(tmp_path)
+    model = model_from_recipe(load_recipe(untrained), weights=False)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    trained = write_recipe(tmp_path, "tiny_trained", checkpoint="w.safetensors")
+    _, val = image_sets(tmp_path / "images", train=1, val=2)
+    outputs = {}
+    for recipe in (trained, untrained):
+        folder = tmp_path / f"{recipe.stem}_small"
+        folder.mkdir()
+        write_output(folder, model, load_recipe(recipe), str(recipe), "prune25", {"family": "cnn"})
+        outputs[recipe.stem] = folder
+    report = sweep([str(outputs["tiny_trained"]), str(outputs["tiny_fpn"])],
+                   SweepConfig(val=val, duration_s=0.2, warmup_s=0.1))
+    by_name = {r.recipe: r for r in report.rows}
+    assert 0 <= by_name["tiny_trained_small"].accuracy <= 100
+    assert by_name["tiny_fpn_small"].accuracy is None
