@@ -1,8 +1,11 @@
 """Stage 1: reparameterize multi-branch blocks and fold BatchNorm into convolutions, proven by outputs.
 
 Multi-branch blocks (MobileOne, RepVGG, FastViT) follow timm's duck-typed protocol
-(``reparameterize()`` / ``fuse()`` / ``switch_to_deploy()``), applied by timm's own
-``reparameterize_model``. Any remaining Conv -> BatchNorm pair whose order is certain (inside an
+(``reparameterize()`` / ``fuse()`` / ``switch_to_deploy()``), walked as timm's ``reparameterize_model``
+walks them, except that a block already in deploy form (its ``reparam_conv`` set) is left alone:
+timm's FastViT blocks are not idempotent (a deployed RepMixer has lost the ``mixer`` its
+``reparameterize`` reads), and a deploy-form model comes back here whenever an ``edgekit compress``
+output or a recipe saved reparameterized is built. Any remaining Conv -> BatchNorm pair whose order is certain (inside an
 ``nn.Sequential``, or a module holding ``conv`` and ``bn`` as timm's ConvNormAct does) is folded
 here, once, for every model.
 """
@@ -108,6 +111,22 @@ def _reparameterizable(model: nn.Module) -> int:
     )
 
 
+def _deploy(module: nn.Module) -> nn.Module:
+    """Every multi-branch block of ``module`` in deploy form, in place; blocks already deployed are skipped."""
+    for name, child in module.named_children():
+        if getattr(child, "reparam_conv", None) is not None:
+            continue
+        if hasattr(child, "fuse"):
+            child = child.fuse()
+            setattr(module, name, child)
+        elif hasattr(child, "reparameterize"):
+            child.reparameterize()
+        elif hasattr(child, "switch_to_deploy"):
+            child.switch_to_deploy()
+        _deploy(child)
+    return module
+
+
 @torch.no_grad()
 def reparameterize(model: nn.Module, sample: torch.Tensor, rtol: float = 1e-3) -> Reparameterized:
     """Deploy form of ``model`` (a copy) and the proof that it computes the same outputs.
@@ -120,14 +139,12 @@ def reparameterize(model: nn.Module, sample: torch.Tensor, rtol: float = 1e-3) -
     Raises:
         ParityError: when the outputs differ by more than ``rtol``.
     """
-    from timm.utils.model import reparameterize_model
-
     start = time.perf_counter()
     model = model.eval()
     before = _counts(model)
     blocks = _reparameterizable(model)
     reference = model(sample)
-    deployed = reparameterize_model(model).eval()
+    deployed = _deploy(copy.deepcopy(model)).eval()
     folded = fold_batchnorm(deployed)
     after = _counts(deployed)
     error = output_error(reference.numpy(), deployed(sample).numpy())

@@ -39,6 +39,20 @@ def test_multibranch_models_keep_their_outputs(name):
         assert torch.allclose(model(y), out.model(y), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["fastvit_t8", "mobileone_s0"])
+def test_a_deploy_form_model_reparameterizes_again_unchanged(name):
+    """A compressed or saved-reparameterized model is built again: its deployed blocks are left alone
+    (timm's own walk fails on a deployed FastViT RepMixer: it has no ``mixer`` left)."""
+    import timm
+
+    x = torch.randn(1, 3, 64, 64)
+    once = reparameterize(_randomize_bn(timm.create_model(name, pretrained=False, num_classes=10)), x).model
+    twice = reparameterize(once, x)
+    assert twice.report.params_after == twice.report.params_before
+    with torch.no_grad():
+        assert torch.equal(twice.model(x), once(x))
+
+
 def test_conv_bn_fold_in_sequential_is_exact_and_removes_bn():
     model = _randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                                         nn.Conv2d(8, 4, 1, bias=False), nn.BatchNorm2d(4)))
