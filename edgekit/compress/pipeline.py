@@ -20,7 +20,7 @@ from typing import Callable
 from edgekit.atomic import atomic_dir
 from edgekit.compress.distill import DistillSettings
 from edgekit.compress.report import CompressReport
-from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plan, plans_for
+from edgekit.compress.search import LEVELS, Goal, feasible_plans, measure_plans, plans_for
 from edgekit.errors import ConfigError
 
 Progress = Callable[[str], None]
@@ -88,13 +88,22 @@ def _data(config: CompressConfig, recipe):
     return train, val
 
 
-def _runtime(target) -> tuple[str, str]:
-    import onnxruntime
+def _cpu_runtime(target) -> str:
+    """The runtime plans are timed on: the cpu target's own; ONNX Runtime's CPU provider for the others."""
+    return "openvino" if target.backend == "openvino" else "onnxruntime"
 
+
+def _runtime(target) -> tuple[str, str]:
     from edgekit.profile.conditions import cpu_name
 
+    if _cpu_runtime(target) == "openvino":
+        import openvino
+
+        return "measured", f"OpenVINO {openvino.get_version()} CPU, {cpu_name()}"
+    import onnxruntime
+
     kind = ("estimated (ONNX Runtime CPU here, not measured on the TensorRT device)" if target.is_tensorrt
-            else f"estimated (ONNX Runtime CPU, not {target.backend})" if target.backend != "onnxruntime" else "measured")
+            else "measured")
     return kind, f"ONNX Runtime {onnxruntime.__version__} CPU, {cpu_name()}"
 
 
@@ -126,17 +135,12 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     deployed = reparameterize(src.load_model(), sample).model
     cache = MeasurementCache(config.cache)
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
-    measure = lambda plan: measure_plan(deployed, sample, plan, cache, key, config.latency_runs,  # noqa: E731
-                                        config.threads, config.importance)
-
-    say("measure the original")
-    base = measure(Plan())
-    measured = []
     from edgekit.compress.prune import family_of
 
-    for plan in plans_for(config.level, family_of(deployed)):
-        say(f"measure {plan.name}")
-        measured.append(PlanFigures(plan, measure(plan)))
+    plans = plans_for(config.level, family_of(deployed))
+    say(f"measure the original and {len(plans)} level-{config.level} plans")
+    base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
+                                   config.importance, _cpu_runtime(target), say)
     clock["search"] = time.perf_counter() - clock["start"]
     feasible = feasible_plans(base, measured, goal, config.level)  # raises before anything is written
     reference = _labels(deployed, val.batches)

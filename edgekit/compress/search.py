@@ -7,21 +7,20 @@ reparameterized model. Levels widen the plans tried:
     2: pruning and low-rank factorization;
     3: also depth cuts and, for ViTs, a narrower embedding (and a longer recovery, chosen by the caller).
 
-Each plan's figures (latency of its exported ONNX on ONNX Runtime's CPU provider, size, params,
-MACs) are measured once and kept in a :class:`~edgekit.optimize.cache.MeasurementCache` under a
-key of the source's hash, the plan, the input shape and the runtime version, so a rerun measures
-nothing twice. Plans that meet the speed/size goal are tried from the least compressed; an
+Each plan's figures (latency of its exported ONNX on the CPU runtime, timed in turns with the
+original and the other plans, size, params, MACs) are measured once and kept in a
+:class:`~edgekit.optimize.cache.MeasurementCache` under a key of the source's hash, the plans, the
+input shape and the runtime version, so a rerun measures nothing twice. Plans that meet the speed/size goal are tried from the least compressed; an
 infeasible goal is a one-line ConfigError with the best reachable figures.
 """
 from __future__ import annotations
 
-__all__ = ["Plan", "Goal", "LEVELS", "plans_for", "apply_plan", "measure_plan", "feasible_plans", "PlanFigures"]
+__all__ = ["Plan", "Goal", "LEVELS", "plans_for", "apply_plan", "measure_plans", "feasible_plans", "PlanFigures"]
 
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Callable
 
 from edgekit.errors import ConfigError
 from edgekit.optimize.cache import MeasurementCache, content_key
@@ -119,27 +118,46 @@ def apply_plan(model, sample, plan: Plan, importance: str = "magnitude") -> tupl
     return model, details
 
 
-def _figures(model, sample, runs: int, threads: int) -> dict:
+def _static(model, sample, path: Path) -> dict:
     from edgekit.compress.prune import count_macs, count_params
+
+    return {"size_mb": round(path.stat().st_size / 1e6, 3), "params": count_params(model), "macs": count_macs(model, sample)}
+
+
+def _measure_all(model, sample, plans: tuple[Plan, ...], runs: int, threads: int, importance: str, runtime: str,
+                 say: Callable[[str], None]) -> dict:
     from edgekit.convert.export import ExportSpec, export_onnx
-    from edgekit.optimize.evaluate import measure_latency
+    from edgekit.convert.onnx_check import time_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as tmp:
-        path = export_onnx(model, Path(tmp) / "candidate.onnx", ExportSpec(tuple(sample.shape[2:]))).path
-        latency = measure_latency(path, sample.numpy().astype(np.float32), runs=runs, threads=threads)
-        size = path.stat().st_size / 1e6
-    return {"latency_ms": round(latency, 3), "size_mb": round(size, 3), "params": count_params(model),
-            "macs": count_macs(model, sample)}
+        paths, static = [], []
+        for i, plan in enumerate(plans):
+            say(f"export {plan.name}")
+            candidate = apply_plan(model, sample, plan, importance)[0]
+            paths.append(export_onnx(candidate, Path(tmp) / f"plan{i}.onnx", ExportSpec(tuple(sample.shape[2:]))).path)
+            static.append(_static(candidate, sample, paths[-1]))
+        say(f"time {len(paths)} graphs in turns, {runs} rounds ({runtime})")
+        latencies = time_onnx(paths, runs=runs, threads=threads, runtime=runtime)
+    return {"figures": [{"latency_ms": round(ms, 3), **s} for ms, s in zip(latencies, static)]}
 
 
-def measure_plan(model, sample, plan: Plan, cache: MeasurementCache, key: dict, runs: int = 5,
-                 threads: int = 0, importance: str = "magnitude") -> dict:
-    """Latency (ms, ONNX Runtime CPU), size (MB), params and MACs of ``plan``, from the cache when known."""
+def measure_plans(model, sample, plans: tuple[Plan, ...], cache: MeasurementCache, key: dict, runs: int = 5,
+                  threads: int = 0, importance: str = "magnitude", runtime: str = "onnxruntime",
+                  progress: Callable[[str], None] | None = None) -> tuple[dict, list[PlanFigures]]:
+    """The original's figures and each plan's: latency (ms, median on the CPU ``runtime``), size (MB),
+    params and MACs. Every graph is exported first, then all are timed in turns (original, plan 1,
+    plan 2, ..., again), so that a shared machine's drifting load falls on each alike: timed one
+    after another, the demo model's plans came out 10-20 % apart from run to run. The set is
+    cached as one entry; a rerun of the same level measures nothing."""
     import onnxruntime
 
-    full_key = content_key(key, asdict(plan), importance, list(sample.shape), onnxruntime.__version__, runs, threads)
-    return cache.measure("compress", full_key,
-                         lambda: _figures(apply_plan(model, sample, plan, importance)[0], sample, runs, threads))
+    full_key = content_key(key, [asdict(p) for p in plans], importance, list(sample.shape), onnxruntime.__version__,
+                           runtime, runs, threads, "in-turns")
+    data = cache.measure("compress", full_key, lambda: _measure_all(model, sample, (Plan(),) + tuple(plans), runs,
+                                                                      threads, importance, runtime,
+                                                                      progress or (lambda _m: None)))
+    base, *rest = data["figures"]
+    return base, [PlanFigures(p, f) for p, f in zip(plans, rest)]
 
 
 def feasible_plans(base: dict, measured: list[PlanFigures], goal: Goal, level: int) -> list[PlanFigures]:

@@ -39,3 +39,28 @@ def test_goal_needs_a_limit_and_levels_grow():
 
     assert any(p.embed for p in plans_for(3, "vit")) and not any(p.embed for p in plans_for(3, "fastvit"))
     assert not any(p.embed for p in plans_for(2, "vit"))
+
+
+def test_plans_are_timed_in_turns_with_the_original_and_cached_as_one_set(tmp_path, monkeypatch):
+    import torch
+
+    from edgekit.compress.search import measure_plans
+    from edgekit.convert import onnx_check
+    from edgekit.optimize.cache import MeasurementCache
+    from tests.compress.compress_fixtures import TinyCnn
+
+    calls = []
+
+    def timing(paths, runs, threads, runtime):
+        calls.append((len(paths), runtime))
+        return [10.0 * (len(paths) - i) for i in range(len(paths))]  # the original slowest, each plan faster
+
+    monkeypatch.setattr(onnx_check, "time_onnx", timing)
+    plans = (Plan(0.25), Plan(0.5))
+    cache = MeasurementCache(tmp_path)
+    base, measured = measure_plans(TinyCnn(), torch.randn(1, 3, 16, 16), plans, cache, {"source": "tiny"})
+    assert calls == [(3, "onnxruntime")]  # one timing of all three graphs together
+    assert base["latency_ms"] == 30.0 and [m.figures["latency_ms"] for m in measured] == [20.0, 10.0]
+    assert [m.plan for m in measured] == list(plans) and measured[1].figures["params"] < base["params"]
+    again = measure_plans(TinyCnn(), torch.randn(1, 3, 16, 16), plans, MeasurementCache(tmp_path), {"source": "tiny"})
+    assert len(calls) == 1 and again[0] == base  # a rerun measures nothing
