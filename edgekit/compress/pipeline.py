@@ -20,7 +20,7 @@ from typing import Callable
 from edgekit.atomic import atomic_dir
 from edgekit.compress.distill import DistillSettings
 from edgekit.compress.report import CompressReport
-from edgekit.compress.search import LEVELS, Goal, feasible_plans, measure_plans, plans_for
+from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plans, plans_for
 from edgekit.errors import ConfigError
 
 Progress = Callable[[str], None]
@@ -141,6 +141,10 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     say(f"measure the original and {len(plans)} level-{config.level} plans")
     base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
                                    config.importance, _cpu_runtime(target), say)
+    for m in [PlanFigures(Plan(), base)] + measured:
+        f = m.figures
+        say(f"{m.plan.name:<22} {f['latency_ms']:8.1f} ms {base['latency_ms'] / f['latency_ms']:5.2f}x "
+            f"{f['params'] / 1e6:6.2f} M params {f['macs'] / 1e9:6.2f} GMACs {f['size_mb']:6.1f} MB")
     clock["search"] = time.perf_counter() - clock["start"]
     feasible = feasible_plans(base, measured, goal, config.level)  # raises before anything is written
     reference = _labels(deployed, val.batches)
