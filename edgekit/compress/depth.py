@@ -6,10 +6,15 @@ identity. Its importance is how much it changes the stream on the sample,
 ||block(x) - x|| / ||x||; the least important are dropped first, at most ``fraction`` of each
 ``blocks`` and never its last block. (The width of a transformer, the other half of the
 question, is pruned in prune.py: MLP hidden width and heads.)
+
+Not yet cut: blocks held in an ``nn.ModuleList`` (timm's Eva, so DINOv3): its feature wrapper
+takes intermediates by absolute block index, which a cut would have to remap. :func:`can_drop`
+says whether a model has anything to cut, so that the search leaves depth plans out instead of
+measuring plans that change nothing.
 """
 from __future__ import annotations
 
-__all__ = ["DepthReport", "Shallower", "drop_blocks"]
+__all__ = ["DepthReport", "Shallower", "drop_blocks", "can_drop"]
 
 import copy
 import math
@@ -39,6 +44,11 @@ class Shallower:
 
 def _block_lists(model: nn.Module) -> dict[str, nn.Sequential]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Sequential) and n.split(".")[-1] == "blocks"}
+
+
+def can_drop(model: nn.Module) -> bool:
+    """Whether ``model`` has a ``blocks`` list this cut can shorten (two blocks or more)."""
+    return any(len(seq) > 1 for seq in _block_lists(model).values())
 
 
 @torch.no_grad()

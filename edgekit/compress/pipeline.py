@@ -137,7 +137,13 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
     from edgekit.compress.prune import family_of
 
-    plans = plans_for(config.level, family_of(deployed))
+    from edgekit.compress.depth import can_drop
+
+    shortenable = can_drop(deployed)
+    plans = plans_for(config.level, family_of(deployed), depth=shortenable)
+    if not shortenable and any(p.depth for p in LEVELS[config.level]):
+        say("depth cuts left out: no nn.Sequential of blocks to shorten (Eva/DINOv3 holds its blocks in a "
+            "ModuleList that its feature wrapper indexes)")
     say(f"measure the original and {len(plans)} level-{config.level} plans")
     base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
                                    config.importance, _cpu_runtime(target), say)

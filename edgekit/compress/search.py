@@ -55,9 +55,10 @@ LEVELS = {
 }
 
 
-def plans_for(level: int, family: str) -> tuple[Plan, ...]:
-    """The level's plans that mean something for ``family`` (embedding cuts: the vit adapter only)."""
-    return tuple(p for p in LEVELS[level] if not p.embed or family == "vit")
+def plans_for(level: int, family: str, depth: bool = True) -> tuple[Plan, ...]:
+    """The level's plans that mean something for ``family`` (embedding cuts: the vit adapter only;
+    depth cuts only where ``depth``: the model has a block list the cut can shorten)."""
+    return tuple(p for p in LEVELS[level] if (not p.embed or family == "vit") and (depth or not p.depth))
 
 
 @dataclass(frozen=True)

@@ -51,16 +51,36 @@ def test_plans_are_timed_in_turns_with_the_original_and_cached_as_one_set(tmp_pa
 
     calls = []
 
-    def timing(paths, runs, threads, runtime):
-        calls.append((len(paths), runtime))
+    def timing(paths, runs=5, threads=0, runtime="onnxruntime"):  # the exporters' choice times its two graphs too
+        if all(p.name.startswith("plan") for p in paths):
+            calls.append(([p.name for p in paths], runtime))
         return [10.0 * (len(paths) - i) for i in range(len(paths))]  # the original slowest, each plan faster
 
     monkeypatch.setattr(onnx_check, "time_onnx", timing)
     plans = (Plan(0.25), Plan(0.5))
     cache = MeasurementCache(tmp_path)
     base, measured = measure_plans(TinyCnn(), torch.randn(1, 3, 16, 16), plans, cache, {"source": "tiny"})
-    assert calls == [(3, "onnxruntime")]  # one timing of all three graphs together
+    assert calls == [(["plan0.onnx", "plan1.onnx", "plan2.onnx"], "onnxruntime")]  # all three timed together
     assert base["latency_ms"] == 30.0 and [m.figures["latency_ms"] for m in measured] == [20.0, 10.0]
     assert [m.plan for m in measured] == list(plans) and measured[1].figures["params"] < base["params"]
     again = measure_plans(TinyCnn(), torch.randn(1, 3, 16, 16), plans, MeasurementCache(tmp_path), {"source": "tiny"})
     assert len(calls) == 1 and again[0] == base  # a rerun measures nothing
+
+
+def test_depth_plans_only_where_the_model_has_blocks_to_cut():
+    from torch import nn
+
+    from edgekit.compress.depth import can_drop
+    from edgekit.compress.search import plans_for
+    from tests.compress.compress_fixtures import tiny_vit
+
+    assert can_drop(tiny_vit())  # timm's ViT: an nn.Sequential of blocks
+
+    class Listed(nn.Module):  # Eva's layout: the blocks in a ModuleList, called in a loop
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(4))
+
+    assert not can_drop(Listed())
+    assert any(p.depth for p in plans_for(3, "vit")) and not any(p.depth for p in plans_for(3, "vit", depth=False))
+    assert len(plans_for(3, "vit", depth=False)) == len([p for p in LEVELS[3] if not p.depth])
