@@ -82,7 +82,8 @@ def main() -> None:
         paths = []
         for recipe in (vit, convnext):
             src = resolve_source(str(recipe), None, None, "segmentation")
-            paths.append(export_onnx(src.load_model(), Path(tmp) / f"{src.name}.onnx", ExportSpec(src.recipe.input_size)).path)
+            paths.append(export_onnx(src.load_model(), Path(tmp) / f"{src.recipe.name}.onnx",
+                                     ExportSpec(src.recipe.input_size)).path)
         vit_ms, convnext_ms = time_onnx(paths, runs=7)
     say(f"512x512, ONNX Runtime CPU, in turns: ViT-S/16 {vit_ms:.1f} ms, ConvNeXt-T {convnext_ms:.1f} ms: "
         f"the ViT must run {vit_ms / convnext_ms:.2f}x faster")
