@@ -210,7 +210,9 @@ def _sweep_panel(ax, rows: list[SweepRow], by_accuracy: bool) -> None:
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="tab:red", label="Pareto front")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    xs = [x for x, _ in points]
+    narrow = max(xs) < 10 * min(xs)  # within a decade there may be no major tick: label the minor ones
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter() if narrow else matplotlib.ticker.NullFormatter())
     ax.margins(x=0.3, y=0.12)
     ax.set_xlabel("latency p50 per image (ms, log scale)")
     ax.set_ylabel("mIoU vs ground truth (points)" if by_accuracy else "model size (MB)")
