@@ -55,6 +55,12 @@ class Target:
         return self.backend == "tensorrt"
 
     @property
+    def cpu_runtime(self) -> str:
+        """The runtime a build times and verifies graphs on here: the cpu target's own backend
+        (``openvino`` or ``onnxruntime``); ONNX Runtime's CPU provider for the device targets."""
+        return "openvino" if self.backend == "openvino" else "onnxruntime"
+
+    @property
     def trt_major(self) -> int | None:
         return int(self.tensorrt.split(".")[0]) if self.tensorrt else None
 

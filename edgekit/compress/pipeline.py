@@ -88,15 +88,10 @@ def _data(config: CompressConfig, recipe):
     return train, val
 
 
-def _cpu_runtime(target) -> str:
-    """The runtime plans are timed on: the cpu target's own; ONNX Runtime's CPU provider for the others."""
-    return "openvino" if target.backend == "openvino" else "onnxruntime"
-
-
 def _runtime(target) -> tuple[str, str]:
     from edgekit.profile.conditions import cpu_name
 
-    if _cpu_runtime(target) == "openvino":
+    if target.cpu_runtime == "openvino":
         import openvino
 
         return "measured", f"OpenVINO {openvino.get_version()} CPU, {cpu_name()}"
@@ -135,9 +130,8 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     deployed = reparameterize(src.load_model(), sample).model
     cache = MeasurementCache(config.cache)
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
-    from edgekit.compress.prune import family_of
-
     from edgekit.compress.depth import can_drop
+    from edgekit.compress.prune import family_of
 
     shortenable = can_drop(deployed)
     plans = plans_for(config.level, family_of(deployed), depth=shortenable)
@@ -146,7 +140,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
             "ModuleList that its feature wrapper indexes)")
     say(f"measure the original and {len(plans)} level-{config.level} plans")
     base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
-                                   config.importance, _cpu_runtime(target), say)
+                                   config.importance, target.cpu_runtime, say)
     for m in [PlanFigures(Plan(), base)] + measured:
         f = m.figures
         say(f"{m.plan.name:<22} {f['latency_ms']:8.1f} ms {base['latency_ms'] / f['latency_ms']:5.2f}x "

@@ -126,7 +126,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
-            _int8_verdict(records, details, say, _cpu_runtime(target))
+            _int8_verdict(records, details, say, target.cpu_runtime)
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -170,15 +170,11 @@ def _onnx_latency(path: Path, runs: int, target: Target) -> float | None:
 
     if runs <= 0:
         return None
-    with cpu_runner(path, target.threads, _cpu_runtime(target)) as runner:
+    with cpu_runner(path, target.threads, target.cpu_runtime) as runner:
         spec = runner.input_specs()[0]
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
         feed = {spec.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
         return _latency(lambda: runner.infer(feed), runs)
-
-
-def _cpu_runtime(target: Target) -> str:
-    return "openvino" if target.backend == "openvino" else "onnxruntime"
 
 
 def _errors(error) -> dict[str, float]:
@@ -342,7 +338,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
                          calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
-                         runtime=_cpu_runtime(target))
+                         runtime=target.cpu_runtime)
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe, batch)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
