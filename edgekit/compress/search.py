@@ -10,7 +10,8 @@ reparameterized model. Levels widen the plans tried:
 Each plan's figures (latency of its exported ONNX on the CPU runtime, timed in turns with the
 original and the other plans, size, params, MACs) are measured once and kept in a
 :class:`~edgekit.optimize.cache.MeasurementCache` under a key of the source's hash, the plans, the
-input shape and the runtime version, so a rerun measures nothing twice. Plans that meet the speed/size goal are tried from the least compressed; an
+input shape and the runtime version, so a rerun measures nothing twice. Plans that meet the
+speed/size goal are tried from the least compressed; an
 infeasible goal is a one-line ConfigError with the best reachable figures.
 """
 from __future__ import annotations
@@ -122,7 +123,8 @@ def apply_plan(model, sample, plan: Plan, importance: str = "magnitude") -> tupl
 def _static(model, sample, path: Path) -> dict:
     from edgekit.compress.prune import count_macs, count_params
 
-    return {"size_mb": round(path.stat().st_size / 1e6, 3), "params": count_params(model), "macs": count_macs(model, sample)}
+    return {"size_mb": round(path.stat().st_size / 1e6, 3), "params": count_params(model),
+            "macs": count_macs(model, sample)}
 
 
 def _measure_all(model, sample, plans: tuple[Plan, ...], runs: int, threads: int, importance: str, runtime: str,

@@ -5,9 +5,9 @@ Multi-branch blocks (MobileOne, RepVGG, FastViT) follow timm's duck-typed protoc
 walks them, except that a block already in deploy form (its ``reparam_conv`` set) is left alone:
 timm's FastViT blocks are not idempotent (a deployed RepMixer has lost the ``mixer`` its
 ``reparameterize`` reads), and a deploy-form model comes back here whenever an ``edgekit compress``
-output or a recipe saved reparameterized is built. Any remaining Conv -> BatchNorm pair whose order is certain (inside an
-``nn.Sequential``, or a module holding ``conv`` and ``bn`` as timm's ConvNormAct does) is folded
-here, once, for every model.
+output or a recipe saved reparameterized is built. Any remaining Conv -> BatchNorm pair whose
+order is certain (inside an ``nn.Sequential``, or a module holding ``conv`` and ``bn`` as timm's
+ConvNormAct does) is folded here, once, for every model.
 """
 from __future__ import annotations
 
