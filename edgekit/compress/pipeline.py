@@ -136,8 +136,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     shortenable = can_drop(deployed)
     plans = plans_for(config.level, family_of(deployed), depth=shortenable)
     if not shortenable and any(p.depth for p in LEVELS[config.level]):
-        say("depth cuts left out: no nn.Sequential of blocks to shorten (Eva/DINOv3 holds its blocks in a "
-            "ModuleList that its feature wrapper indexes)")
+        say("depth cuts left out: no list of blocks this model lets edgekit shorten (see edgekit/compress/depth.py)")
     say(f"measure the original and {len(plans)} level-{config.level} plans")
     base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
                                    config.importance, target.cpu_runtime, say)

@@ -31,3 +31,17 @@ def tiny_vit():
 
     torch.manual_seed(0)
     return timm.create_model("test_vit", pretrained=False).eval()
+
+
+def tiny_eva_segmenter(out_indices=(1, -1), depth: int = 6):
+    """A DINOv3-layout (timm Eva: RoPE, registers, ModuleList of blocks) segmenter, 64-pixel input."""
+    import timm
+
+    from edgekit.nets.heads import LinearHead
+    from edgekit.nets.segmenter import Segmenter
+
+    torch.manual_seed(0)
+    body = timm.create_model("vit_small_patch16_dinov3", pretrained=False, features_only=True, out_indices=out_indices,
+                             depth=depth, embed_dim=64, num_heads=2, img_size=64)
+    info = body.feature_info
+    return Segmenter(body, LinearHead(info.channels(), info.reduction(), channels=16, num_classes=3)).eval()

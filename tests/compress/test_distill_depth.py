@@ -1,11 +1,15 @@
 """Recovery lowers the student-teacher divergence and resumes from its checkpoint; depth cuts keep shapes."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from edgekit.compress.depth import drop_blocks
 from edgekit.compress.distill import DistillSettings, distill, divergence
-from tests.compress.compress_fixtures import TinyCnn, tiny_vit
+from torch import nn
+
+from tests.compress.compress_fixtures import TinyCnn, tiny_eva_segmenter, tiny_vit
 
 
 def _batches(n, seed, size=16):
@@ -51,3 +55,49 @@ def test_depth_drops_the_least_changing_block():
     assert result.report.dropped == ("blocks.0",)
     assert len(result.model.blocks) == len(model.blocks) - 1
     assert result.model(x).shape == model(x).shape
+
+
+class _Skip(nn.Module):
+    def forward(self, x, **kwargs):
+        return x
+
+
+def _skipping(model, dropped):
+    """``model`` with the named blocks replaced by identities, in place: what a correct cut computes."""
+    model = copy.deepcopy(model)
+    for name in dropped:
+        parent, _, index = name.rpartition(".")
+        model.get_submodule(parent)[int(index)] = _Skip()
+    return model
+
+
+@pytest.mark.parametrize("make, size", [
+    (lambda: tiny_eva_segmenter(out_indices=(1, -1)), 64),  # Eva: ModuleList, RoPE, a wrapper taking block 1
+    (lambda: _vit_segmenter(), 160),                         # ViT: Sequential, wrapper taking the last block
+])
+def test_depth_cut_remaps_the_feature_wrapper(make, size):
+    model = make()
+    x = torch.randn(1, 3, size, size)
+    getter = model.backbone
+    taken = [i % len(getter.model.blocks) for i in getter.out_indices]
+    result = drop_blocks(model, x, 0.5)
+    assert result.report.dropped and not any(n.endswith(f".{i}") for n in result.report.dropped for i in taken)
+    assert len(result.model.backbone.model.blocks) == result.report.blocks_after < result.report.blocks_before
+    with torch.no_grad():  # the cut model computes the original with the dropped blocks skipped
+        torch.testing.assert_close(result.model(x), _skipping(model, result.report.dropped)(x), rtol=1e-5, atol=1e-5)
+
+
+def _vit_segmenter():
+    from edgekit.nets.segmenter import create_segmenter
+
+    torch.manual_seed(0)
+    return create_segmenter("test_vit", "linear", 3, out_indices=(-1,)).eval()
+
+
+def test_eva_with_per_block_rope_is_not_cut():
+    from edgekit.compress.depth import can_drop
+
+    model = tiny_eva_segmenter()
+    assert can_drop(model)
+    model.backbone.model.rope_mixed = True  # one rotary table per block: cutting would misalign them
+    assert not can_drop(model)

@@ -76,7 +76,7 @@ def test_depth_plans_only_where_the_model_has_blocks_to_cut():
 
     assert can_drop(tiny_vit())  # timm's ViT: an nn.Sequential of blocks
 
-    class Listed(nn.Module):  # Eva's layout: the blocks in a ModuleList, called in a loop
+    class Listed(nn.Module):  # a bare ModuleList: its owner may index it anywhere (Eva's owner is timm's, see depth.py)
         def __init__(self):
             super().__init__()
             self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(4))
