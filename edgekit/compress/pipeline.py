@@ -153,7 +153,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     tried, chosen = [], None
     for candidate in feasible[: TRIES[config.level]]:
         student, details = apply_plan(deployed, sample, candidate.plan, config.importance)
-        ckpt_key = content_key(key, asdict(candidate.plan), config.importance, asdict(settings), train.key(), val.key())
+        ckpt_key = content_key(key, candidate.plan.key(), config.importance, asdict(settings), train.key(), val.key())
         ckpt = (Path(config.cache) / "files" / "compress" / f"{ckpt_key}.pt") if config.cache else None
         recovery = distill(deployed, student, train.batches, val.batches, recipe.task, settings,
                            train_masks=train.masks, val_masks=val.masks, checkpoint=ckpt,

@@ -45,6 +45,15 @@ class Plan:
         parts += [f"embed{round(100 * self.embed)}"] if self.embed else []
         return "+".join(parts) or "original"
 
+    def key(self) -> dict:
+        """The plan as a cache key: its fractions, and the version of each transform it uses."""
+        return {**asdict(self), **({"depth_cut": DEPTH_CUT_VERSION} if self.depth else {})}
+
+
+# Bumped when a transform's output changes for the same plan, so cached figures and recoveries of
+# the old output are not reused (depth 2: Eva/DINOv3 and feature-wrapped ViTs are cut; before, not).
+DEPTH_CUT_VERSION = 2
+
 
 _PRUNE = (0.125, 0.25, 0.375, 0.5, 0.625)
 LEVELS = {
@@ -154,7 +163,7 @@ def measure_plans(model, sample, plans: tuple[Plan, ...], cache: MeasurementCach
     cached as one entry; a rerun of the same level measures nothing."""
     import onnxruntime
 
-    full_key = content_key(key, [asdict(p) for p in plans], importance, list(sample.shape), onnxruntime.__version__,
+    full_key = content_key(key, [p.key() for p in plans], importance, list(sample.shape), onnxruntime.__version__,
                            runtime, runs, threads, "in-turns")
     data = cache.measure("compress", full_key, lambda: _measure_all(model, sample, (Plan(),) + tuple(plans), runs,
                                                                       threads, importance, runtime,

@@ -84,3 +84,13 @@ def test_depth_plans_only_where_the_model_has_blocks_to_cut():
     assert not can_drop(Listed())
     assert any(p.depth for p in plans_for(3, "vit")) and not any(p.depth for p in plans_for(3, "vit", depth=False))
     assert len(plans_for(3, "vit", depth=False)) == len([p for p in LEVELS[3] if not p.depth])
+
+
+def test_a_depth_plan_key_names_the_cut_version():
+    from dataclasses import asdict
+
+    from edgekit.compress.search import DEPTH_CUT_VERSION, Plan
+
+    # figures cached before depth cuts reached Eva measured uncut models: a new version is a new key
+    assert Plan(0.25, depth=0.25).key() == {**asdict(Plan(0.25, depth=0.25)), "depth_cut": DEPTH_CUT_VERSION}
+    assert Plan(0.25).key() == asdict(Plan(0.25))  # plans without a cut keep their cached figures
