@@ -4,9 +4,10 @@ An adapter names the *roots* a family may lose output channels from; every other
 ignored (its output width is kept), so a dimension the adapter does not name is never cut. What
 each family allows, and why the rest is left:
 
-* ``fastvit`` (FastViT): the hidden width of each ConvMlp (``fc1`` out, ``fc2`` in). The residual
-  stream is left: it is scaled per channel by LayerScale2d parameters Torch-Pruning cannot see,
-  is tied to the attention's ``reshape(B, N, C)``, and the stage's reparameterized RepMixers.
+* ``fastvit`` (FastViT): the hidden width of each ConvMlp (``fc1`` out, ``fc2`` in); with ``embed``
+  also the residual stream of each stage of RepMixer blocks (edgekit.compress.stream: the
+  LayerScale ``gamma`` and the grouped downsampling convolution need handling Torch-Pruning lacks).
+  The attention stages' stream is kept: their attention reshapes to the input width.
 * ``vit`` (timm VisionTransformer and friends with ``timm.layers.Attention``): MLP hidden width
   and whole attention heads (``num_heads`` / ``attn_dim`` are updated after pruning, since
   recent timm reshapes by those fixed attributes); with ``embed`` also the embedding width, the
@@ -52,7 +53,8 @@ class PruneSettings:
             distillation loss against the model's own argmax on the sample).
         scope: ``global`` ranks every channel together; ``stage`` cuts each layer by ``ratio``.
         heads: also prune whole attention heads (vit family) by ``ratio``.
-        embed: fraction of the embedding width (residual stream) to remove, vit family only (0: keep).
+        embed: fraction of the residual stream's width to remove (0: keep): the embedding of the vit
+            family, the convolutional stages' streams of the fastvit family; other families keep it.
         round_to: keep widths multiples of this (None: any width).
         max_ratio: no layer loses more than this fraction (global scope).
     """
@@ -305,6 +307,12 @@ def prune(model: nn.Module, sample: torch.Tensor, settings: PruneSettings = Prun
     if settings.embed and family == "vit":
         _prune_embedding(model, sample, settings)
         left = tuple(x for x in left if not x.startswith("embedding width"))
+    elif settings.embed and family == "fastvit":
+        from edgekit.compress.stream import prune_fastvit_streams
+
+        streams = prune_fastvit_streams(model, sample, settings.embed, settings.round_to)
+        left = (f"residual stream narrowed in {len(streams)} convolutional stages; the attention stages' "
+                "stream kept (their attention reshapes to the input width)",) + left[1:]
     elif settings.embed:
         left = left + (f"embedding width kept: the {family} adapter does not prune it",)
     model.eval()

@@ -3,9 +3,10 @@
 A :class:`Plan` is a depth cut, a pruning ratio and a rank ratio, applied in that order to the
 reparameterized model. Levels widen the plans tried:
 
-    1: pruning only (the adapter's widths), the cheapest search;
+    1: pruning only (the adapter's widths, and the residual stream where the adapter narrows it:
+       a ViT's embedding, FastViT's convolutional stages), the cheapest search;
     2: pruning and low-rank factorization;
-    3: also depth cuts and, for ViTs, a narrower embedding (and a longer recovery, chosen by the caller).
+    3: also depth cuts (and a longer recovery, chosen by the caller).
 
 Each plan's figures (latency of its exported ONNX on the CPU runtime, timed in turns with the
 original and the other plans, size, params, MACs) are measured once and kept in a
@@ -55,20 +56,20 @@ class Plan:
 DEPTH_CUT_VERSION = 2
 
 
-_PRUNE = (0.125, 0.25, 0.375, 0.5, 0.625)
-LEVELS = {
-    1: tuple(Plan(p) for p in _PRUNE),
-    2: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25)),
-    3: tuple(Plan(p) for p in _PRUNE) + tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25))
-    + tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5))
-    + tuple(Plan(p, None, d, 0.25) for p in (0.25, 0.5) for d in (0.0, 0.25)),  # ViTs only: see plans_for
-}
+_PRUNE = tuple(Plan(p) for p in (0.125, 0.25, 0.375, 0.5, 0.625))
+_STREAM = (Plan(0.5, embed=0.25), Plan(0.5, embed=0.5))  # the residual stream too: see plans_for
+_RANK = tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25))
+_DEPTH = tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5)) + (Plan(0.25, embed=0.25),
+                                                                            Plan(0.25, None, 0.25, 0.25),
+                                                                            Plan(0.5, None, 0.25, 0.25))
+LEVELS = {1: _PRUNE + _STREAM, 2: _PRUNE + _STREAM + _RANK, 3: _PRUNE + _STREAM + _RANK + _DEPTH}
+STREAM_FAMILIES = ("vit", "fastvit")  # the adapters that narrow the residual stream (edgekit.compress.prune)
 
 
 def plans_for(level: int, family: str, depth: bool = True) -> tuple[Plan, ...]:
-    """The level's plans that mean something for ``family`` (embedding cuts: the vit adapter only;
-    depth cuts only where ``depth``: the model has a block list the cut can shorten)."""
-    return tuple(p for p in LEVELS[level] if (not p.embed or family == "vit") and (depth or not p.depth))
+    """The level's plans that mean something for ``family`` (residual-stream cuts: the adapters in
+    STREAM_FAMILIES; depth cuts only where ``depth``: the model has a block list the cut can shorten)."""
+    return tuple(p for p in LEVELS[level] if (not p.embed or family in STREAM_FAMILIES) and (depth or not p.depth))
 
 
 @dataclass(frozen=True)

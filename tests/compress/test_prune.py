@@ -121,9 +121,76 @@ def test_vit_embedding_width_is_pruned_with_its_tokens_and_norms(tmp_path):
 
 
 def test_embedding_cut_on_a_family_that_cannot_is_said():
-    model = tiny_segmenter("fastvit_t8", channels=16)
+    model = tiny_segmenter("test_convnext", channels=16)
+    x = torch.randn(1, 3, 64, 64)
+    result = prune(model, x, PruneSettings(ratio=0.25, embed=0.5))
+    assert any("embedding width kept: the convnext adapter" in s for s in result.report.left)
+
+
+def _kill_stream_channels(model, killed):
+    """Zero every weight of the given stream channels of each FastViT-T8 stage (deploy form), on both
+    sides: their producers, mixers, MLP, layer scale, and what reads them (fc1, the next stage's
+    grouped downsampling kernel, the FPN lateral). Removing them then changes nothing."""
+    backbone, head = model.backbone, model.head
+    with torch.no_grad():
+        for s, chans in enumerate(killed):
+            stage = getattr(backbone, f"stages_{s}")
+            producer = backbone.stem_2.reparam_conv if s == 0 else stage.downsample.proj[-1].reparam_conv
+            outs = [producer] + [c for b in stage.blocks for c in (b.token_mixer.reparam_conv, b.mlp.conv.conv, b.mlp.fc2)]
+            for conv in outs:
+                conv.weight[chans] = 0
+                if conv.bias is not None:
+                    conv.bias[chans] = 0
+            for b in stage.blocks:
+                if isinstance(b.mlp.conv.bn, torch.nn.BatchNorm2d):  # folded into the conv where edgekit could
+                    b.mlp.conv.bn.weight[chans] = 0
+                    b.mlp.conv.bn.bias[chans] = 0
+                b.layer_scale.gamma[chans] = 0
+                b.mlp.fc1.weight[:, chans] = 0
+            head.lateral[s].weight[:, chans] = 0
+            if s + 1 < len(killed):
+                down = getattr(backbone, f"stages_{s + 1}").downsample.proj[0].reparam_conv
+                per = down.out_channels // down.groups
+                rows = [c * per + j for c in chans for j in range(per)]
+                down.weight[rows] = 0
+                down.bias[rows] = 0
+
+
+def test_fastvit_stream_cut_removes_the_dead_channels_exactly(tmp_path):
+    """The stream of every RepMixer stage loses a quarter: the zeroed channels, and the output is unchanged."""
     from edgekit.convert.reparam import reparameterize
 
     x = torch.randn(1, 3, 64, 64)
-    result = prune(reparameterize(model, x).model, x, PruneSettings(ratio=0.25, embed=0.5))
-    assert any("embedding width kept: the fastvit adapter" in s for s in result.report.left)
+    model = reparameterize(tiny_segmenter("fastvit_t8", channels=16), x).model
+    widths = [getattr(model.backbone, f"stages_{s}").blocks[0].mlp.fc2.out_channels for s in range(4)]
+    gen = torch.Generator().manual_seed(0)
+    killed = [sorted(torch.randperm(w, generator=gen)[: w // 4].tolist()) for w in widths]
+    _kill_stream_channels(model, killed)
+    result = prune(model, x, PruneSettings(ratio=0.0, embed=0.25, round_to=None))
+    pruned = result.model.backbone
+    for s, (w, chans) in enumerate(zip(widths, killed)):
+        stage = getattr(pruned, f"stages_{s}")
+        kept = [c for c in range(w) if c not in chans]
+        assert stage.blocks[0].mlp.fc2.out_channels == len(kept) == w - w // 4
+        gamma = getattr(model.backbone, f"stages_{s}").blocks[0].layer_scale.gamma
+        assert torch.equal(stage.blocks[0].layer_scale.gamma, gamma[kept])
+    assert pruned.stages_1.downsample.proj[0].reparam_conv.groups == widths[0] - widths[0] // 4
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-4, atol=1e-4)
+    assert result.report.params_after < result.report.params_before
+    export_onnx(result.model, tmp_path / "narrow.onnx", ExportSpec((64, 64)))
+
+
+def test_fastvit_attention_stage_keeps_its_stream(tmp_path):
+    from edgekit.convert.reparam import reparameterize
+
+    x = torch.randn(1, 3, 64, 64)
+    model = reparameterize(tiny_segmenter("fastvit_sa12", channels=16), x).model
+    result = prune(model, x, PruneSettings(ratio=0.5, embed=0.5))
+    before, after = model.backbone, result.model.backbone
+    assert after.stages_2.blocks[0].mlp.fc2.out_channels == before.stages_2.blocks[0].mlp.fc2.out_channels // 2
+    assert after.stages_3.blocks[0].mlp.fc2.out_channels == before.stages_3.blocks[0].mlp.fc2.out_channels
+    assert after.stages_3.downsample.proj[-1].reparam_conv.out_channels == before.stages_3.downsample.proj[-1].reparam_conv.out_channels
+    assert any("attention stages' stream kept" in s for s in result.report.left)
+    assert result.model(x).shape == model(x).shape
+    export_onnx(result.model, tmp_path / "sa12.onnx", ExportSpec((64, 64)))
