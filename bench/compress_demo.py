@@ -8,7 +8,7 @@ original FP32 and INT8 builds, and the compressed network's FP32 and INT8 builds
 edgekit.profile (ONNX Runtime CPU) on this machine, same run; the machine may be shared.
 
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 1 --speedup 1.5 --max-drop 0.5 --steps 300
-    PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 300
+    PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 1000
 A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize).
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--speedup", type=float, default=1.5)
     parser.add_argument("--max-drop", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=1e-3, help="recovery learning rate")
     parser.add_argument("--train-samples", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_compress")
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main() -> None:
     import onnxruntime
 
     config = CompressConfig(images=ROOT / CALIB, val=ROOT / VAL, level=args.level, train_samples=args.train_samples,
-                            batch=2, recovery=DistillSettings(steps=args.steps, eval_every=max(args.steps // 6, 1)),
+                            batch=2, recovery=DistillSettings(steps=args.steps, lr=args.lr, eval_every=max(args.steps // 6, 1)),
                             cache=default_cache_dir())
     start = time.perf_counter()
     small = args.out / f"level{args.level}"

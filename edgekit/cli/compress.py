@@ -29,7 +29,7 @@ from edgekit.cli.options import SIZE
 @click.option("--train-samples", type=int, default=64, show_default=True, help="Training images (tiles) used.")
 @click.option("--val-samples", type=int, help="Validation images used (default: all).")
 @click.option("--steps", type=int, default=200, show_default=True, help="Recovery steps at most (level 3: twice).")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Recovery learning rate.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Recovery learning rate.")
 @click.option("--batch", type=int, default=2, show_default=True, help="Recovery batch size.")
 @click.option("--sparsity", type=click.Choice(["2:4"]), default=None,
               help="Also make the network 2:4 sparse (TensorRT targets: Ampere/Orin sparse tensor cores).")
