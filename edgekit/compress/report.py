@@ -76,6 +76,7 @@ def markdown(r: CompressReport) -> str:
         lines.append(f"- pruned ({prune['family']} adapter): {len(prune['layers'])} layers narrower, "
                      f"{len(prune['heads'])} attentions with fewer heads")
         lines += [f"  - {name}: {w[0]} -> {w[1]}" for name, w in list(prune["layers"].items())[:40]]
+        lines += [f"  - and {len(prune['layers']) - 40} more (all in report.json)"] if len(prune["layers"]) > 40 else []
         lines += [f"  - left: {why}" for why in prune["left"]]
     low = r.changes.get("lowrank", {})
     if low:
@@ -85,6 +86,7 @@ def markdown(r: CompressReport) -> str:
         lines += [f"  - {n}: {d['in']}x{d['out']} -> rank {d['rank']} ({100 * d['energy_kept']:.1f}% energy"
                   + (f"; {d['ms_whole']:.3f} -> {d['ms_split']:.3f} ms" if "ms_split" in d else "") + ")"
                   for n, d in list(low["layers"].items())[:40]]
+        lines += [f"  - and {len(low['layers']) - 40} more (all in report.json)"] if len(low["layers"]) > 40 else []
         lines += [f"  - {n}: kept whole, rank {d['rank']} split timed {d['ms_split']:.3f} ms vs {d['ms_whole']:.3f} ms"
                   for n, d in list(low.get("slower", {}).items())[:20]]
     depth = r.changes.get("depth", {})
