@@ -1,7 +1,10 @@
 """`edgekit sweep`: build and profile recipes x precisions x input sizes for one target.
 
-Each combination is built (`edgekit build`) and profiled on this machine (`profile_artifact`),
-and scored against ground-truth masks where the recipe has trained weights and a validation
+Each combination is built (`edgekit build`), then all are profiled on this machine
+(`profile_artifact`) in turns: the timing is cut into rounds, each round times every artifact
+once, and a row's p50 is the median of its rounds' (its p99 the highest), so that a shared
+machine's drifting load falls on every row alike (timed one after another, the DINOv3 sweep's
+ViT/ConvNeXt ratio came out 1.16x against 1.33x in turns). Each is scored against ground-truth masks where the recipe has trained weights and a validation
 set with masks is given; otherwise its row says "speed only". The report is a dataclass;
 the table, Markdown, JSON and the plot (latency against accuracy, or against size when no row
 has an accuracy, with the Pareto front marked) are made from it.
@@ -29,7 +32,9 @@ class SweepConfig:
         sizes: input sizes (None: the recipe's own).
         calib: calibration images (int8 rows need them).
         val: validation images with ``masks/`` (accuracy of trained recipes).
-        warmup_s / duration_s: timing of each artifact (see edgekit.profile).
+        warmup_s / duration_s: timing of each artifact (see edgekit.profile): the warm-up before
+            each round, the duration split across the rounds.
+        rounds: timing rounds, each over every artifact in turn.
         keep: folder to keep the artifacts in (None: a temporary one).
     """
 
@@ -40,7 +45,12 @@ class SweepConfig:
     val: Path | None = None
     warmup_s: float = 0.5
     duration_s: float = 2.0
+    rounds: int = 3
     keep: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"sweep needs at least one timing round, not {self.rounds}")
 
 
 @dataclass(frozen=True)
@@ -108,35 +118,52 @@ def sweep(recipes: list[str], config: SweepConfig = SweepConfig(), progress: Pro
                           "(or --target cpu here)")
     if "int8" in config.precisions and config.calib is None:
         raise ConfigError("--precision int8 needs a calibration set: --calib FOLDER")
-    rows = []
     with tempfile.TemporaryDirectory(prefix="edgekit-sweep-") as tmp:
         root = Path(config.keep) if config.keep else Path(tmp)
-        for recipe in recipes:
-            for size in config.sizes:
-                for precision in config.precisions:
-                    rows.append(_one(recipe, size, precision, config, root, say))
+        built = [_build(recipe, size, precision, config, root, say)
+                 for recipe in recipes for size in config.sizes for precision in config.precisions]
+        timings = _time_in_turns([b[2] for b in built], config, say)
+        rows = tuple(_row(*b, timing, config) for b, timing in zip(built, timings))
     from edgekit.profile.conditions import cpu_name
 
-    return SweepReport(target.name, cpu_name(), tuple(rows))
+    return SweepReport(target.name, cpu_name(), rows)
 
 
-def _one(recipe: str, size, precision: str, config: SweepConfig, root: Path, say: Progress) -> SweepRow:
+def _build(recipe: str, size, precision: str, config: SweepConfig, root: Path, say: Progress):
     from edgekit.convert.pipeline import BuildConfig, build
-    from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
 
     name = Path(recipe).stem
     folder = root / f"{name}-{'native' if size is None else f'{size[0]}x{size[1]}'}-{precision}"
     say(f"build {name} {precision}{'' if size is None else f' {size[0]}x{size[1]}'}")
     built = build(recipe, folder, BuildConfig(target=config.target, precision=precision, input_size=size,
                                               calib=config.calib, val=config.val, latency_runs=0), progress=say)
-    say(f"profile {folder.name}")
-    timing = TimingConfig(warmup_s=config.warmup_s, duration_s=config.duration_s, min_iterations=5)
-    prof = profile_artifact(folder, ProfileConfig(timing=timing, power=False))
-    batch = prof.batches[0]
+    return name, precision, folder, built
+
+
+def _time_in_turns(folders: list[Path], config: SweepConfig, say: Progress) -> list[list]:
+    """Every artifact's profile of each round (round r times all of them before round r + 1)."""
+    from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
+
+    timing = TimingConfig(warmup_s=config.warmup_s, duration_s=config.duration_s / config.rounds, min_iterations=3)
+    runs: list[list] = [[] for _ in folders]
+    for r in range(config.rounds):
+        say(f"time {len(folders)} artifacts in turns, round {r + 1} of {config.rounds}")
+        for i, folder in enumerate(folders):
+            runs[i].append(profile_artifact(folder, ProfileConfig(timing=timing, power=False)))
+    return runs
+
+
+def _row(name: str, precision: str, folder: Path, built, profiles: list, config: SweepConfig) -> SweepRow:
+    import statistics
+
+    batches = [p.batches[0] for p in profiles]
+    per_image = batches[0].batch
     params = next((s.params for s in built.report.stages if s.stage == "source"), None)
     model = folder / built.manifest.model_file
-    return SweepRow(name, precision, tuple(prof.input_hw), batch.end_to_end.p50 / batch.batch, batch.end_to_end.p99 / batch.batch,
-                    batch.mpx_per_s, model.stat().st_size / 1e6, params, _accuracy(built, model, config))
+    return SweepRow(name, precision, tuple(profiles[0].input_hw),
+                    statistics.median(b.end_to_end.p50 for b in batches) / per_image,
+                    max(b.end_to_end.p99 for b in batches) / per_image, statistics.median(b.mpx_per_s for b in batches),
+                    model.stat().st_size / 1e6, params, _accuracy(built, model, config))
 
 
 def _accuracy(built, model: Path, config: SweepConfig) -> float | None:

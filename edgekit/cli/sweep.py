@@ -23,7 +23,10 @@ def _sizes(ctx, param, value: str | None):
 @click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated: fp32,fp16,int8.")
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8).")
 @click.option("--val", type=click.Path(path_type=Path), help="Validation images with masks/ (accuracy of trained recipes).")
-@click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
+@click.option("--duration", type=float, default=2.0, show_default=True,
+              help="Seconds of timed runs per artifact, split across the rounds.")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Timing rounds; each times every artifact in turn (a row's p50: the median of its rounds').")
 @click.option("--keep", type=click.Path(path_type=Path), help="Keep the artifacts in this folder.")
 @click.option("--plot", type=click.Path(path_type=Path), help="PNG: latency vs accuracy (or size), Pareto front marked.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the table as JSON.")

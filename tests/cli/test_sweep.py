@@ -23,11 +23,34 @@ def test_sweep_two_tiny_recipes(tmp_path, capsys):
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_artifacts_are_timed_in_turns(tmp_path, monkeypatch):
+    """All artifacts are built first, then round after round each is timed once (a, b, a, b), so a
+    machine's drifting load falls on every row alike."""
+    import edgekit.profile
+    from edgekit.sweep import SweepConfig, sweep
+
+    a = write_recipe(tmp_path, "tiny_convnext", "test_convnext", "fpn", 64)
+    b = write_recipe(tmp_path, "tiny_resnet", "test_resnet", "linear", 64)
+    calls, real = [], edgekit.profile.profile_artifact
+
+    def recording(folder, config):
+        calls.append(folder.name.split("-")[0])
+        return real(folder, config)
+
+    monkeypatch.setattr(edgekit.profile, "profile_artifact", recording)
+    report = sweep([str(a), str(b)], SweepConfig(sizes=((64, 64),), duration_s=0.2, rounds=2, warmup_s=0.05))
+    assert calls == ["tiny_convnext", "tiny_resnet", "tiny_convnext", "tiny_resnet"]
+    assert [r.recipe for r in report.rows] == ["tiny_convnext", "tiny_resnet"]
+    assert all(r.p99_ms >= r.p50_ms > 0 for r in report.rows)
+
+
 def test_int8_without_calibration_is_a_one_line_error(tmp_path, capsys):
     a = write_recipe(tmp_path)
     assert main(["sweep", str(a), "--precision", "fp32,int8"]) == 2
     err = capsys.readouterr().err
     assert "--calib" in err and err.count("\n") == 1
+    assert main(["sweep", str(a), "--rounds", "0"]) == 2
+    assert "timing round" in capsys.readouterr().err
 
 
 def test_pareto_front():
