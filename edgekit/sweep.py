@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = ["SweepConfig", "SweepRow", "SweepReport", "sweep", "pareto_front", "plot_sweep"]
 
 import json
+import statistics
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,8 +155,6 @@ def _time_in_turns(folders: list[Path], config: SweepConfig, say: Progress) -> l
 
 
 def _row(name: str, precision: str, folder: Path, built, profiles: list, config: SweepConfig) -> SweepRow:
-    import statistics
-
     batches = [p.batches[0] for p in profiles]
     per_image = batches[0].batch
     params = next((s.params for s in built.report.stages if s.stage == "source"), None)

@@ -59,10 +59,9 @@ DEPTH_CUT_VERSION = 2
 _PRUNE = tuple(Plan(p) for p in (0.125, 0.25, 0.375, 0.5, 0.625))
 _STREAM = (Plan(0.5, embed=0.25), Plan(0.5, embed=0.5), Plan(0.625, embed=0.5))  # the residual stream too: see plans_for
 _RANK = tuple(Plan(p, r) for p in (0.25, 0.5) for r in (0.5, 0.25)) + (Plan(0.5, 0.5, embed=0.5), Plan(0.5, 0.25, embed=0.5))
-_DEPTH = tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5)) + (Plan(0.25, embed=0.25),
-                                                                            Plan(0.25, None, 0.25, 0.25),
-                                                                            Plan(0.5, None, 0.25, 0.25))
-LEVELS = {1: _PRUNE + _STREAM, 2: _PRUNE + _STREAM + _RANK, 3: _PRUNE + _STREAM + _RANK + _DEPTH}
+_DEEP = (tuple(Plan(p, r, 0.25) for p in (0.25, 0.5) for r in (None, 0.5))  # depth cuts, alone and with a stream cut
+         + (Plan(0.25, embed=0.25), Plan(0.25, None, 0.25, 0.25), Plan(0.5, None, 0.25, 0.25)))
+LEVELS = {1: _PRUNE + _STREAM, 2: _PRUNE + _STREAM + _RANK, 3: _PRUNE + _STREAM + _RANK + _DEEP}
 STREAM_FAMILIES = ("vit", "fastvit")  # the adapters that narrow the residual stream (edgekit.compress.prune)
 
 
