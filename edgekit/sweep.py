@@ -4,8 +4,9 @@ Each combination is built (`edgekit build`), then all are profiled on this machi
 (`profile_artifact`) in turns: the timing is cut into rounds, each round times every artifact
 once, and a row's p50 is the median of its rounds' (its p99 the highest), so that a shared
 machine's drifting load falls on every row alike (timed one after another, the DINOv3 sweep's
-ViT/ConvNeXt ratio came out 1.16x against 1.33x in turns). Each is scored against ground-truth masks where the recipe has trained weights and a validation
-set with masks is given; otherwise its row says "speed only". The report is a dataclass;
+ViT/ConvNeXt ratio came out 1.16x against 1.33x in turns). Each is scored against ground-truth
+masks where the recipe has trained weights and a validation set with masks is given; otherwise
+its row says "speed only". The report is a dataclass;
 the table, Markdown, JSON and the plot (latency against accuracy, or against size when no row
 has an accuracy, with the Pareto front marked) are made from it.
 """

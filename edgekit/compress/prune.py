@@ -312,7 +312,8 @@ def prune(model: nn.Module, sample: torch.Tensor, settings: PruneSettings = Prun
 
         streams = prune_fastvit_streams(model, sample, settings.embed, settings.round_to)
         left = (f"residual stream narrowed in {len(streams)} convolutional stages; the attention stages' "
-                "stream kept (their attention reshapes to the input width)",) + left[1:]
+                "stream kept (their attention reshapes to the input width)",) + tuple(
+                    x for x in left if not x.startswith("residual stream"))
     elif settings.embed:
         left = left + (f"embedding width kept: the {family} adapter does not prune it",)
     model.eval()

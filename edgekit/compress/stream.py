@@ -87,8 +87,9 @@ def prune_fastvit_streams(model: nn.Module, sample: torch.Tensor, ratio: float, 
     Returns:
         stage name -> [width before, width after].
     """
-    import torch_pruning as tp
+    from edgekit.compress.prune import _torch_pruning
 
+    tp = _torch_pruning()
     stages = _stages(model)
     if not stages:
         return {}
