@@ -2,10 +2,12 @@
 edgekit.datapath) read into frozen dataclasses. No heavy imports."""
 from __future__ import annotations
 
-__all__ = ["Target", "load_target", "list_targets"]
+__all__ = ["Target", "load_target", "list_targets", "tensorrt_line"]
 
 import difflib
+import functools
 from dataclasses import dataclass, fields
+from importlib.resources import files
 from pathlib import Path
 
 import yaml
@@ -63,6 +65,29 @@ class Target:
     @property
     def trt_major(self) -> int | None:
         return int(self.tensorrt.split(".")[0]) if self.tensorrt else None
+
+    @property
+    def max_opset(self) -> int | None:
+        """The highest ONNX opset this target's graphs may carry: its TensorRT line's parser's
+        (``edgekit/data/tensorrt_lines.yaml``); None for cpu targets (their runtime reads the export's)."""
+        return tensorrt_line(self.tensorrt)["max_opset"] if self.is_tensorrt and self.tensorrt else None
+
+
+@functools.cache
+def _lines() -> dict:
+    return yaml.safe_load((files("edgekit.data") / "tensorrt_lines.yaml").read_text())["lines"]
+
+
+def tensorrt_line(version: str) -> dict:
+    """What the TensorRT line or version ``version`` ("8.5", "10.3", "10.7.0") reads: the entry of the
+    longest listed line that prefixes it, part by part ("10.15" is not "10.1"); its ``line`` added."""
+    parts = str(version).split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in _lines():
+            return {"line": key, **_lines()[key]}
+    raise ConfigError(f"TensorRT {version} is not a line edgekit knows ({', '.join(_lines())}); "
+                      "set the target's `tensorrt:` to one of them")
 
 
 _NOT_KEYS = ("path", "origin")

@@ -58,6 +58,8 @@ class Manifest:
         output: how the stitched output comes out of the model, when the build measured it:
             ``stride`` (input height / output height; 4: logits at a quarter of the tile, which
             `infer` upsamples) and ``probabilities`` (True: already probabilities, no softmax).
+        opset: the deployable ONNX's default-domain opset (for TensorRT targets, at most what the
+            target's TensorRT line reads: edgekit.convert.opset).
     """
 
     target: str
@@ -78,6 +80,7 @@ class Manifest:
     session: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)
+    opset: int | None = None
     edgekit_version: str = __version__
     format_version: int = FORMAT_VERSION
 

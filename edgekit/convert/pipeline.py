@@ -130,6 +130,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
+        if target.max_opset is not None:
+            details["opset"] = _fit_opset(deploy, target, config, records, say)
         next_step = "" if complete else f"edgekit compile {out}"
         if complete:
             manifest = _compile(folder, manifest, target, records, say)
@@ -145,6 +147,20 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
 
 def _tensorrt_available() -> bool:
     import importlib.util
+
+def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list, say: Progress) -> dict:
+    """The deployable graph at an opset the target's TensorRT line reads (:mod:`edgekit.convert.opset`)."""
+    from edgekit.convert.opset import fit_opset
+
+    say(f"opset for TensorRT {target.tensorrt} (reads up to {target.max_opset})")
+    fit = fit_opset(deploy, target.max_opset, config.rtol)
+    metrics = {"opset_before": fit.opset_before, "opset": fit.opset_after, "max_opset": fit.max_opset}
+    if fit.max_rel is not None:
+        metrics["max_rel"] = fit.max_rel
+    records.append(StageRecord("opset", fit.seconds, None, None, _size_mb(deploy), None, metrics,
+                               {"converted": f"{fit.opset_before} -> {fit.opset_after}" if fit.converted else "no"}))
+    return fit.to_dict()
+
 
     return importlib.util.find_spec("tensorrt") is not None
 
@@ -488,3 +504,12 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
                               "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
         output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
     )
+        opset=_deployable_opset(deploy),
+
+
+def _deployable_opset(deploy: Path) -> int:
+    import onnx
+
+    from edgekit.convert.opset import graph_opset
+
+    return graph_opset(onnx.load(str(deploy), load_external_data=False))
