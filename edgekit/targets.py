@@ -2,7 +2,7 @@
 edgekit.datapath) read into frozen dataclasses. No heavy imports."""
 from __future__ import annotations
 
-__all__ = ["Target", "load_target", "list_targets", "tensorrt_line"]
+__all__ = ["Target", "load_target", "list_targets", "tensorrt_line", "l4t_release"]
 
 import difflib
 import functools
@@ -17,6 +17,7 @@ from edgekit.errors import ConfigError
 
 KINDS = ("cpu", "jetson", "desktop")
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+HANDOFFS = ("edgekit", "trtexec")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Target:
         workspace_mb: TensorRT builder workspace limit.
         tile / batch: default tile size and batch for `edgekit infer`.
         max_accuracy_drop: tolerated loss of the task metric, in points, for lower precision.
+        handoff: how the device finishes a build: ``edgekit`` (``edgekit compile`` in the container of
+            docs/jetson.md), or ``trtexec`` where edgekit cannot run on the device (JetPack 5 ships
+            Python 3.8, edgekit needs 3.10): JetPack's own ``trtexec`` builds the engine from the
+            deployable ONNX, and edgekit's run-time commands are not available there.
         path / origin: the YAML file read, and where it was found (``package``, ``EDGEKIT_PATH``,
             ``--targets-dir``, ``file``); not keys of the file.
     """
@@ -49,6 +54,7 @@ class Target:
     batch: int = 1
     max_accuracy_drop: float = 0.5
     threads: int = 0
+    handoff: str = "edgekit"
     path: Path | None = None
     origin: str = ""
 
@@ -66,6 +72,14 @@ class Target:
     def trt_major(self) -> int | None:
         return int(self.tensorrt.split(".")[0]) if self.tensorrt else None
 
+    def next_step(self, folder: Path | str, precision: str, model_file: str) -> str:
+        """The command that finishes a build of this target on the device (``model_file``: the
+        artifact's deployable ONNX)."""
+        if self.handoff == "trtexec":
+            flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
+            return f"trtexec --onnx={Path(folder) / model_file} --saveEngine={Path(folder) / 'model.engine'}{flags}"
+        return f"edgekit compile {folder}"
+
     @property
     def max_opset(self) -> int | None:
         """The highest ONNX opset this target's graphs may carry: its TensorRT line's parser's
@@ -74,8 +88,23 @@ class Target:
 
 
 @functools.cache
+def _table() -> dict:
+    return yaml.safe_load((files("edgekit.data") / "tensorrt_lines.yaml").read_text())
+
+
 def _lines() -> dict:
-    return yaml.safe_load((files("edgekit.data") / "tensorrt_lines.yaml").read_text())["lines"]
+    return _table()["lines"]
+
+
+def l4t_release(tag: str) -> dict:
+    """What an L4T release (``r36.4.0``, a ``nvcr.io/nvidia/l4t-jetpack`` tag) ships: its JetPack, TensorRT
+    line and Python (``edgekit/data/tensorrt_lines.yaml``)."""
+    parts = str(tag).lstrip("Rr").split(".")
+    key = "r" + ".".join(parts[:2])
+    known = _table()["l4t"]
+    if key not in known:
+        raise ConfigError(f"L4T {tag} is not a release edgekit knows ({', '.join(known)})")
+    return {"release": key, **known[key]}
 
 
 def tensorrt_line(version: str) -> dict:
@@ -109,6 +138,8 @@ def _read(path: Path, origin: str = "file") -> Target:
     target = Target(**data, path=path, origin=origin)
     if target.kind not in KINDS or target.backend not in BACKENDS:
         raise ConfigError(f"target {path.name}: kind must be one of {', '.join(KINDS)}, backend one of {', '.join(BACKENDS)}")
+    if target.handoff not in HANDOFFS:
+        raise ConfigError(f"target {path.name}: handoff must be one of {', '.join(HANDOFFS)}")
     if (target.kind == "cpu") == target.is_tensorrt:
         raise ConfigError(f"target {path.name}: a {target.kind} target cannot use {target.backend}")
     return target

@@ -39,7 +39,7 @@ def test_from_l4t_jetpack_6_selected_by_an_arg(steps):
 
 def test_installs_the_runtime_extra_only(steps):
     runs = " ".join(args for op, args in steps if op == "RUN")
-    assert re.search(r"pip install [^&]*\.\[runtime\]", runs)
+    assert re.search(r"pip install [^&]*\.\[runtime,detect\]", runs)  # detect: GeoJSON/COCO on the device
     assert not re.search(r"pip install[^&]*\s(-e|--editable)\s", runs)  # a normal install: package data inside
     assert "edgekit targets" in runs  # the build fails if the profiles did not come with the package
     for name in HEAVY:
@@ -75,3 +75,31 @@ def test_copied_paths_exist_and_pass_the_ignore_file(steps):
 
 def test_short():
     assert len(DOCKERFILE.read_text().splitlines()) <= 40
+
+
+def test_l4t_tag_and_tensorrt_line_go_together(steps):
+    """The default L4T image ships the TensorRT line the image checks for, and every L4T tag the
+    docs suggest is a JetPack 6 release whose line is written beside it."""
+    from edgekit.targets import l4t_release, load_target
+
+    args = dict(a.split("=", 1) for op, a in steps if op == "ARG" and "=" in a)
+    release = l4t_release(args["L4T_TAG"])
+    assert release["tensorrt"] == args["TENSORRT_LINE"]
+    assert release["python"] == "3.10"  # the image installs edgekit (Python >= 3.10) next to JetPack's TensorRT
+    assert {load_target(n).tensorrt for n in ("jetson-orin-nx", "jetson-agx-orin", "jetson-orin-nano")} == {release["tensorrt"]}
+    docs = (ROOT / "docs" / "jetson.md").read_text() + (ROOT / "README.md").read_text()
+    for tag in re.findall(r"L4T_TAG=(r[\d.]+)", docs):
+        line = l4t_release(tag)["tensorrt"]
+        assert f"TENSORRT_LINE={line}" in docs or line == args["TENSORRT_LINE"], tag
+
+
+def test_jetpack5_target_hands_off_to_trtexec():
+    """JetPack 5 ships Python 3.8: edgekit cannot run there, so its target says how the device finishes."""
+    from edgekit.targets import l4t_release, load_target
+
+    target = load_target("jetson-orin-nx-jp5")
+    assert l4t_release("r35.4.1")["python"] == "3.8" and l4t_release("r35.4.1")["tensorrt"] == target.tensorrt
+    assert target.handoff == "trtexec"
+    step = target.next_step("out/jp5", "int8", "model.onnx")
+    assert step.startswith("trtexec --onnx=out/jp5/model.onnx") and "--int8" in step
+    assert load_target("jetson-orin-nx").next_step("out/nx", "int8", "model.onnx") == "edgekit compile out/nx"

@@ -130,9 +130,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
-        if target.max_opset is not None:
-            details["opset"] = _fit_opset(deploy, target, config, records, say)
-        next_step = "" if complete else f"edgekit compile {out}"
+        next_step = "" if complete else target.next_step(out, config.precision, deploy.name)
         if complete:
             manifest = _compile(folder, manifest, target, records, say)
         else:

@@ -47,7 +47,13 @@ def _tensorrt_version() -> str | None:
         return None
 
 
+JETSON_MODEL = Path("/proc/device-tree/model")  # often masked inside containers
+CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY = (75, 76)  # major, minor (cuda.h)
+
+
 def _gpu() -> tuple[str | None, str | None]:
+    """(name, compute capability) of GPU 0: nvidia-smi on desktops, else the CUDA driver itself
+    (Jetson's nvidia-smi has no compute_cap); a Jetson's model string gives a name, never a capability."""
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(
@@ -59,10 +65,43 @@ def _gpu() -> tuple[str | None, str | None]:
                 return name, cc
         except (subprocess.SubprocessError, OSError):
             pass
-    model = Path("/proc/device-tree/model")  # Jetson: nvidia-smi has no compute_cap there
-    if model.is_file() and "jetson" in model.read_text(errors="ignore").lower():
-        return model.read_text(errors="ignore").strip("\x00 \n"), "8.7"
+    name, cc = cuda_device()
+    if cc is not None:
+        return name, cc
+    if JETSON_MODEL.is_file() and "jetson" in JETSON_MODEL.read_text(errors="ignore").lower():
+        return JETSON_MODEL.read_text(errors="ignore").strip("\x00 \n"), None
     return None, None
+
+
+def _libcuda():
+    import ctypes
+
+    for name in ("libcuda.so.1", "libcuda.so"):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def cuda_device(index: int = 0, lib=None) -> tuple[str | None, str | None]:
+    """(name, "major.minor") of CUDA device ``index`` from the driver library (libcuda, through
+    ctypes: no CUDA Python package needed); (None, None) where there is no driver or device."""
+    import ctypes
+
+    lib = lib or _libcuda()
+    if lib is None or lib.cuInit(0) != 0:
+        return None, None
+    device = ctypes.c_int()
+    if lib.cuDeviceGet(ctypes.byref(device), index) != 0:
+        return None, None
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    for value, attribute in zip((major, minor), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY):
+        if lib.cuDeviceGetAttribute(ctypes.byref(value), attribute, device) != 0:
+            return None, None
+    name = ctypes.create_string_buffer(256)
+    lib.cuDeviceGetName(name, 256, device)
+    return name.value.decode(errors="replace") or None, f"{major.value}.{minor.value}"
 
 
 def _jetpack() -> str | None:
