@@ -1,7 +1,8 @@
 """Tiled detection over one image, band by band: read -> infer -> decode -> merge -> emit.
 
-Tiles come from :mod:`edgekit.tiling.geometry` at the model's input size (edge tiles shifted
-inside, no letterbox). A band is one row of tiles; after each band every group of boxes that
+Tiles come from the tile plan segmentation uses too (:mod:`edgekit.tiling.plan`: the model's
+input size, edge tiles shifted inside, no letterbox; the same pixel map, preview and batches).
+A band is one row of tiles; after each band every group of boxes that
 ends above the next band's first row is final (see :mod:`edgekit.detect.merge`) and goes to the
 sink at once, so memory holds one band of pixels plus the boxes still open.
 
@@ -29,12 +30,11 @@ from edgekit.detect.merge import BoxMerger, MergeConfig
 from edgekit.errors import ConfigError
 from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
-from edgekit.tiling.geometry import TileLayout, Window
+from edgekit.tiling.geometry import Window
 from edgekit.images import ImageSource, open_image
-from edgekit.images import PixelMap
-from edgekit.profile.memory import peak_rss_mb
-from edgekit.tiling.execute import tile_input
+from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
 
 
@@ -94,28 +94,7 @@ class DetectResult:
 
 def check_detector(manifest: Manifest) -> None:
     """Fail unless the artifact is a detector."""
-    if manifest.task != "detection":
-        raise ConfigError(f"this artifact's task is {manifest.task}, not detection; "
-                          "detection options (--conf, --det-format, --merge...) do not apply")
-
-
-@dataclass(frozen=True)
-class _Plan:
-    layout: TileLayout
-    batch: int
-    pixels: PixelMap
-    input_name: str
-    input_dtype: str
-    fmt: str
-
-
-def _plan(manifest: Manifest, runner: Runner, source: ImageSource, config: DetectConfig) -> _Plan:
-    check_detector(manifest)
-    spec, batch, pixels = tile_input(manifest, runner, source, config.overlap, config.batch)
-    fmt = config.det_format or detect_format(runner.output_specs())
-    height, width, _ = source.shape
-    layout = TileLayout(height, width, *pixels.tile, config.overlap, "crop")
-    return _Plan(layout, batch, pixels, spec.name, spec.dtype, fmt)
+    check_task(manifest, "detection", "tiled detection (--conf, --det-format, --merge...)")
 
 
 def _on_data(det: Detections, valid: np.ndarray | None, win: Window) -> Detections:
@@ -152,12 +131,14 @@ def detect_image(artifact: Artifact | Path | str, image: Path | str, sink: Calla
     with open_image(Path(image), cache_rows=tile[0]) as source:
         if runner is None:
             with artifact.runner(config.backend, config.threads) as own:
-                return _run(_plan(artifact.manifest, own, source, config), own, source, sink, config, preview)
-        return _run(_plan(artifact.manifest, runner, source, config), runner, source, sink, config, preview)
+                return _run(artifact.manifest, own, source, sink, config, preview)
+        return _run(artifact.manifest, runner, source, sink, config, preview)
 
 
-def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detections], None],
+def _run(manifest: Manifest, runner: Runner, source: ImageSource, sink: Callable[[Detections], None],
          config: DetectConfig, preview: Preview | None) -> DetectResult:
+    plan = plan_tiles(manifest, runner, source, config.overlap, config.batch)
+    fmt = config.det_format or detect_format(runner.output_specs())
     counts = {"tiles": 0, "skipped": 0, "boxes": 0}
 
     def emit(det: Detections) -> None:
@@ -166,37 +147,23 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detec
 
     merger = BoxMerger(config.merge, emit, config.overlap)
     start = time.perf_counter()
-    overview = _overview(plan, runner, source, config) if config.overview else Detections.empty()
+    overview = _overview(plan, fmt, runner, source, config) if config.overview else Detections.empty()
     merger.add(overview, from_tiles=False)
-    rows, cols = plan.layout.rows, plan.layout.cols
-    h, w = plan.layout.window_shape
-    outputs = runner.output_specs()
+    rows = plan.layout.rows
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for i, row in enumerate(rows):
-            windows, tiles, valids = [], [], []
-            for col in cols:
-                win = Window(row, col, h, w)
-                raw = source.read(row, col, h, w)
-                if preview is not None:
-                    preview.add_pixels(win, raw)
-                x, valid = plan.pixels.model_input(raw, win)
-                if valid is not None and not valid.any():
+        for i, (_, band) in enumerate(plan.bands(source, preview)):
+            for tiles in band:
+                if tiles.skipped:
                     counts["skipped"] += 1
                     continue
-                windows.append(win), tiles.append(x), valids.append(valid)
-                if len(windows) == plan.batch:
-                    _infer(plan, runner, outputs, windows, tiles, valids, merger, config)
-                    counts["tiles"] += len(windows)
-                    windows, tiles, valids = [], [], []
-            if windows:
-                _infer(plan, runner, outputs, windows, tiles, valids, merger, config)
-                counts["tiles"] += len(windows)
+                _infer(plan, fmt, runner, tiles, merger, config)
+                counts["tiles"] += len(tiles.windows)
             merger.flush(rows[i + 1] if i + 1 < len(rows) else None)
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     return DetectResult(
-        image=source.path, shape=source.shape, tile=(plan.layout.tile_h, plan.layout.tile_w), det_format=plan.fmt,
+        image=source.path, shape=source.shape, tile=(plan.layout.tile_h, plan.layout.tile_w), det_format=fmt,
         tiles=counts["tiles"], skipped_tiles=counts["skipped"], boxes=counts["boxes"],
         seconds=time.perf_counter() - start, backend=runner.name,
         peak_rss_mb=peak_rss_mb() or 0.0,
@@ -204,7 +171,7 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, sink: Callable[[Detec
     )
 
 
-def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectConfig) -> Detections:
+def _overview(plan: TilePlan, fmt: str, runner: Runner, source: ImageSource, config: DetectConfig) -> Detections:
     """Boxes of the whole image shrunk to fit one tile, in image pixels, larger than the overlap."""
     height, width, _ = source.shape
     tile_h, tile_w = plan.layout.tile_h, plan.layout.tile_w
@@ -213,8 +180,8 @@ def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectCo
         return Detections.empty()  # the image fits one tile: the tiles see it whole already
     small = np.stack([source.read(row, 0, 1, width)[0, ::step] for row in range(0, height, step)])
     x, valid = plan.pixels.model_input(small)
-    out = runner.infer({plan.input_name: _batch(plan, [x])})
-    det = decode(out, runner.output_specs(), plan.fmt, config.conf, (tile_h, tile_w), config.tile_iou)[0]
+    out = runner.infer(plan.feed(x[None]))
+    det = decode(out, runner.output_specs(), fmt, config.conf, (tile_h, tile_w), config.tile_iou)[0]
     det = _on_data(det, valid, Window(0, 0, small.shape[0], small.shape[1]))
     det = Detections(det.boxes * np.float32(step), det.scores, det.classes)
     det = Detections(np.minimum(det.boxes, np.array([width, height] * 2, np.float32)), det.scores, det.classes)
@@ -222,19 +189,11 @@ def _overview(plan: _Plan, runner: Runner, source: ImageSource, config: DetectCo
     return det.take(side > config.overlap)
 
 
-def _batch(plan: _Plan, tiles: list[np.ndarray]) -> np.ndarray:
-    """The model's batch of ``tiles``, zero-padded to its fixed batch size, in its input type."""
-    batch = np.stack(tiles)
-    if len(tiles) < plan.batch:
-        batch = np.concatenate([batch, np.zeros((plan.batch - len(tiles), *batch.shape[1:]), batch.dtype)])
-    return batch.astype(plan.input_dtype, copy=False)
-
-
-def _infer(plan: _Plan, runner: Runner, outputs, windows, tiles, valids, merger: BoxMerger,
+def _infer(plan: TilePlan, fmt: str, runner: Runner, tiles: TileBatch, merger: BoxMerger,
            config: DetectConfig) -> None:
-    n = len(windows)
-    out = runner.infer({plan.input_name: _batch(plan, tiles)})
-    per_tile = decode(out, outputs, plan.fmt, config.conf, (plan.layout.tile_h, plan.layout.tile_w), config.tile_iou)
-    for win, valid, det in zip(windows, valids, per_tile[:n]):
+    out = runner.infer(plan.feed(tiles.tiles))
+    per_tile = decode(out, runner.output_specs(), fmt, config.conf, (plan.layout.tile_h, plan.layout.tile_w),
+                      config.tile_iou)
+    for win, valid, det in zip(tiles.windows, tiles.valid, per_tile[:len(tiles.windows)]):
         det = _on_data(det, valid, win)
         merger.add(det.shifted(win.col, win.row))

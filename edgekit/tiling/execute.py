@@ -1,13 +1,14 @@
 """Tiled inference of an artifact over one image: read -> infer -> stitch -> write, overlapped.
 
-Three threads: a reader reads, pads and preprocesses the next batch while the caller's thread runs
-the model on the current one, and a stitcher blends finished tiles and writes finished rows. The
-queues between them hold two batches at most, so memory stays bounded by tile size, batch and
-image width. Outputs go to temporary files, renamed only when every one of them is complete.
+Three threads: a reader reads, pads and preprocesses the next batch (the tile plan detection
+shares, :mod:`edgekit.tiling.plan`) while the caller's thread runs the model on the current one,
+and a stitcher blends finished tiles and writes finished rows. The queues between them hold two
+batches at most, so memory stays bounded by tile size, batch and image width. Outputs go to
+temporary files, renamed only when every one of them is complete.
 """
 from __future__ import annotations
 
-__all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "predict_mask", "plan_for"]
+__all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "predict_mask", "plan_for", "check_outputs"]
 
 import os
 import queue
@@ -16,18 +17,20 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from edgekit.atomic import atomic_file
-from edgekit.errors import ArtifactError, ConfigError, InputError
-from edgekit.images import ImageSource, PixelMap, open_image
+from edgekit.errors import ConfigError, InputError
+from edgekit.images import ImageSource, open_image
 from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
-from edgekit.tiling.geometry import BLENDS, TileLayout
+from edgekit.tiling.geometry import BLENDS
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
+from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
 from edgekit.tiling.writers import WRITE_SUFFIXES, open_writer
 
@@ -101,44 +104,10 @@ class InferResult:
         return self.shape[0] * self.shape[1] / 1e6 / self.seconds if self.seconds else 0.0
 
 
-@dataclass(frozen=True)
-class _Plan:
-    layout: TileLayout
-    batch: int
-    pixels: PixelMap
-    input_name: str
-    input_dtype: str
-    output_name: str
-    probabilities: bool = False  # the output is probabilities already: no softmax
-
-
-def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: TileConfig) -> _Plan:
-    """Check the image against the artifact and decide tiles, batch and pixel mapping."""
-    if manifest.task != "segmentation":
-        raise ConfigError(f"edgekit infer stitches segmentation outputs; this artifact's task is {manifest.task}")
-    spec, batch, pixels = tile_input(manifest, runner, source, config.overlap, config.batch)
-    tile_h, tile_w = pixels.tile
-    height, width, _ = source.shape
-    layout = TileLayout(height, width, tile_h, tile_w, min(config.overlap, tile_h - 1, tile_w - 1), config.blend)
-    return _Plan(layout, batch, pixels, spec.name, spec.dtype, runner.output_specs()[0].name,
-                 bool(manifest.output.get("probabilities", False)))
-
-
-def tile_input(manifest: Manifest, runner: Runner, source: ImageSource, overlap: int, batch: int | None):
-    """What every tiled task checks first: overlap within the tile, the engine's batch, the channels,
-    and the image's pixel type and bands against the declared units. Returns (input spec, batch, PixelMap)."""
-    tile_h, tile_w = (int(v) for v in manifest.tile)
-    if overlap >= min(tile_h, tile_w):
-        raise ConfigError(f"--overlap {overlap} must be smaller than the {tile_h}x{tile_w} tile")
-    spec = runner.input_specs()[0]
-    fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
-    batch = batch or fixed or 1
-    if fixed and batch != fixed:
-        raise ConfigError(f"this artifact's engine takes batches of {fixed}; drop --batch or rebuild with batch {batch}")
-    if manifest.preprocess.channels != int(spec.shape[1]):
-        raise ArtifactError(f"the manifest's preprocessing has {manifest.preprocess.channels} channels, the model "
-                            f"takes {spec.shape[1]}; rebuild the artifact")
-    return spec, batch, PixelMap.for_source(source, manifest.preprocess, (tile_h, tile_w))
+def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: TileConfig) -> TilePlan:
+    """Check the image against a segmentation artifact and plan its tiles (:func:`edgekit.tiling.plan.plan_tiles`)."""
+    check_task(manifest, "segmentation", "stitching class masks")
+    return plan_tiles(manifest, runner, source, config.overlap, config.batch, config.blend)
 
 
 class _Stop(Exception):
@@ -181,38 +150,6 @@ class _Stage(threading.Thread):
             self.stop.set()
 
 
-def _batches(plan: _Plan, source: ImageSource, preview: Preview | None) -> Iterator[tuple]:
-    """(windows, model input, valid masks) per batch, plus (window, None, None) for skipped tiles."""
-    windows, tiles, valids = [], [], []
-    for win in plan.layout.windows():
-        raw = source.read(win.row, win.col, win.height, win.width)
-        if preview is not None:
-            preview.add_pixels(win, plan.pixels.channels(raw))
-        tile, valid = plan.pixels.model_input(raw, win)
-        if valid is not None and not valid.any():
-            if windows:
-                yield windows, np.stack(tiles), valids
-                windows, tiles, valids = [], [], []
-            yield [win], None, [None]
-            continue
-        windows.append(win)
-        tiles.append(tile)
-        valids.append(valid)
-        if len(windows) == plan.batch:
-            yield windows, np.stack(tiles), valids
-            windows, tiles, valids = [], [], []
-    if windows:
-        yield windows, np.stack(tiles), valids
-
-
-def _feed(batch: np.ndarray, plan: _Plan) -> np.ndarray:
-    """Pad a short last batch to the engine's batch and cast to its input type."""
-    if batch.shape[0] < plan.batch:
-        pad = np.zeros((plan.batch - batch.shape[0], *batch.shape[1:]), batch.dtype)
-        batch = np.concatenate([batch, pad])
-    return batch.astype(plan.input_dtype, copy=False)
-
-
 def _writers(stack: ExitStack, outputs: TileOutputs, source: ImageSource, classes: int) -> dict:
     """Open a row writer per output, each on a temporary file renamed when the stack closes cleanly."""
     height, width, _ = source.shape
@@ -243,12 +180,6 @@ def check_outputs(outputs: TileOutputs) -> None:
             raise InputError(f"output {path} is a folder; give a file name")
 
 
-def _peak_rss_mb() -> float:
-    from edgekit.profile.memory import peak_rss_mb
-
-    return peak_rss_mb() or 0.0
-
-
 def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: TileOutputs | Path | str,
                 config: TileConfig = TileConfig(), runner: Runner | None = None) -> InferResult:
     """Run ``artifact`` over ``image`` tile by tile and write the stitched outputs.
@@ -271,7 +202,7 @@ def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: Til
         if runner is None:
             runner = stack.enter_context(artifact.runner(config.backend, config.threads))
         plan = plan_for(artifact.manifest, runner, source, config)
-        return _run(plan, runner, source, outputs, config, stack)
+        return _run(plan, runner, source, outputs, config, _softmaxed(artifact.manifest), stack)
 
 
 class _MaskInMemory:
@@ -299,12 +230,17 @@ def predict_mask(artifact: Artifact, image: Path | str, config: TileConfig = Til
             runner = stack.enter_context(artifact.runner(config.backend, config.threads))
         plan = plan_for(artifact.manifest, runner, source, config)
         memory = _MaskInMemory(source.shape[0], source.shape[1])
-        _stitch(plan, runner, source, {"mask": memory}, None, config)
+        _stitch(plan, runner, source, {"mask": memory}, None, config, _softmaxed(artifact.manifest))
         return memory.mask
 
 
-def _stitch(plan: _Plan, runner: Runner, source: ImageSource, writers: dict, preview: Preview | None,
-            config: TileConfig) -> tuple[dict, Stitcher]:
+def _softmaxed(manifest: Manifest) -> bool:
+    """True when the model's output is probabilities already (no softmax)."""
+    return bool(manifest.output.get("probabilities", False))
+
+
+def _stitch(plan: TilePlan, runner: Runner, source: ImageSource, writers: dict, preview: Preview | None,
+            config: TileConfig, softmaxed: bool) -> tuple[dict, Stitcher]:
     """Run the three-stage pipeline, handing finished rows to ``writers`` (and ``preview``)."""
     classes = int(runner.output_specs()[0].shape[1])
 
@@ -320,18 +256,18 @@ def _stitch(plan: _Plan, runner: Runner, source: ImageSource, writers: dict, pre
                         emit, probabilities="probabilities" in writers)
     counts = {"tiles": 0, "skipped": 0}
     with _Progress(config.progress, len(layout), source.path.name, layout.height * layout.width) as bar:
-        _pipeline(plan, runner, source, stitcher, preview, config, counts, bar)
+        _pipeline(plan, runner, source, stitcher, preview, config, softmaxed, counts, bar)
     return counts, stitcher
 
 
-def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
-         stack: ExitStack) -> InferResult:
+def _run(plan: TilePlan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
+         softmaxed: bool, stack: ExitStack) -> InferResult:
     classes = int(runner.output_specs()[0].shape[1])
     preview = Preview.for_source(source, plan.pixels.preprocess.scale) if outputs.preview is not None else None
     preview_tmp = stack.enter_context(atomic_file(outputs.preview)) if preview is not None else None
     writers = _writers(stack, outputs, source, classes)
     start = time.perf_counter()
-    counts, stitcher = _stitch(plan, runner, source, writers, preview, config)
+    counts, stitcher = _stitch(plan, runner, source, writers, preview, config, softmaxed)
     layout = plan.layout
     if preview is not None:
         preview.save(preview_tmp)
@@ -340,33 +276,34 @@ def _run(plan: _Plan, runner: Runner, source: ImageSource, outputs: TileOutputs,
     return InferResult(
         image=source.path, outputs=outputs, shape=source.shape, tile=(layout.tile_h, layout.tile_w),
         batch=plan.batch, tiles=counts["tiles"], skipped_tiles=counts["skipped"], seconds=seconds,
-        backend=runner.name, peak_rss_mb=_peak_rss_mb(), stitch_mb=stitcher.peak_bytes / 2**20,
+        backend=runner.name, peak_rss_mb=peak_rss_mb() or 0.0, stitch_mb=stitcher.peak_bytes / 2**20,
     )
 
 
-def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitcher, preview: Preview | None,
-              config: TileConfig, counts: dict, bar: "_Progress") -> None:
+def _pipeline(plan: TilePlan, runner: Runner, source: ImageSource, stitcher: Stitcher, preview: Preview | None,
+              config: TileConfig, softmaxed: bool, counts: dict, bar: "_Progress") -> None:
     stop = threading.Event()
     to_model: queue.Queue = queue.Queue(config.queue_depth)
     to_stitch: queue.Queue = queue.Queue(config.queue_depth)
     done = object()
+    output_name = runner.output_specs()[0].name
 
     def read() -> None:
-        for item in _batches(plan, source, preview):
+        for item in plan.batches(source, preview):
             _put(to_model, item, stop)
         _put(to_model, done, stop)
 
     def stitch() -> None:
         while (item := _get(to_stitch, stop)) is not done:
-            windows, probs, valids = item
-            for i, (win, valid) in enumerate(zip(windows, valids)):
+            tiles, probs = item
+            for i, (win, valid) in enumerate(zip(tiles.windows, tiles.valid)):
                 if probs is None:
                     stitcher.skip(win)
                 else:
                     h, w = win.height, win.width
                     stitcher.add(win, probs[i, :, :h, :w], valid)
-            counts["skipped" if probs is None else "tiles"] += len(windows)
-            bar.advance(len(windows))
+            counts["skipped" if probs is None else "tiles"] += len(tiles.windows)
+            bar.advance(len(tiles.windows))
         stitcher.close()
 
     stages = [_Stage("tile-reader", read, stop), _Stage("tile-stitcher", stitch, stop)]
@@ -374,13 +311,13 @@ def _pipeline(plan: _Plan, runner: Runner, source: ImageSource, stitcher: Stitch
         s.start()
     try:
         while (item := _get(to_model, stop)) is not done:
-            windows, batch, valids = item
+            tiles: TileBatch = item
             probs = None
-            if batch is not None:
-                out = runner.infer({plan.input_name: _feed(batch, plan)})[plan.output_name]
-                probs = probabilities_from_output(out[: len(windows)], (plan.layout.tile_h, plan.layout.tile_w),
-                                                  plan.probabilities)
-            _put(to_stitch, (windows, probs, valids), stop)
+            if not tiles.skipped:
+                out = runner.infer(plan.feed(tiles.tiles))[output_name]
+                probs = probabilities_from_output(out[: len(tiles.windows)], (plan.layout.tile_h, plan.layout.tile_w),
+                                                  softmaxed)
+            _put(to_stitch, (tiles, probs), stop)
         _put(to_stitch, done, stop)
         stages[1].join()
     except _Stop:

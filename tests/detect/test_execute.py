@@ -113,3 +113,16 @@ def test_overview_of_an_image_within_one_tile_adds_nothing(tmp_path):
     result = detect_image(art, tmp_path / "img.npy", sink, DetectConfig(overlap=OVERLAP, conf=0.5, overview=True))
     assert result.overview_boxes == 0
     np.testing.assert_allclose(_boxes(got), expected_boxes([(20, 30)]), atol=1e-4)
+
+
+@pytest.mark.parametrize("module", ["edgekit.detect.execute", "edgekit.tiling.execute"])
+def test_tiled_paths_load_no_convert_or_profile_module(module):
+    """The run-time path sits below convert and profile: importing it loads neither (checked in a fresh process)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys, {module}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('edgekit.convert', 'edgekit.profile')))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []

@@ -10,9 +10,11 @@ import tifffile
 from tiling_reference import declare_units, make_cpu_artifact, softmax, whole_image_logits
 
 from edgekit.errors import ConfigError, InputError
+from edgekit.images import PixelMap
 from edgekit.preprocess import Preprocess
 from edgekit.tiling import execute
 from edgekit.tiling.execute import TileConfig, TileOutputs, infer_image
+from edgekit.tiling.plan import TilePlan
 
 
 def _reference(artifact: Path, pixels: np.ndarray) -> np.ndarray:
@@ -163,7 +165,7 @@ def test_ctrl_c_anywhere_leaves_no_partial_output(artifact, tmp_path, monkeypatc
             return original(*args, **kwargs)
         return wrapped
 
-    target = {"runner": (execute, "_feed"), "reader": (execute.PixelMap, "model_input"),
+    target = {"runner": (TilePlan, "feed"), "reader": (PixelMap, "model_input"),
               "writer": (execute.FinishedRows, "__init__")}[where]
     monkeypatch.setattr(*target, interrupt_on_third(getattr(*target)))
     out = TileOutputs(tmp_path / "m.tif", tmp_path / "p.tif", tmp_path / "v.png")
