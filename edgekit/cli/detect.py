@@ -1,4 +1,5 @@
-"""The detection branch of `edgekit infer`: one image in, boxes out (COCO, GeoJSON, JSON Lines)."""
+"""The detection branch of `edgekit infer` (one image in, boxes out: COCO, GeoJSON, JSON Lines), and
+the detection options `edgekit infer` and `edgekit run` share."""
 from __future__ import annotations
 
 import warnings
@@ -6,12 +7,59 @@ from pathlib import Path
 
 import click
 
-from edgekit.detect.execute import DetectConfig, DetectResult, detect_image
-from edgekit.detect.outputs import DetectionOutputs, DetectionWriter, check_detection_outputs
+from edgekit.detect.decode import FORMATS
+from edgekit.detect.execute import DetectConfig, DetectResult, write_detections
+from edgekit.detect.merge import METRICS, MODES, MergeConfig
+from edgekit.detect.outputs import DetectionOutputs
 from edgekit.errors import InputError
 from edgekit.artifact.folder import Artifact
-from edgekit.images import list_images, open_image
-from edgekit.tiling.preview import Preview
+from edgekit.images import list_images
+
+
+SEGMENTATION_ONLY = ("blend", "probabilities")
+DETECTION_ONLY = ("conf", "det_format", "merge", "merge_metric", "merge_threshold", "overview")
+
+_OPTIONS = (
+    click.option("--conf", type=float, default=0.25, show_default=True, help="Detection: minimum box score."),
+    click.option("--det-format", type=click.Choice(FORMATS), default=None,
+                 help="Detection: the model's output layout (default: read from its output shapes)."),
+    click.option("--merge", type=click.Choice(MODES), default="nms", show_default=True,
+                 help="Detection: merge boxes across tiles: keep the best (nms) or grow it to the union (greedy)."),
+    click.option("--merge-metric", type=click.Choice(METRICS), default="ios", show_default=True,
+                 help="Detection: match boxes by intersection over the smaller box (ios) or over the union (iou)."),
+    click.option("--merge-threshold", type=float, default=0.5, show_default=True, help="Detection: match threshold."),
+    click.option("--overview", is_flag=True, default=False,
+                 help="Detection: also run the whole image shrunk to one tile, for objects larger than a tile."),
+)
+
+
+def detection_options(command):
+    """Add the detection options (DETECTION_ONLY) to a command."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def detect_config(params: dict, threads: int = 0) -> DetectConfig:
+    """The :class:`DetectConfig` of a command's parsed options (``ctx.params``)."""
+    merge = MergeConfig(params["merge"], params["merge_metric"], params["merge_threshold"])
+    return DetectConfig(params["overlap"], params["conf"], merge=merge, det_format=params["det_format"],
+                        batch=params["batch"], backend=params["backend"], threads=threads, overview=params["overview"])
+
+
+def check_task_options(ctx: click.Context, task: str, segmentation_only: tuple[str, ...],
+                       detection_only: tuple[str, ...]) -> None:
+    """Segmentation options given for a detector, or detection options for a segmenter: a one-line error."""
+    from click.core import ParameterSource
+
+    from edgekit.errors import ConfigError
+
+    names = segmentation_only if task == "detection" else detection_only
+    wrong = [max(p.opts, key=len) for p in ctx.command.params
+             if p.name in names and ctx.get_parameter_source(p.name) not in (ParameterSource.DEFAULT, None)]
+    if wrong:
+        other = "segmentation" if task == "detection" else "detection"
+        raise ConfigError(f"{', '.join(wrong)} apply to {other} artifacts; this artifact's task is {task}")
 
 
 def summary(r: DetectResult, output: Path) -> str:
@@ -33,15 +81,9 @@ def run_detection(art: Artifact, image: Path, output: Path, config: DetectConfig
 
 
 def _run_one(art: Artifact, image: Path, outputs: DetectionOutputs, config: DetectConfig, runner=None) -> str:
-    with open_image(image) as source:
-        georef = source.georef if source.georef and source.georef.get("crs") else None
-        shape = source.shape
-        view = Preview.for_source(source, art.manifest.preprocess.scale) if outputs.preview is not None else None
-    check_detection_outputs(outputs, georef is not None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with DetectionWriter(outputs, image, shape, art.manifest.classes, georef, view) as writer:
-            result = detect_image(art, image, writer, config, runner=runner, preview=view)
+        result = write_detections(art, image, outputs, config, runner=runner)
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     return summary(result, outputs.path)

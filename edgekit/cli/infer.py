@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS, load_artifact
-from edgekit.detect.decode import FORMATS
-from edgekit.detect.merge import METRICS, MODES
+from edgekit.cli.detect import (DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options,
+                                run_detection)
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
 from edgekit.images import list_images
@@ -37,28 +37,6 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
     ) for p in images]
 
 
-SEGMENTATION_ONLY = ("blend", "probabilities")
-DETECTION_ONLY = ("conf", "det_format", "merge", "merge_metric", "merge_threshold", "jsonl", "overview")
-
-
-def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
-    """The options among ``names`` the user set on the command line, as ``--flag``."""
-    from click.core import ParameterSource
-
-    return [f"--{n.replace('_', '-')}" for n in names
-            if ctx.get_parameter_source(n) not in (ParameterSource.DEFAULT, None)]
-
-
-def _check_options(ctx: click.Context, task: str) -> None:
-    """Segmentation options on a detector, or detection options on a segmenter: a one-line error."""
-    from edgekit.errors import ConfigError
-
-    wrong = _given(ctx, SEGMENTATION_ONLY if task == "detection" else DETECTION_ONLY)
-    if wrong:
-        other = "segmentation" if task == "detection" else "detection"
-        raise ConfigError(f"{', '.join(wrong)} apply to {other} artifacts; this artifact's task is {task}")
-
-
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
@@ -73,36 +51,21 @@ def _check_options(ctx: click.Context, task: str) -> None:
 @click.option("--probabilities", type=click.Path(path_type=Path), default=None, help="Also write float16 probabilities (.tif).")
 @click.option("--preview", type=click.Path(path_type=Path), default=None, help="Also write a downsampled colour overlay (.png).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("--conf", type=float, default=0.25, show_default=True, help="Detection: minimum box score.")
-@click.option("--det-format", type=click.Choice(FORMATS), default=None,
-              help="Detection: the model's output layout (default: read from its output shapes).")
-@click.option("--merge", type=click.Choice(MODES), default="nms", show_default=True,
-              help="Detection: merge boxes across tiles: keep the best (nms) or grow it to the union (greedy).")
-@click.option("--merge-metric", type=click.Choice(METRICS), default="ios", show_default=True,
-              help="Detection: match boxes by intersection over the smaller box (ios) or over the union (iou).")
-@click.option("--merge-threshold", type=float, default=0.5, show_default=True, help="Detection: match threshold.")
+@detection_options
 @click.option("--jsonl", type=click.Path(path_type=Path), default=None,
               help="Detection: also stream final boxes to this JSON Lines file as they come.")
-@click.option("--overview", is_flag=True, default=False,
-              help="Detection: also run the whole image shrunk to one tile, for objects larger than a tile.")
 @click.pass_context
 def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads, probabilities, preview, progress,
           conf, det_format, merge, merge_metric, merge_threshold, jsonl, overview) -> None:
     """Run ARTIFACT over IMAGE (TIFF/BigTIFF/GeoTIFF, PNG/JPEG, .npy, or a folder of them) tile by tile.
 
     A detection artifact writes boxes: -o boxes.json (COCO, pixels), boxes.geojson (WGS84, GeoTIFF
-    input) or boxes.jsonl (JSON Lines, streamed).
+    input), boxes.gpkg (GeoPackage in the raster's CRS, GeoTIFF input) or boxes.jsonl (JSON Lines, streamed).
     """
     art = load_artifact(artifact)
-    _check_options(ctx, art.manifest.task)
+    check_task_options(ctx, art.manifest.task, SEGMENTATION_ONLY, DETECTION_ONLY + ("jsonl",))
     if art.manifest.task == "detection":
-        from edgekit.cli.detect import run_detection
-        from edgekit.detect.execute import DetectConfig
-        from edgekit.detect.merge import MergeConfig
-
-        config = DetectConfig(overlap, conf, merge=MergeConfig(merge, merge_metric, merge_threshold),
-                              det_format=det_format, batch=batch, backend=backend, threads=threads, overview=overview)
-        click.echo(run_detection(art, image, output, config, jsonl, preview))
+        click.echo(run_detection(art, image, output, detect_config(ctx.params, threads), jsonl, preview))
         return
     config = TileConfig(overlap, blend, batch, backend, threads, progress)
     if not image.is_dir():

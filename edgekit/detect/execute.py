@@ -14,7 +14,7 @@ whole, at full resolution, by the tiles.
 """
 from __future__ import annotations
 
-__all__ = ["DetectConfig", "DetectResult", "detect_image", "check_detector"]
+__all__ = ["DetectConfig", "DetectResult", "detect_image", "write_detections", "check_detector"]
 
 import math
 import time
@@ -27,6 +27,7 @@ import numpy as np
 
 from edgekit.detect.decode import FORMATS, Detections, decode, detect_format
 from edgekit.detect.merge import BoxMerger, MergeConfig
+from edgekit.detect.outputs import DetectionOutputs, DetectionWriter, check_detection_outputs
 from edgekit.errors import ConfigError
 from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
@@ -133,6 +134,28 @@ def detect_image(artifact: Artifact | Path | str, image: Path | str, sink: Calla
             with artifact.runner(config.backend, config.threads) as own:
                 return _run(artifact.manifest, own, source, sink, config, preview)
         return _run(artifact.manifest, runner, source, sink, config, preview)
+
+
+def write_detections(artifact: Artifact | Path | str, image: Path | str, outputs: DetectionOutputs,
+                     config: DetectConfig = DetectConfig(), runner: Runner | None = None) -> DetectResult:
+    """Detect objects in ``image`` and write ``outputs`` (COCO, GeoJSON, GeoPackage, JSON Lines, preview).
+
+    What `edgekit infer` and `edgekit run` write for a detector: the outputs appear whole when the
+    image is done, or not at all (:class:`edgekit.detect.outputs.DetectionWriter`).
+
+    Raises:
+        InputError, ConfigError, ArtifactError: one-line user errors (a georeferenced format of a
+            plain image among them), checked before any tile runs; nothing is left behind.
+    """
+    artifact = artifact if isinstance(artifact, Artifact) else load_artifact(Path(artifact))
+    check_detector(artifact.manifest)
+    with open_image(Path(image)) as source:
+        georef = source.georef if source.georef and source.georef.get("crs") else None
+        shape = source.shape
+        view = Preview.for_source(source, artifact.manifest.preprocess.scale) if outputs.preview is not None else None
+    check_detection_outputs(outputs, georef is not None)
+    with DetectionWriter(outputs, Path(image), shape, artifact.manifest.classes, georef, view) as writer:
+        return detect_image(artifact, image, writer, config, runner=runner, preview=view)
 
 
 def _run(manifest: Manifest, runner: Runner, source: ImageSource, sink: Callable[[Detections], None],
