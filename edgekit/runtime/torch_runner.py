@@ -22,21 +22,27 @@ class TorchRunner(Runner):
     Args:
         build: returns the module (weights loaded).
         inputs / outputs: the specs the artifact declares (names, shapes).
-        device: ``cuda``, ``cpu``, or None for CUDA when available.
-        half: run in float16 on CUDA (fp16 artifacts).
+        device: ``cuda``, ``cuda:1``, ``cpu``, or None for CUDA when available.
+        dtype: ``float32``, ``float16`` or ``bfloat16``: the weights' and activations' type on CUDA
+            (fp16 artifacts run in float16); the CPU always runs float32. Outputs are float32.
+        compile: wrap the module in ``torch.compile`` on activation (shapes are static per tile batch).
     """
 
     name = "torch"
+    DTYPES = ("float32", "float16", "bfloat16")
 
     def __init__(self, build: Callable[[], object], inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
-                 device: str | None = None, half: bool = False):
+                 device: str | None = None, dtype: str = "float32", compile: bool = False):
         super().__init__()
+        if dtype not in self.DTYPES:
+            raise ArtifactError(f"torch runner dtype {dtype!r} is not one of {', '.join(self.DTYPES)}")
         self.build, self.inputs, self.outputs = build, inputs, outputs
-        self.device, self.half = device, half
+        self.device, self.dtype, self.compile = device, dtype, compile
         self.model = None
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, folder: Path) -> "TorchRunner":
+    def from_manifest(cls, manifest: Manifest, folder: Path, device: str | None = None, dtype: str | None = None,
+                      compile: bool = False) -> "TorchRunner":
         """A runner that rebuilds a ``recipe`` source (recipe file or name, optional checkpoint)."""
         source = manifest.source or {}
         if source.get("kind") != "recipe":
@@ -58,7 +64,8 @@ class TorchRunner(Runner):
                 load_checkpoint(model, Path(checkpoint))
             return reparameterize_model(model.eval())
 
-        return cls(build, manifest.inputs, manifest.outputs, half=manifest.precision == "fp16")
+        dtype = dtype or ("float16" if manifest.precision == "fp16" else "float32")
+        return cls(build, manifest.inputs, manifest.outputs, device=device, dtype=dtype, compile=compile)
 
     def _activate(self) -> None:
         try:
@@ -66,8 +73,12 @@ class TorchRunner(Runner):
         except ImportError:
             raise BackendUnavailableError("PyTorch is not installed: pip install 'edgekit[build]'") from None
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = self.build().to(self.device)
-        self.model = model.half() if self.half and self.device == "cuda" else model.float()
+        model = self.build().to(self.device).to(self._torch_dtype(torch))
+        self.model = torch.compile(model) if self.compile else model
+
+    def _torch_dtype(self, torch):
+        on_cuda = str(self.device).startswith("cuda")
+        return getattr(torch, self.dtype) if on_cuda else torch.float32
 
     def _deactivate(self) -> None:
         self.model = None
@@ -83,7 +94,7 @@ class TorchRunner(Runner):
 
         x = torch.from_numpy(np.ascontiguousarray(feed[self.inputs[0].name])).to(self.device)
         with torch.inference_mode():
-            y = self.model(x.half() if self.half and self.device == "cuda" else x)
+            y = self.model(x.to(self._torch_dtype(torch)))
         if isinstance(y, dict):
             y = next(iter(y.values()))
         elif isinstance(y, (tuple, list)):
