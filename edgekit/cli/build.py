@@ -23,6 +23,8 @@ from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, RECIPES_DIR, SCALE_HEL
               help="Memory one calibration pass may hold (default: a quarter of the available memory).")
 @click.option("--calib-tile", type=int, help="Cut calibration tiles of this size from large images.")
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images verifying fp16/int8 (default: <calib>_val).")
+@click.option("--verify/--no-verify", default=None,
+              help="--no-verify: build a trained model's fp16/int8 without held-out images, marked unverified.")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
@@ -54,6 +56,9 @@ def build(source, out, **options) -> None:
     for row in result.report.rows():
         table.add_row(*row)
     Console(width=max(Console().width, 110)).print(table)
+    for stage in result.report.stages:  # a check that could not run, a fallback: one line each
+        if stage.facts.get("warning"):
+            click.secho(f"edgekit: warning: {stage.facts['warning']}", fg="yellow", err=True)
     if "int8_slower" in result.report.details:
         click.echo(result.report.details["int8_slower"]["message"])
     click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")

@@ -21,7 +21,7 @@ from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
 from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
-from edgekit.errors import ConfigError, EdgekitError
+from edgekit.errors import CalibrationError, ConfigError
 from edgekit.targets import Target, load_target
 
 DEFAULT_CALIB_SAMPLES = 64
@@ -48,6 +48,8 @@ class BuildConfig:
             EDGEKIT_PATH and the package's own.
         scale / bands: the input's units and the file bands feeding the model, overriding the
             recipe's ``input:`` section (:class:`~edgekit.preprocess.Preprocess`); None keeps it.
+        verify: fp16 / int8 of a trained model must be checked on held-out images; False
+            (``--no-verify``) builds it without them, marked unverified.
     """
 
     target: str = "cpu"
@@ -72,6 +74,7 @@ class BuildConfig:
     recipes_dir: Path | None = None
     scale: float | None = None
     bands: tuple[int, ...] | None = None
+    verify: bool = True
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,8 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
                          runtime=target.cpu_runtime)
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe, batch)
+    if held is None:
+        _require_held_out(src, config, calib)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
                               enforce=src.trained, progress=say)
     result, check, spec = lowered.result, lowered.check, lowered.spec
@@ -364,8 +369,11 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         floats = f", {', '.join(kept.float_regions)} kept in float" if kept.float_regions else ""
         note = (f"{lowered.attempts[0].describe()} failed its check; kept {kept.describe()}{floats} "
                 f"after {len(lowered.attempts)} attempts: {'; '.join(a.describe() for a in lowered.attempts)}")
+    warning = "" if lowered.verified else _unverified_line(config, lowered.error, src.trained)
+    if warning:
+        say(warning)
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
-                                     _onnx_latency(deploy, config.latency_runs, target)))
+                                     _onnx_latency(deploy, config.latency_runs, target), warning))
     if lowered.fell_back:
         record = records[-1]
         records[-1] = replace(record, metrics={**record.metrics, "attempts": len(lowered.attempts)},
@@ -406,13 +414,18 @@ def _int8_verdict(records: list, details: dict, say: Progress, runtime: str) -> 
 
 
 def _precision_record(result, spec, check, error, target: Target, trained: bool, note: str, size_mb: float,
-                      latency_ms: float | None) -> StageRecord:
-    """The precision stage's record: its counts, and its proof on held-out images (or a random input)."""
+                      latency_ms: float | None, warning: str = "") -> StageRecord:
+    """The precision stage's record: its counts, and its proof on held-out images; without them it
+    is marked unverified (``verified`` False, the random-input error its only figure) and carries
+    the ``warning`` line the command line prints."""
     metrics = {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after, "qdq_pairs": result.qdq_pairs,
                "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples, "calib_passes": result.calib_groups}
     facts = {"flavor": spec.flavor, "calib_method": spec.calib_method, "high_precision": spec.high_precision}
     if note:
         facts["fallback"] = note
+    if warning:
+        facts["warning"] = warning
+    metrics["verified"] = check is not None
     if check is not None:
         metrics |= {"images": check.images, "agreement": check.agreement, "miou": check.miou,
                     "top1": check.agreement if check.miou is None else None, "drop": check.drop,
@@ -422,14 +435,15 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
         facts["drop_basis"] = check.drop_basis
     else:
         metrics |= _errors(error)
-        facts["basis"] = "random input: no held-out images"
+        facts["basis"] = "unverified: no held-out images; error on one random input"
     return StageRecord(f"precision {spec.precision}", result.seconds, result.nodes_after, None, size_mb, latency_ms,
                        metrics, facts)
 
 
 def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
     """Validation images (with ``masks/`` when they have them): --val, else the calibration set's
-    sibling ``<name>_val``, else calibration images left over."""
+    sibling ``<name>_val``, else calibration images left over; None when there are none (the
+    caller stops or says so: :func:`_require_held_out`)."""
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.evaluate import HeldOutSet
 
@@ -444,10 +458,34 @@ def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int
         rest = calib.with_samples(samples).held_out()
         try:
             rest.items
-        except EdgekitError:
+        except CalibrationError:  # none left after calibration (or not a batch's worth)
             return None
         return HeldOutSet(rest)
     return None
+
+
+def _require_held_out(src: Source, config: BuildConfig, calib) -> None:
+    """Stop a trained model's fp16 / int8 that nothing would check, unless --no-verify; a model
+    with random weights goes on (its accuracy means nothing), and both are marked unverified."""
+    if not src.trained or not config.verify:
+        return
+    if calib is not None:  # a calibration set the pixel path refuses is the first thing to fix
+        calib.model_input(calib.order[0])
+        why = (f"the {len(calib.order)} images of {config.calib} all calibrate and there is no "
+               f"{Path(config.calib).name}_val beside it")
+    else:
+        why = "no --val or --calib images were given"
+    raise ConfigError(f"{config.precision} of a trained model is checked on held-out images and there are none: {why}; "
+                      f"pass --val FOLDER (images calibration never sees), more than {DEFAULT_CALIB_SAMPLES} "
+                      "calibration images, or --no-verify to build it unverified")
+
+
+def _unverified_line(config: BuildConfig, error, trained: bool) -> str:
+    """The one line an unverified lowering prints."""
+    why = " (--no-verify)" if trained else " (random weights: no accuracy to hold)"
+    figure = f" (max rel error {error.max_rel:.1e} on one random input)" if error is not None else ""
+    return (f"{config.precision} is unverified{why}: no held-out images checked it{figure}; "
+            "pass --val FOLDER to check it")
 
 
 def _compile(folder: Path, manifest: Manifest, target: Target, records: list, say: Progress) -> Manifest:

@@ -88,7 +88,7 @@ class PrecisionSpec:
             if value not in choices:
                 raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
         if (self.calib_samples is not None and self.calib_samples < 1) or self.calib_chunk < 1:
-            raise ConfigError("calib_samples and calib_chunk must be at least 1")
+            raise ConfigError("calibration needs at least 1 image (--calib-samples) and 1 batch per pass")
         if self.precision == "int8" and self.flavor == "tensorrt":
             if self.calib_method == "percentile":
                 raise ConfigError("percentile calibration is for the cpu target; TensorRT targets take entropy or max")
@@ -172,14 +172,15 @@ class Attempt:
         calib_method: the calibration it used (int8).
         high_precision: what ModelOpt kept unquantized layers in.
         drop: points lost on the held-out images (None without them).
-        passed: whether that is within the tolerance.
+        passed: whether that is within the tolerance; None when nothing checked it (no held-out
+            images): an unverified lowering, never recorded as passed.
         float_regions / float_nodes: regions (and their nodes) excluded from quantization.
     """
 
     calib_method: str
     high_precision: str
     drop: float | None
-    passed: bool
+    passed: bool | None
     float_regions: tuple[str, ...] = ()
     float_nodes: tuple[str, ...] = ()
 
@@ -216,6 +217,11 @@ class LoweredPrecision:
         return len(self.attempts) > 1
 
     @property
+    def verified(self) -> bool:
+        """Whether held-out images checked the kept lowering (False: only a random-input error)."""
+        return self.check is not None
+
+    @property
     def stayed_float(self) -> tuple[str, ...]:
         """Regions kept in float by the fallback (empty when the whole model was lowered)."""
         return self.attempts[self.kept].float_regions
@@ -223,7 +229,7 @@ class LoweredPrecision:
     def to_dict(self) -> dict:
         kept = self.attempts[self.kept]
         return {**self.result.to_dict(), "high_precision": self.spec.high_precision,
-                "calib_method": self.spec.calib_method,
+                "calib_method": self.spec.calib_method, "verified": self.verified,
                 "check": self.check.to_dict() if self.check is not None else None,
                 "random_input_error": self.error.to_dict() if self.error is not None else None,
                 "attempts": [asdict(a) for a in self.attempts],
@@ -238,7 +244,8 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
 
     Args:
         held_out: a :class:`~edgekit.evaluate.HeldOutSet` (or calibration set) of images calibration
-            never saw; None: the output error on one random input is recorded instead.
+            never saw; None: nothing is checked, the lowering is returned unverified (its attempt's
+            ``passed`` is None) with the output error on one random input; the caller says so.
         task: ``segmentation`` or ``classification``.
         max_drop: points of the task metric the lowered model may lose.
         enforce: raise ParityError, removing ``onnx_out``, when nothing tried passes (False for
@@ -257,7 +264,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     if held_out is None:
         result = set_precision(onnx_in, onnx_out, spec, calib)
         return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
-                                (Attempt(spec.calib_method, spec.high_precision, None, True),))
+                                (Attempt(spec.calib_method, spec.high_precision, None, None),))
     attempts: list[Attempt] = []
 
     def attempt(s: PrecisionSpec, path: Path, regions: tuple[str, ...] = (), nodes: tuple[str, ...] = (),

@@ -90,5 +90,6 @@ def test_compress_with_sparsity_builds_for_tensorrt_with_sparse_weights(tiny_rec
     assert yaml.safe_load((out / "compress.yaml").read_text())["model"]["sparsity"] == "2:4"
     check = sparsity.check_pattern(load_compressed(out / "compress.yaml"))
     assert check.sparse_layers == sparse["sparse_layers"]  # the saved module holds the pattern it reports
-    result = build(str(out), tmp_path / "engine", BuildConfig(target="jetson-orin-nx", precision="fp16", latency_runs=0))
+    result = build(str(out), tmp_path / "engine", BuildConfig(target="jetson-orin-nx", precision="fp16", val=val,
+                                                              latency_runs=0))
     assert result.manifest.session["tensorrt"]["sparse_weights"] is True

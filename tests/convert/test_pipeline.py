@@ -233,3 +233,49 @@ def test_a_cpu_target_cannot_name_tensorrt(tmp_path):
     path.write_text(yaml.safe_dump({"name": "odd", "kind": "cpu", "backend": "tensorrt"}))
     with pytest.raises(ConfigError, match="a cpu target cannot use tensorrt"):
         load_target(str(path))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_a_trained_model_without_held_out_images_asks_for_them(tmp_path, calib_folder, capsys, precision):
+    """All 10 calibration images calibrate and there is no calib_val: nothing would check the lowering."""
+    from edgekit.cli.main import main
+
+    model = tiny_segmenter_onnx(tmp_path / "vendor.onnx", size=32)
+    args = ["build", str(model), "--task", "segmentation", "--precision", precision, "--calib", str(calib_folder),
+            "--latency-runs", "0", "-o", str(tmp_path / "v")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgekit: error:") and "\n" not in err
+    assert "--val FOLDER" in err and "--no-verify" in err and "Config(" not in err
+    assert not (tmp_path / "v").exists()
+
+
+def test_no_verify_builds_a_trained_int8_marked_unverified(tmp_path, calib_folder, capsys):
+    from edgekit.artifact.manifest import read_manifest
+    from edgekit.cli.main import main
+
+    model = tiny_segmenter_onnx(tmp_path / "vendor.onnx", size=32)
+    out = tmp_path / "v"
+    assert main(["build", str(model), "--task", "segmentation", "--precision", "int8", "--calib", str(calib_folder),
+                 "--no-verify", "--latency-runs", "0", "-o", str(out)]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "unverified" in line]
+    assert len(said) == 1 and said[0].startswith("edgekit: warning:") and "--val" in said[0]
+    precision = read_manifest(out).source["precision"]
+    assert precision["verified"] is False and precision["check"] is None
+    assert [a["passed"] for a in precision["attempts"]] == [None]
+    stage = next(s for s in json.loads((out / "report.json").read_text())["stages"] if s["stage"] == "precision int8")
+    assert stage["metrics"]["verified"] is False and "unverified" in stage["facts"]["basis"]
+    assert "unverified" in (out / "report.md").read_text()
+
+
+def test_random_weights_without_held_out_images_build_unverified_and_say_so(tiny_recipe, calib_folder, tmp_path):
+    said = []
+    config = BuildConfig(precision="int8", calib=calib_folder, latency_runs=0)  # all 10 images calibrate
+    result = build(str(tiny_recipe), tmp_path / "r", config, progress=said.append)
+    stage = next(s for s in result.report.stages if s.stage == "precision int8")
+    assert stage.metrics["verified"] is False and "unverified" in stage.facts["warning"]
+    assert result.manifest.source["precision"]["verified"] is False
+    checked = build(str(tiny_recipe), tmp_path / "c", BuildConfig(target=str(_lenient_target(tmp_path)), precision="int8",
+                                                                   calib=calib_folder, calib_samples=4, latency_runs=0))
+    stage = next(s for s in checked.report.stages if s.stage == "precision int8")
+    assert stage.metrics["verified"] is True and "warning" not in stage.facts

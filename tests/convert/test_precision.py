@@ -322,3 +322,19 @@ def test_int8_of_mobilevitv2s_dynamo_graph_quantizes(setup, tmp_path):
     result = set_precision(simple, tmp_path / "mv2_int8.onnx", PrecisionSpec("int8", calib_samples=4), calib)
     assert "QuantizeLinear" in {n.op_type for n in onnx.load(str(result.path)).graph.node}
     assert unshared_initializers(setup["seg"], tmp_path / "x.onnx") == setup["seg"]  # nothing shared: untouched
+
+
+def test_a_lowering_without_held_out_images_is_unverified_not_passed(setup, tmp_path):
+    """No held-out images: the attempt is recorded as not checked (None), never as passed."""
+    from edgekit.convert.precision import lower_precision
+
+    lowered = lower_precision(setup["seg"], tmp_path / "q.onnx", PrecisionSpec("int8", "onnxruntime", "max"),
+                              setup["calib"], None, "segmentation", max_drop=1.0)
+    assert lowered.check is None and lowered.verified is False
+    assert lowered.attempts[0].passed is None and "unchecked" in lowered.attempts[0].describe()
+    stored = json.loads(json.dumps(lowered.to_dict()))
+    assert stored["verified"] is False and stored["attempts"][0]["passed"] is None
+    assert stored["random_input_error"]["max_abs"] > 0  # int8 does change the outputs: the figure is measured
+    held = lower_precision(setup["seg"], tmp_path / "h.onnx", PrecisionSpec("int8", "onnxruntime", "max"),
+                           setup["calib"], setup["calib"].held_out(), "segmentation", max_drop=100.0)
+    assert held.verified is True and held.attempts[0].passed is True and held.to_dict()["verified"] is True
