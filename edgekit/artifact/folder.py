@@ -3,20 +3,21 @@ from __future__ import annotations
 
 __all__ = ["Artifact", "load_artifact", "BACKENDS"]
 
-from dataclasses import dataclass, replace
+
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit.artifact.compat import check_device, needs_of_engine
 from edgekit.artifact.layout import compiled_files
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
-from edgekit.errors import ArtifactError, ConfigError
+from edgekit.errors import ArtifactError
 from edgekit.runtime.device import DeviceInfo, local_device
+from edgekit.runtime.open import BACKENDS  # noqa: F401  (the --backend choices; made in runtime)
 
 if TYPE_CHECKING:
     from edgekit.runtime.base import Runner
 
-BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
 
 
 @dataclass(frozen=True)
@@ -50,45 +51,12 @@ class Artifact:
             return []
         return check_device(needs_of_engine(self.manifest, self.folder), device or local_device())
 
-    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None) -> "Runner":
-        """A runner for this artifact. ``backend`` defaults to the manifest's; another backend than the
-        manifest's (``--backend onnxruntime`` on an OpenVINO or TensorRT artifact) runs the deployable ONNX."""
-        backend = backend or self.manifest.backend
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if backend == "tensorrt":
-            if self.engine_path is None:
-                raise ArtifactError(
-                    f"{self.folder} has no engine yet: run `edgekit compile {self.folder}` on the device, "
-                    "or use --backend onnxruntime"
-                )
-            self.check_device()
-            from edgekit.runtime.trt import TensorRTRunner
+    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None,
+               device: int = 0) -> "Runner":
+        """A runner for this artifact: :func:`edgekit.runtime.open.open_runner`."""
+        from edgekit.runtime.open import open_runner
 
-            return TensorRTRunner(self.engine_path)
-        if backend == "openvino":
-            from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
-
-            settings = OpenVINOSettings.from_dict(self.manifest.session.get("openvino", {}))
-            if threads:
-                settings = replace(settings, threads=threads)
-            path = self.engine_path if self.manifest.backend == "openvino" and self.engine_path else self.model_path
-            return OpenVINORunner(path, settings)
-        if backend == "torch":
-            from edgekit.runtime.torch_runner import TorchRunner
-
-            return TorchRunner.from_manifest(self.manifest, self.folder)
-        from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
-
-        settings = SessionSettings.from_dict(self.manifest.session.get("onnxruntime", {}))
-        if threads:
-            settings = SessionSettings(threads, settings.optimization, settings.providers)
-        if providers:
-            settings = SessionSettings(settings.threads, settings.optimization, tuple(providers))
-        path = self.model_path
-        if self.manifest.backend == "onnxruntime" and self.engine_path is not None:
-            path = self.engine_path
-        return OnnxRuntimeRunner(path, settings)
+        return open_runner(self, backend, threads, providers, device)
 
 
 def load_artifact(folder: Path | str, verify: bool = True) -> Artifact:

@@ -84,6 +84,17 @@ def _libcuda():
     return None
 
 
+def gpu_count(lib=None) -> int:
+    """CUDA devices the driver sees (0 without a driver)."""
+    import ctypes
+
+    lib = lib or _libcuda()
+    count = ctypes.c_int(0)
+    if lib is None or lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def cuda_device(index: int = 0, lib=None) -> tuple[str | None, str | None]:
     """(name, "major.minor") of CUDA device ``index`` from the driver library (libcuda, through
     ctypes: no CUDA Python package needed); (None, None) where there is no driver or device."""

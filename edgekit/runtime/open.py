@@ -1,0 +1,75 @@
+"""The runner for an artifact: which backend runs which of its files, on which device.
+
+The one place an artifact's runner is made (`infer`, `run`, `profile`, `compare` ask here).
+"""
+from __future__ import annotations
+
+__all__ = ["BACKENDS", "open_runner"]
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from edgekit.errors import ArtifactError, ConfigError
+
+if TYPE_CHECKING:
+    from edgekit.artifact.folder import Artifact
+    from edgekit.runtime.base import Runner
+
+# onnxruntime-cuda / onnxruntime-trt: the deployable ONNX on onnxruntime-gpu's CUDA / TensorRT provider
+BACKENDS = ("onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt", "torch")
+
+
+def open_runner(artifact: "Artifact", backend: str | None = None, threads: int = 0,
+                providers: tuple[str, ...] | None = None, device: int = 0) -> "Runner":
+    """A runner (not yet active) for ``artifact``.
+
+    Args:
+        backend: one of :data:`BACKENDS`; None: the manifest's. Another backend than the manifest's
+            (``onnxruntime`` on an OpenVINO or TensorRT artifact) runs the deployable ONNX.
+        threads: CPU threads (0: the backend's default).
+        providers: ONNX Runtime providers, overriding what ``backend`` asks for.
+        device: the GPU index (``onnxruntime-cuda``/``-trt``, ``torch``).
+    """
+    backend = backend or artifact.manifest.backend
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "tensorrt":
+        if artifact.engine_path is None:
+            raise ArtifactError(f"{artifact.folder} has no engine yet: run `edgekit compile {artifact.folder}` on the "
+                                "device, or use --backend onnxruntime")
+        artifact.check_device()
+        from edgekit.runtime.trt import TensorRTRunner
+
+        return TensorRTRunner(artifact.engine_path)
+    if backend == "openvino":
+        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
+
+        settings = OpenVINOSettings.from_dict(artifact.manifest.session.get("openvino", {}))
+        if threads:
+            settings = replace(settings, threads=threads)
+        manifest = artifact.manifest
+        path = artifact.engine_path if manifest.backend == "openvino" and artifact.engine_path else artifact.model_path
+        return OpenVINORunner(path, settings)
+    if backend == "torch":
+        from edgekit.runtime.torch_runner import TorchRunner
+
+        return TorchRunner.from_manifest(artifact.manifest, artifact.folder, device=f"cuda:{device}" if device else None)
+    return _onnxruntime(artifact, backend, threads, providers, device)
+
+
+def _onnxruntime(artifact: "Artifact", backend: str, threads: int, providers, device: int) -> "Runner":
+    from edgekit.runtime.device import gpu_count
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings, available_providers, providers_for
+
+    settings = SessionSettings.from_dict(artifact.manifest.session.get("onnxruntime", {}))
+    if backend != "onnxruntime":
+        settings = replace(settings, providers=providers_for(backend, device, available_providers(), gpu_count()),
+                           device=device)
+    if threads:
+        settings = replace(settings, threads=threads)
+    if providers:
+        settings = replace(settings, providers=tuple(providers))
+    path = artifact.model_path
+    if artifact.manifest.backend == "onnxruntime" and artifact.engine_path is not None and not settings.on_gpu:
+        path = artifact.engine_path  # the plan is saved for the CPU provider: a GPU runs the deployable ONNX
+    return OnnxRuntimeRunner(path, settings)
