@@ -6,20 +6,23 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS
+from edgekit.cli.detect import DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options
+from edgekit.run.jobs import BOX_FORMATS
 from edgekit.tiling.geometry import BLENDS
 
 
-def _summary(s) -> str:
+def _summary(s, task: str) -> str:
+    boxes = f", {s.boxes} boxes" if task == "detection" else ""
     return (f"{s.scenes} scenes: {s.done} done, {s.skipped} skipped, {s.failed} failed, {s.poisoned} poisoned"
-            f"{f' ({s.crashed} worker crashes retried)' if s.crashed else ''}; {s.mpx:.1f} Mpx in {s.seconds:.1f} s, "
-            f"{s.mpx_per_s:.2f} Mpx/s")
+            f"{f' ({s.crashed} worker crashes retried)' if s.crashed else ''}; {s.mpx:.1f} Mpx{boxes} in "
+            f"{s.seconds:.1f} s, {s.mpx_per_s:.2f} Mpx/s")
 
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("scenes")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output folder: masks keep the scenes' relative paths; manifest.jsonl records the run.")
+              help="Output folder: masks (or boxes) keep the scenes' relative paths; manifest.jsonl records the run.")
 @click.option("--recursive", is_flag=True, help="Also take scenes from sub-folders of SCENES.")
 @click.option("--workers", type=int, default=0, help="Workers (0: cores // 4 here, GPUs or CPUs // 4 on Ray).")
 @click.option("--threads", type=int, default=0, help="Runner threads per worker (0: cores // workers).")
@@ -32,16 +35,29 @@ def _summary(s) -> str:
 @click.option("--batch", type=int, default=None, help="Tiles per inference (default: the artifact's).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
 @click.option("--probabilities", is_flag=True, help="Also write float16 probabilities (<name>.probs.tif).")
-@click.option("--preview", is_flag=True, help="Also write a colour overlay (<name>.preview.png).")
+@click.option("--preview", is_flag=True, help="Also write a colour overlay (<name>.preview.png): classes, or boxes.")
+@click.option("--format", "box_format", type=click.Choice(tuple(BOX_FORMATS)), default="coco", show_default=True,
+              help="Detection: boxes per scene as COCO JSON (<name>.json, pixels), GeoJSON (WGS84), GeoPackage "
+                   "(the raster's CRS) or JSON Lines; GeoJSON and GeoPackage need GeoTIFF scenes.")
+@detection_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-def run(artifact, scenes, output, recursive, workers, threads, ray_address, max_attempts, overlap, blend, batch,
-        backend, probabilities, preview, progress) -> None:
-    """Run ARTIFACT over SCENES (a folder, a .txt list of paths, or a quoted glob); rerun to resume."""
+@click.pass_context
+def run(ctx, artifact, scenes, output, recursive, workers, threads, ray_address, max_attempts, overlap, blend, batch,
+        backend, probabilities, preview, box_format, conf, det_format, merge, merge_metric, merge_threshold, overview,
+        progress) -> None:
+    """Run ARTIFACT over SCENES (a folder, a .txt list of paths, or a quoted glob); rerun to resume.
+
+    A segmenter writes a class mask per scene, a detector its boxes (--format).
+    """
+    from edgekit.artifact.manifest import read_manifest
     from edgekit.run.driver import run_scenes
     from edgekit.run.jobs import RunSettings, find_scenes, jobs_for
     from edgekit.tiling.execute import TileConfig
 
-    settings = RunSettings(TileConfig(overlap, blend, batch, backend), probabilities, preview)
+    task = read_manifest(artifact).task
+    check_task_options(ctx, task, SEGMENTATION_ONLY, DETECTION_ONLY + ("box_format",))
+    tile = detect_config(ctx.params) if task == "detection" else TileConfig(overlap, blend, batch, backend)
+    settings = RunSettings(tile, probabilities, preview, box_format)
     root, found = find_scenes(scenes, recursive)
     jobs = jobs_for(root, found, output, settings)
     if ray_address:
@@ -53,6 +69,6 @@ def run(artifact, scenes, output, recursive, workers, threads, ray_address, max_
 
         runner = LocalBackend(workers or max(1, cores() // 4), threads)
     summary = run_scenes(artifact, jobs, output, settings, runner, max_attempts, progress)
-    click.echo(_summary(summary) + f" -> {output / 'manifest.jsonl'}")
+    click.echo(_summary(summary, task) + f" -> {output / 'manifest.jsonl'}")
     if summary.failed or summary.poisoned:
         click.get_current_context().exit(1)

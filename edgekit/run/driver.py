@@ -63,6 +63,7 @@ def run_scenes(artifact: Path | str, jobs: list[SceneJob], out: Path, settings: 
     Args:
         artifact: the artifact folder (checked against its checksums here, once).
         jobs: from :func:`edgekit.run.jobs.jobs_for`; ``out`` holds the ledger.
+        settings: the run's settings; their task (segmentation or detection) must be the artifact's.
         backend: :class:`~edgekit.run.local.LocalBackend` or :class:`~edgekit.run.ray.RayBackend`.
         max_attempts: tries per scene whose worker dies before it is marked ``poisoned``.
         progress: one bar over scenes and Mpx on stderr.
@@ -73,6 +74,7 @@ def run_scenes(artifact: Path | str, jobs: list[SceneJob], out: Path, settings: 
     if max_attempts < 1:
         raise ConfigError(f"--max-attempts must be >= 1, got {max_attempts}")
     art = load_artifact(Path(artifact))
+    settings.check(art.manifest)  # a detector with a segmenter's settings (or the reverse): nothing is written
     identity = {"artifact": artifact_id(art.manifest), "settings": settings.key()}
     with Ledger(out, identity) as ledger:
         remove_partials(jobs)

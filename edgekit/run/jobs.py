@@ -1,53 +1,90 @@
 """Inputs -> scene jobs: a folder (optionally recursive), a text file of paths, or a glob.
 
 Every job keeps the scene's path relative to its input root, and its outputs keep that relative
-path under the output folder, so ``a/scene.tif`` and ``b/scene.tif`` never write the same mask.
+path under the output folder, so ``a/scene.tif`` and ``b/scene.tif`` never write the same mask
+(or the same boxes: a detector's run writes ``<name>.json``, ``.geojson``, ``.gpkg`` or ``.jsonl``).
 """
 from __future__ import annotations
 
-__all__ = ["SceneJob", "RunSettings", "find_scenes", "jobs_for", "LIST_SUFFIXES"]
+__all__ = ["SceneJob", "RunSettings", "find_scenes", "jobs_for", "LIST_SUFFIXES", "BOX_FORMATS"]
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edgekit.errors import InputError
+from edgekit.artifact.manifest import Manifest
+from edgekit.detect.execute import DetectConfig
+from edgekit.detect.outputs import DetectionOutputs
+from edgekit.errors import ConfigError, InputError
 from edgekit.tiling.execute import TileConfig, TileOutputs
+from edgekit.tiling.plan import check_task
 from edgekit.images import IMAGE_SUFFIXES
 
 LIST_SUFFIXES = (".txt", ".lst")
 _MASK_SUFFIX = {".png": ".png", ".tif": ".tif", ".tiff": ".tif"}  # everything else: .tif
+BOX_FORMATS = {"coco": ".json", "geojson": ".geojson", "gpkg": ".gpkg", "jsonl": ".jsonl"}  # what infer writes
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What every scene of a run is given: tiling settings and which extra outputs to write.
+    """What every scene of a run is given: the settings `edgekit infer` takes for one image, and
+    which outputs to write.
 
     Attributes:
-        tile: tiling settings (threads is set per worker by the backend).
-        probabilities: also write float16 probabilities (``<name>.probs.tif``).
-        preview: also write a downsampled colour overlay (``<name>.preview.png``).
+        tile: a segmenter's :class:`TileConfig` or a detector's :class:`DetectConfig` (threads is set
+            per worker by the backend); it decides the task the run takes.
+        probabilities: segmentation: also write float16 probabilities (``<name>.probs.tif``).
+        preview: also write a downsampled overlay (``<name>.preview.png``): classes, or boxes.
+        box_format: detection: boxes as ``coco`` (``<name>.json``, pixels), ``geojson`` (WGS84),
+            ``gpkg`` (the raster's CRS; both need georeferenced scenes) or ``jsonl``.
     """
 
-    tile: TileConfig = TileConfig()
+    tile: TileConfig | DetectConfig = TileConfig()
     probabilities: bool = False
     preview: bool = False
+    box_format: str = "coco"
+
+    def __post_init__(self) -> None:
+        if self.box_format not in BOX_FORMATS:
+            raise ConfigError(f"unknown --format {self.box_format!r}; choose one of {', '.join(BOX_FORMATS)}")
+        if self.probabilities and self.task == "detection":
+            raise ConfigError("--probabilities applies to segmentation artifacts; a detector writes boxes")
+
+    @property
+    def task(self) -> str:
+        return "detection" if isinstance(self.tile, DetectConfig) else "segmentation"
+
+    def check(self, manifest: Manifest) -> None:
+        """Stop in one line when the artifact's task is not the one these settings are for."""
+        check_task(manifest, self.task, f"a run with {self.task} settings")
+
+    def scene_config(self, threads: int = 0) -> TileConfig | DetectConfig:
+        """The per-image settings a worker runs every scene with: its runner threads, no progress bar."""
+        if isinstance(self.tile, DetectConfig):
+            return replace(self.tile, threads=threads or self.tile.threads)
+        return replace(self.tile, threads=threads or self.tile.threads, progress=False)
 
     def key(self) -> dict:
         """The settings that decide the outputs' content (threads and progress do not)."""
         t = self.tile
+        if isinstance(t, DetectConfig):
+            m = t.merge
+            return {"task": "detection", "overlap": t.overlap, "conf": t.conf, "tile_iou": t.tile_iou,
+                    "merge": [m.mode, m.metric, m.threshold], "det_format": t.det_format, "overview": t.overview,
+                    "batch": t.batch, "backend": t.backend, "format": self.box_format, "preview": self.preview}
         return {"overlap": t.overlap, "blend": t.blend, "batch": t.batch, "backend": t.backend,
                 "probabilities": self.probabilities, "preview": self.preview}
 
 
 @dataclass(frozen=True)
 class SceneJob:
-    """One scene: the image, its path relative to the input root (the ledger's key), its outputs."""
+    """One scene: the image, its path relative to the input root (the ledger's key), its outputs
+    (a mask and its companions, or a detector's boxes; the first of ``outputs.paths()`` is the main one)."""
 
     image: Path
     rel: str
-    outputs: TileOutputs
+    outputs: TileOutputs | DetectionOutputs
 
 
 def _is_glob(text: str) -> bool:
@@ -123,14 +160,20 @@ def jobs_for(root: Path, scenes: list[Path], out: Path, settings: RunSettings) -
             continue  # an earlier run's outputs inside the scene folder are not scenes
         rel = Path(os.path.relpath(scene.resolve(), root.resolve()))
         base = out / rel.parent / rel.stem
-        mask = base.with_name(base.name + _MASK_SUFFIX.get(scene.suffix.lower(), ".tif"))
-        if mask in seen:
-            raise InputError(f"{seen[mask]} and {scene} would both write {mask}; rename one of them")
-        seen[mask] = scene
-        outputs = TileOutputs(
-            mask,
-            base.with_name(base.name + ".probs.tif") if settings.probabilities else None,
-            base.with_name(base.name + ".preview.png") if settings.preview else None,
-        )
+        outputs = _outputs(base, scene, settings)
+        main = outputs.paths()[0]
+        if main in seen:
+            raise InputError(f"{seen[main]} and {scene} would both write {main}; rename one of them")
+        seen[main] = scene
         jobs.append(SceneJob(scene, rel.as_posix(), outputs))
     return jobs
+
+
+def _outputs(base: Path, scene: Path, settings: RunSettings) -> TileOutputs | DetectionOutputs:
+    """A scene's outputs, named after it: ``<name>.tif`` (or .png) masks, or ``<name>.json`` (...) boxes."""
+    preview = base.with_name(base.name + ".preview.png") if settings.preview else None
+    if settings.task == "detection":
+        return DetectionOutputs(base.with_name(base.name + BOX_FORMATS[settings.box_format]), None, preview)
+    mask = base.with_name(base.name + _MASK_SUFFIX.get(scene.suffix.lower(), ".tif"))
+    probabilities = base.with_name(base.name + ".probs.tif") if settings.probabilities else None
+    return TileOutputs(mask, probabilities, preview)

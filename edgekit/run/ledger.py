@@ -6,13 +6,15 @@ the file is read back):
 
 * ``{"kind": "start", ...}`` when a run starts (artifact id, settings, backend, scene count);
 * ``{"kind": "scene", "path", "status", "seconds", "tiles", "mpx", "mpx_s", "peak_rss_mb", "error",
-  "attempt"}`` per scene as it finishes: status ``done``, ``skipped``, ``error``, ``crashed`` (its
-  worker died; it will be tried again) or ``poisoned`` (its worker died ``max_attempts`` times);
+  "attempt"}`` per scene as it finishes (a detector's also ``boxes``; ``warnings`` where any): status
+  ``done``, ``skipped``, ``error``, ``crashed`` (its worker died; it will be tried again) or
+  ``poisoned`` (its worker died ``max_attempts`` times);
 * ``{"kind": "summary", ...}`` at the end.
 
-A scene is done for good when its sidecar ``<mask>.run.json`` exists, records the same artifact id
-and settings, and every output it lists exists. The sidecar is written (atomically) only after the
-outputs are in place, so a scene interrupted anywhere is simply done again on the next run.
+A scene is done for good when its sidecar ``<main output>.run.json`` (beside the mask, or the
+boxes) exists, records the same artifact id and settings, and every output it lists exists. The
+sidecar is written (atomically) only after the outputs are in place, so a scene interrupted
+anywhere is simply done again on the next run.
 """
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ from edgekit.atomic import atomic_file
 from edgekit.errors import InputError
 from edgekit.artifact.manifest import Manifest
 from edgekit.run.jobs import SceneJob
-from edgekit.tiling.execute import TileOutputs
 
 MANIFEST_JSONL = "manifest.jsonl"
 
@@ -46,8 +47,10 @@ def identity_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def sidecar_path(outputs: TileOutputs) -> Path:
-    return outputs.mask.with_name(outputs.mask.name + ".run.json")
+def sidecar_path(outputs) -> Path:
+    """``<main output>.run.json``, beside the first of ``outputs.paths()`` (a mask, or a detector's boxes)."""
+    main = outputs.paths()[0]
+    return main.with_name(main.name + ".run.json")
 
 
 def write_sidecar(job: SceneJob, identity: dict) -> None:
@@ -87,7 +90,7 @@ def remove_partials(jobs: list[SceneJob]) -> int:
 
 @dataclass(frozen=True)
 class Summary:
-    """What one run did: scenes by outcome, pixels, wall time."""
+    """What one run did: scenes by outcome, pixels, wall time, and boxes written (a detector's run)."""
 
     scenes: int
     done: int
@@ -97,6 +100,7 @@ class Summary:
     crashed: int
     mpx: float
     seconds: float
+    boxes: int = 0
 
     @property
     def mpx_per_s(self) -> float:
@@ -118,7 +122,7 @@ class Ledger:
         self._file = None
         self._crashes: dict[str, int] = {}
         self._counts = {s: 0 for s in ("done", "skipped", "error", "poisoned", "crashed")}
-        self._mpx = 0.0
+        self._mpx, self._boxes = 0.0, 0
         self._start = time.perf_counter()
 
     def __enter__(self) -> "Ledger":
@@ -168,12 +172,13 @@ class Ledger:
         self._counts[row["status"]] += 1
         if row["status"] == "done":
             self._mpx += row.get("mpx", 0.0)
+            self._boxes += row.get("boxes", 0)
         self.append(row)
 
     def summary(self, scenes: int) -> Summary:
         c = self._counts
         return Summary(scenes, c["done"], c["skipped"], c["error"], c["poisoned"], c["crashed"], round(self._mpx, 4),
-                       round(time.perf_counter() - self._start, 3))
+                       round(time.perf_counter() - self._start, 3), self._boxes)
 
 
 def read_rows(folder: Path) -> list[dict]:

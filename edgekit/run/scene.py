@@ -11,7 +11,7 @@ __all__ = ["SceneWorker", "process_scene", "scene_row", "needs_gpu", "one_line"]
 import os
 import socket
 import time
-from dataclasses import replace
+import warnings
 from pathlib import Path
 
 from edgekit.errors import ConfigError, EdgekitError
@@ -26,12 +26,14 @@ class SceneWorker:
     Args:
         artifact: the artifact folder (checked against its checksums once per worker unless
             ``verify`` is False: the driver has already checked it).
-        settings: the run's settings; ``threads`` sets the runner's threads (0: backend default).
+        settings: the run's settings (a segmenter's or a detector's); ``threads`` sets the runner's
+            threads (0: backend default).
     """
 
     def __init__(self, artifact: Path | str | Artifact, settings: RunSettings, threads: int = 0, verify: bool = False):
         self.artifact = artifact if isinstance(artifact, Artifact) else load_artifact(Path(artifact), verify=verify)
-        self.config = replace(settings.tile, threads=threads or settings.tile.threads, progress=False)
+        self.task = settings.task
+        self.config = settings.scene_config(threads)
         self.identity = {"artifact": artifact_id(self.artifact.manifest), "settings": settings.key()}
         self.runner = None
 
@@ -66,25 +68,44 @@ def scene_row(job: SceneJob, status: str, **fields) -> dict:
 
 
 def process_scene(job: SceneJob, worker: SceneWorker) -> dict:
-    """Run one scene through the streaming tiled runner and record it; a failure becomes an ``error`` row.
+    """Run one scene through the tiled runner of its task and record it; a failure becomes an ``error`` row.
 
     Returns:
         a row with status ``done`` (seconds, tiles, mpx, mpx_s, peak_rss_mb: this worker process's
-        peak so far) or ``error`` with the one-line message. Nothing half-written is left either way.
+        peak so far; a detector's ``boxes``; the scene's ``warnings``, where any) or ``error`` with
+        the one-line message. Nothing half-written is left either way.
     """
-    from edgekit.tiling.execute import infer_image
-
     start = time.perf_counter()
     try:
         for path in job.outputs.paths():
             path.parent.mkdir(parents=True, exist_ok=True)
-        result = infer_image(worker.artifact, job.image, job.outputs, worker.config, runner=worker.runner)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            figures = _infer(job, worker)
         write_sidecar(job, worker.identity)
     except Exception as exc:  # every failure of one scene is that scene's row, never the run's end
         settings_wrong = isinstance(exc, ConfigError)  # true of every scene: the driver stops the run
         return scene_row(job, "error", seconds=round(time.perf_counter() - start, 3), error=one_line(exc),
                          **({"config_error": True} if settings_wrong else {}))
+    notes = sorted({str(w.message) for w in caught})
+    return scene_row(job, "done", seconds=round(time.perf_counter() - start, 3), **figures,
+                     **({"warnings": notes} if notes else {}))
+
+
+def _infer(job: SceneJob, worker: SceneWorker) -> dict:
+    """Write one scene's outputs (a mask, or boxes) as `edgekit infer` does; its figures for the row."""
+    extra = {}
+    if worker.task == "detection":
+        from edgekit.detect.execute import write_detections
+
+        result = write_detections(worker.artifact, job.image, job.outputs, worker.config, runner=worker.runner)
+        extra["boxes"] = result.boxes
+    else:
+        from edgekit.tiling.execute import infer_image
+
+        result = infer_image(worker.artifact, job.image, job.outputs, worker.config, runner=worker.runner)
     h, w, _ = result.shape
-    return scene_row(job, "done", seconds=round(time.perf_counter() - start, 3), tiles=result.tiles,
-                     mpx=round(h * w / 1e6, 4), mpx_s=round(result.mpx_per_s, 4),
-                     peak_rss_mb=round(result.peak_rss_mb, 1))
+    mpx = h * w / 1e6
+    mpx_s = mpx / result.seconds if result.seconds else 0.0
+    return {"tiles": result.tiles, "mpx": round(mpx, 4), "mpx_s": round(mpx_s, 4),
+            "peak_rss_mb": round(result.peak_rss_mb, 1), **extra}

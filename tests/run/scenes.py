@@ -63,3 +63,36 @@ def kill_on_poison(job, worker) -> dict:
     if job.image.name.startswith("poison"):
         os.kill(os.getpid(), signal.SIGKILL)
     return process_scene(job, worker)
+
+
+def make_detection_scenes(root: Path, shape=(150, 210)) -> dict[Path, list[tuple[int, int]]]:
+    """Four scenes of bright 9-px squares (a/s0.tif, a/s1.png, b/s0.tif, b/s2.npy), some across tile
+    borders, and the top-left corners of each one's squares: what a detector must find."""
+    from PIL import Image
+
+    from tests.detect.detect_fixtures import squares_image
+
+    layouts = {"a/s0.tif": [(5, 5), (40, 60), (100, 150)], "a/s1.png": [(50, 40), (120, 190)],
+               "b/s0.tif": [(10, 100), (44, 44), (70, 130), (130, 10)], "b/s2.npy": [(60, 60)]}
+    scenes = {}
+    for rel, corners in layouts.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pixels = squares_image(*shape, corners)
+        if path.suffix == ".png":
+            Image.fromarray(pixels).save(path)
+        elif path.suffix == ".npy":
+            np.save(path, pixels)
+        else:
+            tifffile.imwrite(path, pixels, photometric="rgb")
+        scenes[path] = corners
+    return scenes
+
+
+def coco_boxes(path: Path) -> np.ndarray:
+    """x1, y1, x2, y2 of a COCO file's annotations, sorted by (y1, x1)."""
+    import json
+
+    annotations = json.loads(path.read_text())["annotations"]
+    b = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annotations)], np.float32).reshape(-1, 4)
+    return b[np.lexsort((b[:, 0], b[:, 1]))]

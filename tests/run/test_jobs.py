@@ -54,3 +54,26 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no images"):
         find_scenes(tmp_path / "empty")
+
+
+def test_a_detector_writes_boxes_named_after_each_scene(tmp_path):
+    from edgekit.detect.execute import DetectConfig
+    from edgekit.errors import ConfigError
+    from edgekit.run.ledger import sidecar_path
+
+    _touch(tmp_path / "in" / "a" / "s.tif", tmp_path / "in" / "b" / "s.png")
+    root, scenes = find_scenes(tmp_path / "in", recursive=True)
+    settings = RunSettings(DetectConfig(overlap=16), preview=True, box_format="geojson")
+    jobs = jobs_for(root, scenes, tmp_path / "out", settings)
+    assert [j.outputs.path.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a/s.geojson", "b/s.geojson"]
+    assert jobs[0].outputs.preview == tmp_path / "out" / "a" / "s.preview.png" and jobs[0].outputs.jsonl is None
+    assert sidecar_path(jobs[1].outputs) == tmp_path / "out" / "b" / "s.geojson.run.json"
+    assert settings.task == "detection" and settings.key()["format"] == "geojson"
+    assert RunSettings(DetectConfig(conf=0.3)).key() != RunSettings(DetectConfig(conf=0.4)).key()
+    _touch(tmp_path / "flat" / "s.tif", tmp_path / "flat" / "s.png")  # masks would differ (.tif, .png); boxes not
+    with pytest.raises(InputError, match="would both write"):
+        jobs_for(*find_scenes(tmp_path / "flat"), tmp_path / "out", settings)
+    with pytest.raises(ConfigError, match="--probabilities applies to segmentation"):
+        RunSettings(DetectConfig(), probabilities=True)
+    with pytest.raises(ConfigError, match="coco, geojson, gpkg, jsonl"):
+        RunSettings(DetectConfig(), box_format="shp")

@@ -40,3 +40,9 @@ def test_outputs_match_infer_and_errors_stay_rows(tmp_path, local_ray):
 
 def test_a_scene_that_kills_its_actor_is_poisoned(tmp_path, local_ray):
     scenarios.a_scene_that_kills_its_worker_is_poisoned(tmp_path, lambda fn: RayBackend("local", 2, 1, scene_fn=fn))
+
+
+def test_a_detector_writes_boxes_per_scene_resumes_and_poisons(tmp_path, local_ray):
+    """Ray retries a crashed actor's task without end unless told not to: edgekit counts the deaths and poisons."""
+    scenarios.a_detector_writes_boxes_per_scene_resumes_and_poisons(
+        tmp_path, lambda fn: RayBackend("local", 2, 1, scene_fn=fn))
