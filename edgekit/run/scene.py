@@ -51,7 +51,7 @@ class SceneWorker:
 def needs_gpu(artifact: Artifact, backend: str | None = None) -> bool:
     """True when the runner for this artifact runs on a GPU (TensorRT, or ONNX Runtime's CUDA/TensorRT providers)."""
     backend = backend or artifact.manifest.backend
-    if backend == "tensorrt":
+    if backend in ("tensorrt", "onnxruntime-cuda", "onnxruntime-trt"):  # --backend picks a GPU provider
         return True
     providers = artifact.manifest.session.get("onnxruntime", {}).get("providers", ())
     return backend == "onnxruntime" and any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
