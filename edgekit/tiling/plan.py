@@ -85,7 +85,8 @@ class TilePlan:
         return self._group(self.layout.windows(), source, preview)
 
     def bands(self, source: ImageSource, preview=None) -> Iterator[tuple[int, Iterator[TileBatch]]]:
-        """(top row, its batches) per row of tiles: no batch spans two rows."""
+        """(top row, its batches) per row of tiles: no batch spans two rows. Each row's batches are
+        read lazily: take them all before asking for the next row."""
         h, w = self.layout.window_shape
         cols = self.layout.cols
         for row in self.layout.rows:
