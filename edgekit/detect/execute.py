@@ -1,5 +1,9 @@
 """Tiled detection over one image, band by band: read -> infer -> decode -> merge -> emit.
 
+The four stages overlap as segmentation's do (:mod:`edgekit.tiling.stages`): a reader thread
+reads the next batch, the caller's thread runs the model, a decoder thread turns outputs into
+boxes and a merger thread merges them, with bounded queues between them.
+
 Tiles come from the tile plan segmentation uses too (:mod:`edgekit.tiling.plan`: the model's
 input size, edge tiles shifted inside, no letterbox; the same pixel map, preview and batches).
 A band is one row of tiles; after each band every group of boxes that
@@ -37,6 +41,7 @@ from edgekit.tiling.geometry import Window
 from edgekit.images import ImageSource, open_image
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
+from edgekit.tiling.stages import run_stages
 
 
 @dataclass(frozen=True)
@@ -173,16 +178,42 @@ def _run(manifest: Manifest, runner: Runner, source: ImageSource, sink: Callable
     overview = _overview(plan, fmt, runner, source, config) if config.overview else Detections.empty()
     merger.add(overview, from_tiles=False)
     rows = plan.layout.rows
+    tile = (plan.layout.tile_h, plan.layout.tile_w)
+    specs = runner.output_specs()
+
+    def produce():
+        """Each row's batches, then the row below it (None after the last): where boxes become final."""
+        for i, (_, band) in enumerate(plan.bands(source, preview)):
+            yield from band
+            yield rows[i + 1] if i + 1 < len(rows) else None
+
+    def infer(item):
+        if not isinstance(item, TileBatch) or item.skipped:
+            return item, None
+        return item, runner.infer(plan.feed(item.tiles))
+
+    def decoded(item):
+        tiles, out = item
+        if out is None:
+            return tiles, None
+        per_tile = decode(out, specs, fmt, config.conf, tile, config.tile_iou)[:len(tiles.windows)]
+        return tiles, [_on_data(det, valid, win).shifted(win.col, win.row)
+                       for win, valid, det in zip(tiles.windows, tiles.valid, per_tile)]
+
+    def merge(item) -> None:
+        tiles, boxes = item
+        if not isinstance(tiles, TileBatch):
+            merger.flush(tiles)  # a row is done: boxes above the next row's top are final
+        elif boxes is None:
+            counts["skipped"] += 1
+        else:
+            for det in boxes:
+                merger.add(det)
+            counts["tiles"] += len(tiles.windows)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for i, (_, band) in enumerate(plan.bands(source, preview)):
-            for tiles in band:
-                if tiles.skipped:
-                    counts["skipped"] += 1
-                    continue
-                _infer(plan, fmt, runner, tiles, merger, config)
-                counts["tiles"] += len(tiles.windows)
-            merger.flush(rows[i + 1] if i + 1 < len(rows) else None)
+        run_stages(produce(), infer, [decoded, merge], names=["box-decoder", "box-merger"])
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     return DetectResult(
@@ -210,13 +241,3 @@ def _overview(plan: TilePlan, fmt: str, runner: Runner, source: ImageSource, con
     det = Detections(np.minimum(det.boxes, np.array([width, height] * 2, np.float32)), det.scores, det.classes)
     side = np.maximum(det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1])
     return det.take(side > config.overlap)
-
-
-def _infer(plan: TilePlan, fmt: str, runner: Runner, tiles: TileBatch, merger: BoxMerger,
-           config: DetectConfig) -> None:
-    out = runner.infer(plan.feed(tiles.tiles))
-    per_tile = decode(out, runner.output_specs(), fmt, config.conf, (plan.layout.tile_h, plan.layout.tile_w),
-                      config.tile_iou)
-    for win, valid, det in zip(tiles.windows, tiles.valid, per_tile[:len(tiles.windows)]):
-        det = _on_data(det, valid, win)
-        merger.add(det.shifted(win.col, win.row))

@@ -1,9 +1,10 @@
 """Tiled inference of an artifact over one image: read -> infer -> stitch -> write, overlapped.
 
-Three threads: a reader reads, pads and preprocesses the next batch (the tile plan detection
-shares, :mod:`edgekit.tiling.plan`) while the caller's thread runs the model on the current one,
-and a stitcher blends finished tiles and writes finished rows. The queues between them hold two
-batches at most, so memory stays bounded by tile size, batch and image width. Outputs go to
+Three stages overlapped (:mod:`edgekit.tiling.stages`, as detection runs): a reader reads, pads
+and preprocesses the next batch (the tile plan detection shares, :mod:`edgekit.tiling.plan`) while
+the caller's thread runs the model on the current one, and a stitcher blends finished tiles and
+writes finished rows. The queues between them hold two batches at most, so memory stays bounded
+by tile size, batch and image width. Outputs go to
 temporary files, renamed only when every one of them is complete.
 """
 from __future__ import annotations
@@ -11,13 +12,10 @@ from __future__ import annotations
 __all__ = ["TileConfig", "TileOutputs", "InferResult", "infer_image", "predict_mask", "plan_for", "check_outputs"]
 
 import os
-import queue
-import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -32,6 +30,7 @@ from edgekit.tiling.geometry import BLENDS
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
+from edgekit.tiling.stages import run_stages
 from edgekit.tiling.writers import WRITE_SUFFIXES, open_writer
 
 
@@ -108,46 +107,6 @@ def plan_for(manifest: Manifest, runner: Runner, source: ImageSource, config: Ti
     """Check the image against a segmentation artifact and plan its tiles (:func:`edgekit.tiling.plan.plan_tiles`)."""
     check_task(manifest, "segmentation", "stitching class masks")
     return plan_tiles(manifest, runner, source, config.overlap, config.batch, config.blend)
-
-
-class _Stop(Exception):
-    """Another pipeline stage failed or the run was interrupted."""
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-    raise _Stop()
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    raise _Stop()
-
-
-class _Stage(threading.Thread):
-    """A pipeline thread: an exception stops the whole pipeline and is re-raised by the caller."""
-
-    def __init__(self, name: str, work: Callable[[], None], stop: threading.Event):
-        super().__init__(name=name, daemon=True)
-        self.work, self.stop, self.error = work, stop, None
-
-    def run(self) -> None:
-        try:
-            self.work()
-        except _Stop:
-            pass
-        except BaseException as exc:  # handed to the caller's thread
-            self.error = exc
-            self.stop.set()
 
 
 def _writers(stack: ExitStack, outputs: TileOutputs, source: ImageSource, classes: int) -> dict:
@@ -282,56 +241,27 @@ def _run(plan: TilePlan, runner: Runner, source: ImageSource, outputs: TileOutpu
 
 def _pipeline(plan: TilePlan, runner: Runner, source: ImageSource, stitcher: Stitcher, preview: Preview | None,
               config: TileConfig, softmaxed: bool, counts: dict, bar: "_Progress") -> None:
-    stop = threading.Event()
-    to_model: queue.Queue = queue.Queue(config.queue_depth)
-    to_stitch: queue.Queue = queue.Queue(config.queue_depth)
-    done = object()
     output_name = runner.output_specs()[0].name
+    tile = (plan.layout.tile_h, plan.layout.tile_w)
 
-    def read() -> None:
-        for item in plan.batches(source, preview):
-            _put(to_model, item, stop)
-        _put(to_model, done, stop)
+    def infer(tiles: TileBatch):
+        if tiles.skipped:
+            return tiles, None
+        out = runner.infer(plan.feed(tiles.tiles))[output_name]
+        return tiles, probabilities_from_output(out[: len(tiles.windows)], tile, softmaxed)
 
-    def stitch() -> None:
-        while (item := _get(to_stitch, stop)) is not done:
-            tiles, probs = item
-            for i, (win, valid) in enumerate(zip(tiles.windows, tiles.valid)):
-                if probs is None:
-                    stitcher.skip(win)
-                else:
-                    h, w = win.height, win.width
-                    stitcher.add(win, probs[i, :, :h, :w], valid)
-            counts["skipped" if probs is None else "tiles"] += len(tiles.windows)
-            bar.advance(len(tiles.windows))
-        stitcher.close()
+    def stitch(item) -> None:
+        tiles, probs = item
+        for i, (win, valid) in enumerate(zip(tiles.windows, tiles.valid)):
+            if probs is None:
+                stitcher.skip(win)
+            else:
+                stitcher.add(win, probs[i, :, :win.height, :win.width], valid)
+        counts["skipped" if probs is None else "tiles"] += len(tiles.windows)
+        bar.advance(len(tiles.windows))
 
-    stages = [_Stage("tile-reader", read, stop), _Stage("tile-stitcher", stitch, stop)]
-    for s in stages:
-        s.start()
-    try:
-        while (item := _get(to_model, stop)) is not done:
-            tiles: TileBatch = item
-            probs = None
-            if not tiles.skipped:
-                out = runner.infer(plan.feed(tiles.tiles))[output_name]
-                probs = probabilities_from_output(out[: len(tiles.windows)], (plan.layout.tile_h, plan.layout.tile_w),
-                                                  softmaxed)
-            _put(to_stitch, (tiles, probs), stop)
-        _put(to_stitch, done, stop)
-        stages[1].join()
-    except _Stop:
-        pass
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        stop.set()
-        for s in stages:
-            s.join()
-    for s in stages:
-        if s.error is not None:
-            raise s.error
+    run_stages(plan.batches(source, preview), infer, [stitch], config.queue_depth, ["tile-stitcher"])
+    stitcher.close()
 
 
 class _Progress:

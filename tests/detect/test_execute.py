@@ -126,3 +126,31 @@ def test_tiled_paths_load_no_convert_or_profile_module(module):
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('edgekit.convert', 'edgekit.profile')))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_decode_and_merge_run_in_their_own_threads(tmp_path, monkeypatch):
+    """Read, infer, decode and merge overlap: decoding and merging are not on the caller's thread."""
+    import threading
+
+    import edgekit.detect.execute as execute
+
+    seen = {"decode": set(), "sink": set()}
+    real_decode = execute.decode
+
+    def spy(*args, **kwargs):
+        seen["decode"].add(threading.current_thread().name)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(execute, "decode", spy)
+    corners = [(5, 5), (150, 20), (280, 40)]
+    np.save(tmp_path / "img.npy", squares_image(300, 64, corners))
+    art = make_detector_artifact(tmp_path / "art", size=TILE)
+    got = []
+
+    def sink(det):
+        seen["sink"].add(threading.current_thread().name)
+        got.append(det)
+
+    result = detect_image(art, tmp_path / "img.npy", sink, DetectConfig(overlap=OVERLAP, conf=0.5))
+    assert seen == {"decode": {"box-decoder"}, "sink": {"box-merger"}}
+    assert result.boxes == 3 and [float(d.boxes[0, 1]) for d in got] == [5.0, 150.0, 280.0]
