@@ -23,6 +23,7 @@ from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.data.bluemarble import CLASSES, load_image, load_mask, split_column
 from edgekit.evaluate import Scorer
 from edgekit.images import list_images, open_image, read_mask
+from edgekit.preprocess import InputOptions
 from edgekit.tiling.execute import TileConfig, infer_image
 
 DEGREES_PER_PX = 360.0 / 5400
@@ -82,8 +83,8 @@ def main() -> None:
         folder = args.work / f"int8_{'u16' if scale else 'u8'}"
         shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        built = build(args.recipe, folder, BuildConfig(target=args.target, precision="int8", calib=calib, scale=scale,
-                                                        latency_runs=0))
+        built = build(args.recipe, folder, BuildConfig(target=args.target, precision="int8", calib=calib,
+                                                        inputs=InputOptions(scale=scale), latency_runs=0))
         check = built.manifest.source["precision"]["check"]
         mask_path = args.work / f"mask_{folder.name}.tif"
         infer_image(folder, image, mask_path, TileConfig(args.overlap, "gaussian"))

@@ -95,7 +95,7 @@ def _read(path: Path, origin: str = "file", extra: Path | str | None = None) -> 
         model=dict(data["model"]),
         input_size=(int(size[0]), int(size[1])),
         stride=int(inp.get("stride", 32)),
-        preprocess=Preprocess.from_dict(inp),
+        preprocess=Preprocess.from_dict(inp, origin=f"recipe {path.name}"),
         classes=tuple(data.get("classes", ())),
         checkpoint=checkpoint,
         summary=str(data.get("summary", "")),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.errors import ConfigError, EdgekitError
+from edgekit.preprocess import InputOptions
 
 Progress = Callable[[str], None]
 
@@ -38,6 +39,7 @@ class SweepConfig:
             each round, the duration split across the rounds.
         rounds: timing rounds, each over every artifact in turn.
         keep: folder to keep the artifacts in (None: a temporary one).
+        inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
     """
 
     target: str = "cpu"
@@ -49,6 +51,7 @@ class SweepConfig:
     duration_s: float = 2.0
     rounds: int = 3
     keep: Path | None = None
+    inputs: InputOptions = InputOptions()
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -138,7 +141,8 @@ def _build(recipe: str, size, precision: str, config: SweepConfig, root: Path, s
     folder = root / f"{name}-{'native' if size is None else f'{size[0]}x{size[1]}'}-{precision}"
     say(f"build {name} {precision}{'' if size is None else f' {size[0]}x{size[1]}'}")
     built = build(recipe, folder, BuildConfig(target=config.target, precision=precision, input_size=size,
-                                              calib=config.calib, val=config.val, latency_runs=0), progress=say)
+                                              calib=config.calib, val=config.val, latency_runs=0,
+                                              inputs=config.inputs), progress=say)
     return name, precision, folder, built
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit.artifact.manifest import PRECISIONS
-from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, RECIPES_DIR, SCALE_HELP, SIZE, TARGETS_DIR
+from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, preprocess_options
 
 
 @click.command()
@@ -36,8 +36,7 @@ from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, RECIPES_DIR, SCALE_HEL
                                "the input's spatial layout).")
 @click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]), default="classification",
               show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
-@click.option("--scale", type=float, help=SCALE_HELP + " Default: the recipe's (255).")
-@click.option("--bands", type=BANDS, help=BANDS_HELP)
+@preprocess_options
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 @TARGETS_DIR
 @RECIPES_DIR

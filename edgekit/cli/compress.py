@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import SIZE
+from edgekit.cli.options import SIZE, preprocess_options
 
 
 @click.command()
@@ -26,6 +26,7 @@ from edgekit.cli.options import SIZE
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
               show_default=True, help="Task of a timm or factory source (recipes say their own).")
+@preprocess_options
 @click.option("--train-samples", type=int, default=64, show_default=True, help="Training images (tiles) used.")
 @click.option("--val-samples", type=int, help="Validation images used (default: all).")
 @click.option("--steps", type=int, default=200, show_default=True, help="Recovery steps at most (level 3: twice).")

@@ -1,8 +1,10 @@
 """`edgekit` root: lazy sub-commands, and the one place user errors become a one-line message."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -69,10 +71,32 @@ def cli() -> None:
     """edgekit: from a trained PyTorch vision model to a fast, verified artifact on a device."""
 
 
+@contextlib.contextmanager
+def _edgekit_warnings(pending: list[str]):
+    """Collect warnings of edgekit's own categories into ``pending``, once per text (a source
+    resolved twice warns once), for :func:`main` to print when the command succeeds; other
+    libraries' warnings go their usual way."""
+    with warnings.catch_warnings():
+        usual = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if not category.__module__.startswith("edgekit."):
+                return usual(message, category, filename, lineno, file, line)
+            if str(message) not in pending:
+                pending.append(str(message))
+
+        warnings.showwarning = show
+        warnings.filterwarnings("always", module=r"edgekit(\.|$)")
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line and exit non-zero; bugs keep their traceback."""
+    """Entry point: user errors print one line and exit non-zero; bugs keep their traceback; a
+    command that succeeds ends with one ``edgekit: warning:`` line per warning edgekit raised."""
+    pending: list[str] = []
     try:
-        code = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+        with _edgekit_warnings(pending):
+            code = cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
         click.secho(f"edgekit: error: {exc}", fg="red", err=True)
         return exc.exit_code
@@ -85,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    for message in pending:
+        click.secho(f"edgekit: warning: {message}", fg="yellow", err=True)
     return code if isinstance(code, int) else 0  # ctx.exit(n): a command that finished but reports failure
 
 

@@ -59,11 +59,53 @@ class BandsType(click.ParamType):
         return bands
 
 
+class FloatsType(click.ParamType):
+    """``0.485,0.456,0.406`` -> (0.485, 0.456, 0.406): one value per band."""
+
+    name = "V,V,V"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a list of numbers like 0.485,0.456,0.406", param, ctx)
+
+
 SIZE = SizeType()
 BATCH = BatchType()
 BANDS = BandsType()
+FLOATS = FloatsType()
 SCALE_HELP = "Input units: full-scale pixel value (255 8-bit, 4095 12-bit, 10000 reflectance, 65535 16-bit, 1 float)."
 BANDS_HELP = "File bands feeding the model's channels, from 1 (e.g. 4,3,2); default: all (grey repeated, alpha dropped)."
+_DECLARED = "default: the recipe's or manifest's, else what the model says, else assumed with a warning"
+_PREPROCESS_OPTIONS = [
+    click.option("--mean", type=FLOATS, help=f"Per-band mean in scaled units (pixel / scale), e.g. 0.485,0.456,0.406; "
+                                             f"{_DECLARED}."),
+    click.option("--std", type=FLOATS, help=f"Per-band std in scaled units, e.g. 0.229,0.224,0.225; {_DECLARED}."),
+    click.option("--channel-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
+                 help=f"Colour order the model takes; {_DECLARED}."),
+    click.option("--scale", type=float, help=SCALE_HELP + " Default: the recipe's or manifest's, else 255."),
+    click.option("--bands", type=BANDS, help=BANDS_HELP),
+]
+
+
+def preprocess_options(fn):
+    """``--mean --std --channel-order --scale --bands``, given to the command as one ``inputs``
+    argument (:class:`~edgekit.preprocess.InputOptions`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def command(*args, mean=None, std=None, channel_order=None, scale=None, bands=None, **kwargs):
+        from edgekit.preprocess import InputOptions
+
+        inputs = InputOptions(mean, std, channel_order.upper() if channel_order else None, scale, bands)
+        return fn(*args, inputs=inputs, **kwargs)
+
+    for option in reversed(_PREPROCESS_OPTIONS):
+        command = option(command)
+    return command
 
 TARGETS_DIR = click.option(
     "--targets-dir", type=click.Path(path_type=Path),

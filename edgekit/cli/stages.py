@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import BANDS, BANDS_HELP, BATCH, SCALE_HELP, SIZE
+from edgekit.cli.options import BATCH, SIZE, preprocess_options
 
 _source_options = [
     click.argument("source"),
@@ -94,12 +94,13 @@ def simplify(onnx_in, out) -> None:
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images (with masks/) to verify against the input model.")
 @click.option("--task", type=click.Choice(["classification", "segmentation"]), default="segmentation", show_default=True)
 @click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
-@click.option("--scale", type=float, help=SCALE_HELP + " Default: the manifest's beside ONNX_IN, else 255.")
-@click.option("--bands", type=BANDS, help=BANDS_HELP)
-def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, calib_memory, val, task, max_drop, scale, bands) -> None:
+@preprocess_options
+def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, calib_memory, val, task, max_drop,
+             inputs) -> None:
     """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph), verify it against ONNX_IN and fall back as `build` does.
 
-    Images are normalised as the manifest.json beside ONNX_IN says, else with ImageNet's mean and std.
+    Images are normalised as the options say, else as the manifest.json beside ONNX_IN, else as the
+    model's metadata; where nothing says it, with none (mean 0, std 1), and a warning.
     """
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec, lower_precision
@@ -112,7 +113,7 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
         spec_in = runner.input_specs()[0]
     size = tuple(int(d) for d in spec_in.shape[2:4])
     batch = spec_in.shape[0] if isinstance(spec_in.shape[0], int) else 1
-    pre = _preprocess_beside(onnx_in).with_units(scale, bands)
+    pre = _preprocess_for(onnx_in, inputs)
     calib_set = CalibrationSet(calib, size, pre, batch=batch) if calib else None
     held = HeldOutSet.beside(CalibrationSet(val, size, pre, batch=batch)) if val is not None else None
     spec = PrecisionSpec(precision, flavor="tensorrt" if tgt.is_tensorrt else "onnxruntime",
@@ -131,10 +132,16 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
         click.echo(f"no --val images: max rel error {lowered.error.max_rel:.1e} on one random input")
 
 
-def _preprocess_beside(onnx_path: Path):
+def _preprocess_for(onnx_path: Path, inputs):
+    """The normalisation of ONNX_IN: the options, over the manifest beside it (an older manifest's
+    values count as declared by it), over the model's metadata (:mod:`edgekit.convert.contract`)."""
     from edgekit.artifact.layout import MANIFEST
     from edgekit.artifact.manifest import read_manifest
-    from edgekit.preprocess import Preprocess
+    from edgekit.convert.contract import contract_from_onnx, input_preprocess
+    from edgekit.preprocess import FIELDS
 
     folder = Path(onnx_path).parent
-    return read_manifest(folder).preprocess if (folder / MANIFEST).is_file() else Preprocess()
+    declared = read_manifest(folder).preprocess if (folder / MANIFEST).is_file() else None
+    if declared is not None and not declared.origin:
+        declared = declared.declared(f"{MANIFEST} beside it", **{k: getattr(declared, k) for k in FIELDS})
+    return input_preprocess(Path(onnx_path).name, contract_from_onnx(onnx_path), declared, inputs, imagenet=False)

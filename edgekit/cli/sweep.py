@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, preprocess_options
 
 
 def _sizes(ctx, param, value: str | None):
@@ -31,6 +31,7 @@ def _sizes(ctx, param, value: str | None):
 @click.option("--plot", type=click.Path(path_type=Path), help="PNG: latency vs accuracy (or size), Pareto front marked.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the table as JSON.")
 @click.option("--markdown", type=click.Path(path_type=Path), help="Write the table as Markdown.")
+@preprocess_options
 @TARGETS_DIR
 @RECIPES_DIR
 def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, targets_dir, recipes_dir, **options) -> None:

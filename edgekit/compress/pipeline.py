@@ -22,6 +22,7 @@ from edgekit.compress.distill import DistillSettings
 from edgekit.compress.report import CompressReport
 from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plans, plans_for
 from edgekit.errors import ConfigError
+from edgekit.preprocess import InputOptions
 
 Progress = Callable[[str], None]
 TRIES = {1: 1, 2: 2, 3: 3}
@@ -42,6 +43,7 @@ class CompressConfig:
         latency_runs: timed runs per plan.
         cache: measurement cache folder (None: keep nothing).
         sparsity: ``2:4`` makes the chosen network 2:4 sparse (TensorRT targets: sparse tensor cores).
+        inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
     """
 
     images: Path
@@ -60,6 +62,7 @@ class CompressConfig:
     threads: int = 0
     cache: Path | None = None
     sparsity: str | None = None
+    inputs: InputOptions = InputOptions()
 
     def __post_init__(self) -> None:
         from edgekit.compress.sparsity import PATTERNS
@@ -80,7 +83,7 @@ def _data(config: CompressConfig, recipe):
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.optimize.evaluate import ValidationData
 
-    available = len(CalibrationSet(config.images, recipe.input_size).order)  # a listing; no pixels read
+    available = len(CalibrationSet(config.images, recipe.input_size, recipe.preprocess).order)  # a listing only
     samples = available if config.train_samples is None else min(config.train_samples, available)
     train = ValidationData(config.images, recipe.input_size, recipe.preprocess, batch=min(config.batch, samples),
                            samples=samples)
@@ -121,7 +124,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
                           f"TensorRT; on {target.name} it would cost accuracy and buy nothing: use a TensorRT target")
     if config.threads:
         torch.set_num_threads(config.threads)
-    src = resolve_source(source, config.input_size, config.checkpoint, config.task)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task, inputs=config.inputs)
     recipe = src.recipe
     say("read images")
     train, val = _data(config, recipe)

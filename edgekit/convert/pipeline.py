@@ -22,6 +22,7 @@ from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
 from edgekit.errors import CalibrationError, ConfigError
+from edgekit.preprocess import InputOptions
 from edgekit.targets import Target, load_target
 
 DEFAULT_CALIB_SAMPLES = 64
@@ -46,8 +47,9 @@ class BuildConfig:
         output: the model output to deploy when it returns several (None: see convert.outputs).
         targets_dir / recipes_dir: a folder of the user's target profiles / recipes, searched before
             EDGEKIT_PATH and the package's own.
-        scale / bands: the input's units and the file bands feeding the model, overriding the
-            recipe's ``input:`` section (:class:`~edgekit.preprocess.Preprocess`); None keeps it.
+        inputs: the input declared on the command line (``--mean --std --channel-order --scale
+            --bands``), over the recipe's ``input:`` and what the model says
+            (:func:`~edgekit.convert.contract.input_preprocess`).
         verify: fp16 / int8 of a trained model must be checked on held-out images; False
             (``--no-verify``) builds it without them, marked unverified.
     """
@@ -72,8 +74,7 @@ class BuildConfig:
     latency_runs: int = 5
     targets_dir: Path | None = None
     recipes_dir: Path | None = None
-    scale: float | None = None
-    bands: tuple[int, ...] | None = None
+    inputs: InputOptions = InputOptions()
     verify: bool = True
 
 
@@ -118,18 +119,19 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     say = progress or (lambda _msg: None)
     target = _check(config)
     src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.factory_args,
-                         config.trust_checkpoint, config.recipes_dir)
-    src = _with_units(src, config)
+                         config.trust_checkpoint, config.recipes_dir, inputs=config.inputs)
     records: list[StageRecord] = []
     with atomic_dir(Path(out)) as folder:
         work = folder / ".work"
         work.mkdir()
-        details: dict = {"source": src.to_dict()}
+        details: dict = {"source": src.to_dict()} | _input_details(src)
         onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say, target.cpu_runtime)
+        if target.max_opset is not None:
+            details["opset"] = _fit_opset(deploy, target, config, records, say)
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
@@ -146,9 +148,6 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
     return BuildResult(Path(out), manifest, report, complete)
 
 
-def _tensorrt_available() -> bool:
-    import importlib.util
-
 def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list, say: Progress) -> dict:
     """The deployable graph at an opset the target's TensorRT line reads (:mod:`edgekit.convert.opset`)."""
     from edgekit.convert.opset import fit_opset
@@ -162,6 +161,9 @@ def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list,
                                {"converted": f"{fit.opset_before} -> {fit.opset_after}" if fit.converted else "no"}))
     return fit.to_dict()
 
+
+def _tensorrt_available() -> bool:
+    import importlib.util
 
     return importlib.util.find_spec("tensorrt") is not None
 
@@ -209,7 +211,8 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         from edgekit.convert.onnx_source import prepare_onnx
 
         say("prepare ONNX")
-        prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", config.input_size, config.batch, config.precision)
+        size = config.input_size or (tuple(src.recipe.input_size) if all(src.recipe.input_size) else None)
+        prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", size, config.batch, config.precision)
         load_checked(prep.path)
         records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), None,
                                    {"opset_before": prep.opset_before, "opset_after": prep.opset_after},
@@ -268,7 +271,8 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     say("load model")
     model, fit = src.load()
     size = src.recipe.input_size
-    sample = torch.randn(config.batch or 1, 3, *size, generator=torch.Generator().manual_seed(0))
+    channels = _model_channels(src, model)
+    sample = torch.randn(config.batch or 1, channels, *size, generator=torch.Generator().manual_seed(0))
     model, output = select_output(model, sample, config.output)
     with torch.no_grad():
         base_ms = _latency(lambda: model(sample), config.latency_runs)
@@ -306,6 +310,18 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     return exp.path
 
 
+def _model_channels(src: Source, model) -> int:
+    """The channels the input declares (one per mean/std value), checked against the model's
+    first convolution where it has one: a one-line error, not a shape error from PyTorch."""
+    import torch
+
+    channels = src.recipe.preprocess.channels
+    first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    if first is not None:
+        src.recipe.preprocess.check_channels(first.in_channels, f"{src.name} (its first convolution)")
+    return channels
+
+
 def _export_note(exp) -> str:
     tried = "; ".join(f"{c.exporter} " + (c.failure or f"{c.nodes} nodes" + (f", {c.latency_ms:.1f} ms" if c.latency_ms else ""))
                       for c in exp.candidates)
@@ -327,12 +343,11 @@ def _io(path: Path) -> dict:
     return {"inputs": inputs, "outputs": outputs, "tile": inputs[0]["shape"][2:4]}
 
 
-def _with_units(src: Source, config: BuildConfig) -> Source:
-    """The source with ``--scale`` / ``--bands`` declared in its recipe's preprocessing."""
-    if config.scale is None and config.bands is None:
-        return src
-    recipe = replace(src.recipe, preprocess=src.recipe.preprocess.with_units(config.scale, config.bands))
-    return replace(src, recipe=recipe)
+def _input_details(src: Source) -> dict:
+    """The report's ``input`` (the normalisation fed, each value with where it came from) and
+    ``contract`` (what the model says about itself); the source resolved them from the options."""
+    data = {"input": src.recipe.preprocess.to_dict()}
+    return data | ({"contract": src.contract.to_dict()} if src.contract is not None else {})
 
 
 def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: Path, target: Target,
@@ -539,8 +554,8 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
                               # `edgekit compress --sparsity 2:4` weights: TensorRT's sparse tensor-core kernels
                               "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
         output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
-    )
         opset=_deployable_opset(deploy),
+    )
 
 
 def _deployable_opset(deploy: Path) -> int:

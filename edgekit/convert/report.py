@@ -127,6 +127,33 @@ def _compile(r: StageRecord) -> str:
     return r.facts.get("file", "")
 
 
+def _value(value) -> str:
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else (
+        f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def input_lines(details: dict) -> list[str]:
+    """report.md's input section: the normalisation fed and where each value came from
+    (``details["input"]``), and what the model says about itself (``details["contract"]``)."""
+    lines = []
+    pre = details.get("input")
+    if pre:
+        sources = pre.get("source", {})
+        lines += ["", "Input" + (" (**assumed**: nothing declares its normalisation)" if pre.get("assumed") else "")
+                  + ":", *[f"- {k}: {_value(pre[k])} ({sources.get(k, 'not recorded')})"
+                           for k in ("mean", "std", "channel_order", "scale", "bands") if k in pre]]
+    contract = details.get("contract", {})
+    said = {k: v for k, v in contract.items() if k not in ("name", "sources", "metadata", "notes", "inputs", "outputs")}
+    if said or contract.get("notes"):
+        where = contract.get("sources", {})
+        shown = {k: (f"{len(v)} names: {', '.join(map(str, v[:8]))}{' ...' if len(v) > 8 else ''}" if k == "classes"
+                     else _value(v)) for k, v in said.items()}
+        lines += ["", f"What the model says ({contract.get('name')}):",
+                  *[f"- {k}: {text} ({where.get(k, '?')})" for k, text in shown.items()],
+                  *[f"- note: {n}" for n in contract.get("notes", ())]]
+    return lines
+
+
 _DETAIL = {"source": _source, "reparam": _reparam, "export": _export, "simplify": _simplify, "fuse": _fuse,
            "precision": _precision, "compile": _compile}
 
@@ -185,6 +212,7 @@ class BuildReport:
         notes = [f"- **{s.stage}**: {detail_text(s)}" for s in self.stages if detail_text(s)]
         if notes:
             lines += ["", "Notes:", *notes]
+        lines += input_lines(self.details)
         if self.next_step:
             lines += ["", f"Next step: `{self.next_step}`"]
         lines += ["", "Latency: median of timed runs after warm-up on the build machine (CPU, "

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from edgekit.errors import ConfigError, SourceError
 from edgekit.artifact.manifest import sha256_file
+from edgekit.convert.contract import ModelContract, contract_from_onnx, contract_from_timm
+from edgekit.preprocess import InputOptions
 from edgekit.recipes import Recipe, load_recipe
 
 # sources that are programs already: run and exported as they are, never reparameterized
@@ -43,6 +45,8 @@ class Source:
             timm names and factories).
         onnx_path: for ``onnx`` sources, the file.
         sha256: hash of the weights or ONNX file, when there is a file.
+        contract: what the model says about itself (:mod:`edgekit.convert.contract`); the recipe's
+            ``preprocess`` is decided from it, the recipe and the options (``resolve_source``).
     """
 
     kind: str
@@ -54,6 +58,7 @@ class Source:
     factory: str | None = None
     factory_args: tuple[tuple[str, object], ...] = ()
     trust_checkpoint: bool = False
+    contract: ModelContract | None = None
 
     @property
     def trained(self) -> bool:
@@ -222,6 +227,48 @@ def _with_size(recipe: Recipe, size: tuple[int, int] | None) -> Recipe:
     return replace(recipe, input_size=tuple(size))
 
 
+def _with_input(src: Source, contract, inputs: InputOptions | None, imagenet: bool, weights: Path | None = None) -> Source:
+    """The source with its contract and the normalisation it is fed
+    (:func:`~edgekit.convert.contract.input_preprocess`); a ``.safetensors`` checkpoint's metadata
+    is read over what its architecture says."""
+    from dataclasses import replace
+
+    from edgekit.convert.contract import contract_from_safetensors, input_preprocess
+
+    weights = weights or src.checkpoint
+    if weights is not None and weights.suffix == ".safetensors":
+        contract = contract.merged(contract_from_safetensors(weights))
+    declared = src.recipe.preprocess if src.kind in ("recipe", "compressed") else None
+    pre = input_preprocess(src.name, contract, declared, inputs or InputOptions(), imagenet)
+    recipe = replace(src.recipe, preprocess=pre, classes=src.recipe.classes or contract.classes)
+    return replace(src, recipe=recipe, contract=contract)
+
+
+def _recipe_contract(recipe: Recipe):
+    """What a recipe's timm network (``timm:`` or ``backbone:``) says of its normalisation; the
+    channel count and size are the recipe's own."""
+    from dataclasses import replace
+
+    name = recipe.model.get("timm") or recipe.model.get("backbone")
+    if not name or recipe.model.get("compressed"):
+        return ModelContract(recipe.name), False
+    said = contract_from_timm(str(name))
+    keep = ("mean", "std", "channel_order", "interpolation")
+    return replace(said, channels=None, input_size=None, sources=tuple((k, v) for k, v in said.sources if k in keep),
+                   name=recipe.name), True
+
+
+def _factory_contract(spec: str, args: tuple[tuple[str, object], ...]):
+    """A torchvision factory given ``weights=...`` reads its weights enum; other factories say nothing."""
+    from edgekit.convert.contract import contract_from_torchvision
+
+    weights = dict(args).get("weights")
+    torchvision = spec.startswith("torchvision.")
+    if torchvision and weights is not None:
+        return contract_from_torchvision(spec, weights), True
+    return ModelContract(spec), torchvision
+
+
 def resolve_source(
     source: str,
     input_size: tuple[int, int] | None = None,
@@ -230,6 +277,8 @@ def resolve_source(
     factory_args=(),
     trust_checkpoint: bool = False,
     recipes_dir: Path | None = None,
+    *,
+    inputs: InputOptions | None = None,
 ) -> Source:
     """Resolve what the user typed into a :class:`Source`, with clear errors for each kind.
 
@@ -237,6 +286,8 @@ def resolve_source(
         factory_args: ``NAME=VALUE`` strings (or parsed pairs) for a ``module:factory`` source.
         trust_checkpoint: allow checkpoints and sources holding pickled Python objects.
         recipes_dir: a folder of recipes searched before EDGEKIT_PATH and the package's own.
+        inputs: the input declared on the command line (``--mean --std --channel-order --scale
+            --bands``); it wins over the recipe and what the model says, with a warning where they differ.
     """
     ckpt = Path(checkpoint) if checkpoint else None
     args = parse_factory_args(factory_args) if factory_args and isinstance(next(iter(factory_args)), str) else tuple(factory_args or ())
@@ -247,11 +298,14 @@ def resolve_source(
         path = Path(source)
         if not path.is_file():
             raise SourceError(f"ONNX file {path} does not exist")
-        size = input_size or (0, 0)
-        recipe = Recipe(name=path.stem, task=task, model={}, input_size=size, stride=1)
-        return Source("onnx", source, recipe, onnx_path=path, sha256=sha256_file(path))
+        contract = contract_from_onnx(path)
+        size = input_size or contract.input_size or (0, 0)
+        recipe = Recipe(name=path.stem, task=task, model={}, input_size=size, stride=contract.stride or 1)
+        return _with_input(Source("onnx", source, recipe, onnx_path=path, sha256=sha256_file(path)), contract,
+                           inputs, imagenet=False)
     if Path(source).is_dir():
-        return _compressed_source(source, input_size)
+        src = _compressed_source(source, input_size)
+        return _with_input(src, ModelContract(src.name), inputs, imagenet=False)
     if source.endswith(PROGRAM_SUFFIXES) and ":" not in source:
         path = Path(source)
         if not path.is_file():
@@ -260,23 +314,32 @@ def resolve_source(
         if input_size is None:
             raise ConfigError(f"{source}: a {kind} source needs --input-size")
         recipe = Recipe(name=path.stem, task=task, model={}, input_size=tuple(input_size), stride=1)
-        return Source(kind, source, recipe, checkpoint=ckpt, sha256=sha256_file(path), trust_checkpoint=trust_checkpoint)
+        src = Source(kind, source, recipe, checkpoint=ckpt, sha256=sha256_file(path), trust_checkpoint=trust_checkpoint)
+        return _with_input(src, ModelContract(path.name), inputs, imagenet=False)
     if args and not (":" in source and not source.startswith("timm:")):
         raise ConfigError("--factory-arg applies to module:factory sources only")
     if source.startswith("timm:"):
-        recipe = _with_size(_timm_recipe(source[5:], input_size or (224, 224)), input_size)
-        return Source("timm", source, recipe, checkpoint=ckpt, sha256=digest, trust_checkpoint=trust_checkpoint)
+        name = source[5:]
+        recipe = _timm_recipe(name, (224, 224))
+        contract = contract_from_timm(name)
+        recipe = _with_size(recipe, input_size or contract.input_size)
+        src = Source("timm", source, recipe, checkpoint=ckpt, sha256=digest, trust_checkpoint=trust_checkpoint)
+        return _with_input(src, contract, inputs, imagenet=True)
     if ":" in source and not source.endswith((".yaml", ".yml")):
         if input_size is None:
             raise ConfigError(f"{source}: a factory source needs --input-size")
         _import_factory(source)
+        contract, imagenet = _factory_contract(source, args)
         recipe = Recipe(name=source.replace(":", "."), task=task, model={}, input_size=input_size, stride=1)
-        return Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source, factory_args=args,
-                      trust_checkpoint=trust_checkpoint)
+        src = Source("factory", source, recipe, checkpoint=ckpt, sha256=digest, factory=source, factory_args=args,
+                     trust_checkpoint=trust_checkpoint)
+        return _with_input(src, contract, inputs, imagenet)
     recipe = _with_size(load_recipe(source, recipes_dir), input_size)
     weights = ckpt or recipe.require_weights()
-    return Source("recipe", source, recipe, checkpoint=ckpt, trust_checkpoint=trust_checkpoint,
-                  sha256=sha256_file(weights) if weights else sha256_file(recipe.path))
+    src = Source("recipe", source, recipe, checkpoint=ckpt, trust_checkpoint=trust_checkpoint,
+                 sha256=sha256_file(weights) if weights else sha256_file(recipe.path))
+    contract, imagenet = _recipe_contract(recipe)
+    return _with_input(src, contract, inputs, imagenet, weights)
 
 
 def _compressed_source(source: str, input_size: tuple[int, int] | None) -> Source:

@@ -29,12 +29,13 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.convert.source import resolve_source
 
-    src = resolve_source(source, config.input_size, config.checkpoint, config.task, config.recipes_dir)
+    src = resolve_source(source, config.input_size, config.checkpoint, config.task, recipes_dir=config.recipes_dir,
+                         inputs=config.inputs)
     key = content_key("fp32-build", src.to_dict(), src.recipe.input_size, config.batch, target.name,
-                      src.recipe.task, __version__)
+                      src.recipe.task, src.recipe.preprocess.to_dict(), __version__)
     build_config = BuildConfig(target=target.name, precision="fp32", input_size=config.input_size, batch=config.batch,
                                checkpoint=config.checkpoint, task=config.task, latency_runs=0,
-                               targets_dir=config.targets_dir, recipes_dir=config.recipes_dir)
+                               targets_dir=config.targets_dir, recipes_dir=config.recipes_dir, inputs=config.inputs)
 
     def make(folder: Path) -> None:
         say("export the FP32 graph (build)")

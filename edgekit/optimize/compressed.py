@@ -56,7 +56,7 @@ def compress_then_optimize(source: str, out: Path, constraints, config, plan: Co
     compress_config = CompressConfig(images=Path(images), val=Path(config.val), target=config.target, level=plan.level,
                                      input_size=config.input_size, checkpoint=config.checkpoint, task=config.task,
                                      recovery=DistillSettings(steps=plan.steps), latency_runs=config.latency_runs,
-                                     cache=config.cache)
+                                     cache=config.cache, inputs=config.inputs)
     goal = Goal(max_drop=constraints.max_drop / 2, speedup=plan.speedup, max_size_mb=plan.max_size_mb)
     compressed = compress(source, compressed_folder(out), goal, compress_config, lambda m: say(f"compress: {m}"))
     spent = max(compressed.report.accuracy["drop"], 0.0)

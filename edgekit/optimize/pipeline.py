@@ -30,6 +30,7 @@ from edgekit.optimize.cost import NodeCost, estimated_node_costs, profiled_node_
 from edgekit.optimize.graph import mixed_precision_model, quantized_nodes, regions_from_onnx
 from edgekit.optimize.report import OptimizeReport, infeasible_message
 from edgekit.optimize.search import search
+from edgekit.preprocess import InputOptions
 from edgekit.optimize.sensitivity import region_sensitivity
 from edgekit.targets import Target, load_target
 
@@ -53,6 +54,7 @@ class OptimizeConfig:
         cache: measurement cache folder (None: no cache).
         search: run the mixed-precision search (else whole-model candidates only).
         targets_dir / recipes_dir: the user's folders of target profiles / recipes, searched first.
+        inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
     """
 
     target: str = "cpu"
@@ -74,6 +76,7 @@ class OptimizeConfig:
     search: bool = True
     targets_dir: Path | None = None
     recipes_dir: Path | None = None
+    inputs: InputOptions = InputOptions()
 
 
 @dataclass(frozen=True)
