@@ -15,6 +15,7 @@ from edgekit.errors import EdgekitError
 COMMANDS = {
     "models": ("catalog", "List the model recipes (edgekit's, EDGEKIT_PATH's, --recipes-dir's)."),
     "targets": ("catalog", "List the device profiles (edgekit's, EDGEKIT_PATH's, --targets-dir's)."),
+    "inspect": ("inspect", "What edgekit reads from a model: inputs, outputs, task, normalisation, classes."),
     "build": ("build", "Reparameterize, export, simplify, set precision and compile, verified."),
     "reparam": ("stages", "Reparameterize and fuse a PyTorch model (saves a state_dict)."),
     "export": ("stages", "Export a model to ONNX, verified against PyTorch."),

@@ -1,0 +1,130 @@
+"""`edgekit inspect SOURCE`: what edgekit believes about a model, each belief with where it came from.
+
+Inputs and outputs, task, normalisation, classes and, for detectors, the output layout edgekit's
+decoders read; nothing is built or written. A PyTorch source is run once on zeros for its output
+shapes; an ONNX file is only read.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options
+
+
+@click.command("inspect")
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+@click.option("--input-size", type=SIZE, help="Input HxW (default: what the model or recipe says).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
+@click.option("--factory-arg", "factory_args", multiple=True, metavar="NAME=VALUE",
+              help="Argument of a module:factory source, a Python literal (repeat): weights=DEFAULT.")
+@click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]),
+              help="The task you would declare to `edgekit build`.")
+@click.option("--trust-checkpoint", is_flag=True, help="Load files holding pickled Python objects (they can run code).")
+@preprocess_options
+@RECIPES_DIR
+def inspect(source, as_json, input_size, checkpoint, factory_args, task, trust_checkpoint, inputs, recipes_dir) -> None:
+    """Print what edgekit reads from SOURCE (.onnx, timm:<name>, recipe, module:factory) without building it."""
+    from edgekit.convert.source import resolve_source
+
+    src = resolve_source(source, input_size, checkpoint, task or "classification", factory_args, trust_checkpoint,
+                         recipes_dir, inputs=inputs)
+    view = _view(src, task)
+    click.echo(json.dumps(view, indent=2, default=list) if as_json else "\n".join(_lines(view)))
+
+
+def _tensors(src) -> tuple[list[dict], list[dict]]:
+    """The model's inputs and outputs: read from an ONNX graph, else seen in one run on zeros."""
+    if src.kind == "onnx":
+        return [dict(t) for t in src.contract.inputs], [dict(t) for t in src.contract.outputs]
+    import torch
+
+    from edgekit.convert.outputs import select_output
+
+    sample = torch.zeros(1, src.recipe.preprocess.channels, *src.recipe.input_size)
+    _, choice = select_output(src.load_model(), sample)
+    outputs = [{"name": name, "shape": tuple(shape)} | ({"deployed": True} if name == choice.chosen else {})
+               for name, shape in choice.outputs.items()]
+    return [{"name": "input", "shape": tuple(sample.shape)}], outputs
+
+
+def _task(src, declared: str | None, outputs: list[dict]) -> tuple[str | None, str]:
+    """The task and where it came from: the one rule of edgekit.convert.task where it is there,
+    else the option, the recipe, or the model's own word."""
+    try:
+        from edgekit.convert import task as rule
+    except ImportError:
+        rule = None
+    if rule is not None and hasattr(rule, "resolve_task"):
+        return rule.resolve_task(declared, src.contract, outputs)
+    contract = src.contract
+    if declared:
+        return declared, "--task"
+    if src.kind in ("recipe", "compressed"):
+        return src.recipe.task, f"recipe {Path(src.recipe.path).name}" if src.recipe.path else "recipe"
+    if contract.task:
+        return contract.task, contract.task_source
+    if src.kind == "timm":
+        return "classification", "timm (its models are image classifiers)"
+    word = f" (it says {contract.task_word!r})" if contract.task_word else ""
+    return None, f"not said by the model{word}: declare it with --task"
+
+
+def _layout(outputs: list[dict]) -> tuple[str | None, str]:
+    """Which detection layout of edgekit/detect/decode.py reads these outputs, or why none does."""
+    from types import SimpleNamespace
+
+    from edgekit.detect.decode import detect_format
+    from edgekit.errors import DetectionError
+
+    try:
+        return detect_format([SimpleNamespace(**o) for o in outputs]), "edgekit/detect/decode.py"
+    except DetectionError as exc:
+        return None, str(exc)
+
+
+def _view(src, declared_task: str | None) -> dict:
+    inputs, outputs = _tensors(src)
+    task, task_source = _task(src, declared_task, outputs)
+    contract, pre = src.contract, src.recipe.preprocess
+    view = {"source": {"kind": src.kind, "name": src.name}, "inputs": inputs, "outputs": outputs,
+            "task": task, "task_source": task_source, "preprocess": pre.to_dict(),
+            "input_size": list(src.recipe.input_size) if all(src.recipe.input_size) else None,
+            "classes": list(src.recipe.classes),
+            "classes_source": contract.source_of("classes") if not src.recipe.path and src.recipe.classes else (
+                f"recipe {Path(src.recipe.path).name}" if src.recipe.classes else None),
+            "said": contract.to_dict()}
+    layout, where = _layout(outputs)
+    if task == "detection" or (task is None and layout):
+        view["detection_layout"], view["detection_layout_source"] = layout, where
+    return view
+
+
+def _shape(t: dict) -> str:
+    return f"{t['name']} {list(t['shape'])}" + (" (deployed)" if t.get("deployed") else "")
+
+
+def _lines(view: dict) -> list[str]:
+    pre, sources = view["preprocess"], view["preprocess"].get("source", {})
+    classes = view["classes"]
+    lines = [f"{view['source']['name']} ({view['source']['kind']})",
+             f"inputs: {'; '.join(_shape(t) for t in view['inputs'])}",
+             f"outputs: {'; '.join(_shape(t) for t in view['outputs'])}",
+             f"task: {view['task'] or 'unknown'} ({view['task_source']})",
+             "normalisation" + (" (ASSUMED: nothing declares it)" if pre.get("assumed") else "") + ":"]
+    for key in ("mean", "std", "channel_order", "scale", "bands"):
+        if key in pre:
+            value = ", ".join(f"{v:g}" for v in pre[key]) if isinstance(pre[key], list) else (
+                f"{pre[key]:g}" if isinstance(pre[key], float) else pre[key])
+            lines.append(f"  {key}: {value} ({sources.get(key, 'not recorded')})")
+    lines.append(f"classes: {len(classes)}: {', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''} "
+                 f"({view['classes_source']})" if classes else "classes: none named")
+    if "detection_layout" in view:
+        layout = view["detection_layout"]
+        lines.append(f"detection layout: {layout} ({view['detection_layout_source']})" if layout
+                     else f"detection layout: none ({view['detection_layout_source']})")
+    lines += [f"note: {n}" for n in view["said"].get("notes", ())]
+    return lines

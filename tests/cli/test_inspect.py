@@ -1,0 +1,77 @@
+"""`edgekit inspect`: what edgekit believes about a model, with where each belief came from; nothing written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgekit.cli.main import main
+from tests.conftest import tiny_segmenter_onnx
+from tests.convert.test_contract import ULTRALYTICS_META, with_metadata
+from tests.detect.detect_fixtures import square_finder_onnx
+
+
+@pytest.fixture
+def yolo(tmp_path) -> Path:
+    return with_metadata(square_finder_onnx(tmp_path / "yolo.onnx", size=64), ULTRALYTICS_META)
+
+
+def _inspect(capsys, *args) -> tuple[int, str, str]:
+    code = main(["inspect", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_an_ultralytics_detector_is_described_from_its_metadata(yolo, tmp_path, capsys):
+    before = sorted(tmp_path.iterdir())
+    code, out, err = _inspect(capsys, yolo)
+    assert code == 0 and err == ""  # declared by the model: nothing assumed, no warning
+    assert "outputs: output0 [1, 5, 4096]" in out
+    assert "task: detection (ONNX metadata (Ultralytics))" in out
+    assert "mean: 0, 0, 0 (ONNX metadata (Ultralytics: RGB in 0..1))" in out
+    assert "classes: 3: person, bicycle, car (ONNX metadata (Ultralytics))" in out
+    assert "detection layout: yolov8 (edgekit/detect/decode.py)" in out
+    assert sorted(tmp_path.iterdir()) == before  # nothing built, nothing written
+
+
+def test_json_output_is_machine_readable(yolo, capsys):
+    code, out, _ = _inspect(capsys, yolo, "--json", "--std", "0.5,0.5,0.5")
+    view = json.loads(out)
+    assert code == 0 and view["task"] == "detection" and view["detection_layout"] == "yolov8"
+    assert view["preprocess"]["std"] == [0.5] * 3 and view["preprocess"]["source"]["std"] == "--std"
+    assert view["preprocess"]["assumed"] is False and view["said"]["metadata"]["author"] == "Ultralytics"
+
+
+def test_an_onnx_that_says_nothing_is_shown_assumed_with_one_warning(tmp_path, capsys):
+    code, out, err = _inspect(capsys, tiny_segmenter_onnx(tmp_path / "plain.onnx"), "--json")
+    view = json.loads(out)
+    assert code == 0 and view["preprocess"]["assumed"] is True and view["task"] is None
+    assert "--task" in view["task_source"] and "detection_layout" not in view  # no decoder reads a mask
+    assert len(err.strip().splitlines()) == 1 and "--mean/--std/--channel-order" in err
+
+
+def test_a_detector_none_of_the_decoders_reads_is_said(tmp_path, capsys):
+    path = with_metadata(tiny_segmenter_onnx(tmp_path / "odd.onnx"), ULTRALYTICS_META)
+    code, out, _ = _inspect(capsys, path)
+    assert code == 0 and "detection layout: none (unknown detection output layout: logits" in out
+
+
+def test_a_recipe_is_run_once_for_its_outputs(tiny_recipe, capsys):
+    code, out, err = _inspect(capsys, tiny_recipe)
+    assert code == 0 and err == ""
+    assert "outputs: output [1, 3, 64, 64] (deployed)" in out
+    assert "task: segmentation (recipe tiny_fpn.yaml)" in out and "mean: 0.5, 0.5, 0.5 (recipe tiny_fpn.yaml)" in out
+
+
+def test_a_timm_name_shows_timm_s_own_normalisation(capsys):
+    code, out, _ = _inspect(capsys, "timm:vit_small_patch16_224", "--json")
+    view = json.loads(out)
+    assert code == 0 and view["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    assert view["preprocess"]["source"]["mean"].startswith("timm pretrained_cfg of vit_small_patch16_224")
+    assert view["outputs"][0]["shape"] == [1, 1000]
+
+
+def test_a_mean_of_the_wrong_length_is_one_line(yolo, capsys):
+    code, out, err = _inspect(capsys, yolo, "--mean", "0,0", "--std", "1,1")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "takes 3" in err
