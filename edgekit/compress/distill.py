@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edgekit.atomic import atomic_file
-from edgekit.metrics import confusion, iou_from_confusion
+from edgekit.evaluate import Scorer
 
 
 @dataclass(frozen=True)
@@ -85,17 +85,18 @@ def divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 @torch.no_grad()
 def score(model: nn.Module, batches: list[np.ndarray], reference: list[np.ndarray], masks: list[np.ndarray] | None,
           task: str) -> float:
-    """Held-out metric in [0, 1]: mIoU vs ``masks`` (segmentation with masks), else argmax agreement
-    with ``reference`` labels (mIoU of the agreement for segmentation)."""
+    """Held-out metric in [0, 1], scored by the one scorer (:class:`~edgekit.evaluate.Scorer`, as
+    build and compare score): mIoU vs ``masks`` (segmentation with masks; label 255 not scored),
+    else mIoU vs the ``reference`` labels (segmentation) or top-1 agreement with them."""
     model.eval()
-    labels = [model(torch.from_numpy(b)).argmax(1).numpy() for b in batches]
-    if task != "segmentation":
-        return float(np.mean([np.mean(a == b) for a, b in zip(labels, reference)]))
-    truth = masks if masks is not None else reference
-    classes = int(max(max(int(t.max()) for t in truth), max(int(p.max()) for p in labels)) + 1)
-    classes = max(classes, 2)
-    cm = sum(confusion(t, p, classes) for t, p in zip(truth, labels))
-    return float(np.nanmean(iou_from_confusion(cm)))
+    scorer = None
+    truth = masks if task == "segmentation" and masks is not None else [None] * len(batches)
+    for batch, ref, t in zip(batches, reference, truth):
+        logits = model(torch.from_numpy(batch))
+        scorer = scorer or Scorer(task, logits.shape[1])
+        labels = logits.argmax(1).numpy()
+        scorer.add(ref, labels, t, len(labels))
+    return float(scorer.score().metric)
 
 
 def _save(path: Path, state: dict) -> None:
