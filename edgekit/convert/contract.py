@@ -364,8 +364,8 @@ def input_preprocess(model: str, contract: ModelContract, declared: Preprocess |
     guessed = [k for k in NORMALISATION if pre.source_of(k).startswith(ASSUMED)]
     if guessed:
         said = ", ".join(f"{k.replace('_', ' ')} {_text(getattr(pre, k))}" for k in guessed)
-        basis = pre.source_of(guessed[0]).split(": ", 1)[-1]
-        warnings.warn(f"nothing declares {model}'s input normalisation: assumed {said} ({basis}); declare it "
+        basis = f" ({pre.source_of(guessed[0]).split(': ', 1)[-1]})" if guessed != ["channel_order"] else ""
+        warnings.warn(f"nothing declares {model}'s input normalisation: assumed {said}{basis}; declare it "
                       "with --mean/--std/--channel-order (or a recipe's input:)", ContractWarning, stacklevel=2)
     return pre
 

@@ -46,8 +46,8 @@ def test_json_output_is_machine_readable(yolo, capsys):
 def test_an_onnx_that_says_nothing_is_shown_assumed_with_one_warning(tmp_path, capsys):
     code, out, err = _inspect(capsys, tiny_segmenter_onnx(tmp_path / "plain.onnx"), "--json")
     view = json.loads(out)
-    assert code == 0 and view["preprocess"]["assumed"] is True and view["task"] is None
-    assert "--task" in view["task_source"] and "detection_layout" not in view  # no decoder reads a mask
+    assert code == 0 and view["preprocess"]["assumed"] is True and view["preprocess"]["mean"] == [0, 0, 0]
+    assert "detection_layout" not in view  # no decoder reads a mask
     assert len(err.strip().splitlines()) == 1 and "--mean/--std/--channel-order" in err
 
 
