@@ -322,7 +322,9 @@ def resolve_source(
         name = source[5:]
         recipe = _timm_recipe(name, (224, 224))
         contract = contract_from_timm(name)
-        recipe = _with_size(recipe, input_size or contract.input_size)
+        said = contract.input_size
+        fits = said is not None and not (said[0] % recipe.stride or said[1] % recipe.stride)
+        recipe = _with_size(recipe, input_size or (said if fits else None))  # timm's size where it fits the stride
         src = Source("timm", source, recipe, checkpoint=ckpt, sha256=digest, trust_checkpoint=trust_checkpoint)
         return _with_input(src, contract, inputs, imagenet=True)
     if ":" in source and not source.endswith((".yaml", ".yml")):
