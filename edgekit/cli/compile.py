@@ -8,7 +8,7 @@ import click
 
 from edgekit.artifact.manifest import read_manifest
 from edgekit.cli.options import TARGETS_DIR
-from edgekit.compile.stage import CompileSettings, CompileWarning, compile_artifact
+from edgekit.compile.stage import ORT_LEVELS, CompileSettings, CompileWarning, compile_artifact
 
 
 @click.command("compile")
@@ -19,11 +19,15 @@ from edgekit.compile.stage import CompileSettings, CompileWarning, compile_artif
 @click.option("--workspace", type=click.IntRange(min=1), help="TensorRT builder workspace in MB (default: the target's).")
 @click.option("--dla/--no-dla", default=None, help="Run on a DLA core with GPU fallback (default: as the build requested).")
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="TensorRT timing cache, read and updated.")
+@click.option("--optimization", type=click.Choice(list(ORT_LEVELS)), default="extended", show_default=True,
+              help="Highest ONNX Runtime level baked into the plan; a level whose results leave the precision's "
+                   "budget falls back to the next, saying so.")
 @TARGETS_DIR
 def compile(source: Path, out: Path | None, target: str | None, workspace: int | None, dla: bool | None,
-            timing_cache: Path | None, targets_dir: Path | None) -> None:
+            timing_cache: Path | None, optimization: str, targets_dir: Path | None) -> None:
     """Compile an artifact folder or bundle for this device (TensorRT engine or ONNX Runtime plan)."""
-    settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache, targets_dir=targets_dir)
+    settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache, optimization=optimization,
+                               targets_dir=targets_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
         folder = compile_artifact(source, target=target, out=out, settings=settings)
@@ -31,5 +35,6 @@ def compile(source: Path, out: Path | None, target: str | None, workspace: int |
         click.secho(f"edgekit: warning: {w.message}", fg="yellow", err=True)
     m = read_manifest(folder)
     check = m.session.get(m.backend, {}).get("verification", {})
-    error = f"; max error vs ONNX {check['max_abs_error']:.3g}" if "max_abs_error" in check else ""
+    error = (f"; max error vs the ONNX {check['max_abs_error']:.3g} (budget {check['limit']:.3g}, {check['input']})"
+             if check.get("limit") is not None else "")
     click.echo(f"{m.target} ({m.backend}, {m.precision}): {folder / m.engine_file}{error}")

@@ -137,7 +137,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else target.next_step(out, config.precision, deploy.name)
         if complete:
-            manifest = _compile(folder, manifest, target, records, say)
+            manifest = _compile(folder, manifest, target, records, say, config)
         else:
             say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
         report = BuildReport(source, target.name, config.precision, tuple(records),
@@ -367,12 +367,12 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         raise ConfigError(f"calibration tiles are cut at the model's input size {size[0]}x{size[1]}; "
                           f"--calib-tile {config.calib_tile} does not match: drop it or use --input-size {config.calib_tile}")
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
-    samples = config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
+    samples = _calib_samples(config, calib)
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
                          calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
                          runtime=target.cpu_runtime)
     say(f"precision {config.precision} ({spec.flavor})")
-    held = _held_out(config, calib, samples, size, recipe, batch)
+    held = _held_out(config, calib, samples, size, recipe.preprocess, tuple(recipe.classes), batch)
     if held is None:
         _require_held_out(src, config, calib)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
@@ -455,20 +455,29 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
                        metrics, facts)
 
 
-def _held_out(config: BuildConfig, calib, samples: int, size, recipe, batch: int):
+def _calib_samples(config: BuildConfig, calib) -> int:
+    """Calibration images used: --calib-samples, else all of the set's, at most DEFAULT_CALIB_SAMPLES."""
+    return config.calib_samples or (min(len(calib.order), DEFAULT_CALIB_SAMPLES) if calib else DEFAULT_CALIB_SAMPLES)
+
+
+def _val_folder(config: BuildConfig) -> Path | None:
+    """--val, else the calibration set's sibling ``<name>_val`` when it exists."""
+    if config.val is not None or config.calib is None:
+        return config.val
+    sibling = Path(config.calib).with_name(Path(config.calib).name + "_val")
+    return sibling if sibling.is_dir() else None
+
+
+def _held_out(config: BuildConfig, calib, samples: int, size, preprocess, classes: tuple[str, ...], batch: int):
     """Validation images (with ``masks/`` when they have them): --val, else the calibration set's
     sibling ``<name>_val``, else calibration images left over; None when there are none (the
     caller stops or says so: :func:`_require_held_out`)."""
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.evaluate import HeldOutSet
 
-    val = config.val
-    if val is None and config.calib is not None:
-        sibling = Path(config.calib).with_name(Path(config.calib).name + "_val")
-        val = sibling if sibling.is_dir() else None
+    val = _val_folder(config)
     if val is not None:
-        return HeldOutSet.beside(CalibrationSet(val, size, recipe.preprocess, batch=batch, samples=None),
-                                 classes=tuple(recipe.classes))
+        return HeldOutSet.beside(CalibrationSet(val, size, preprocess, batch=batch, samples=None), classes=classes)
     if calib is not None:
         rest = calib.with_samples(samples).held_out()
         try:
@@ -503,24 +512,62 @@ def _unverified_line(config: BuildConfig, error, trained: bool) -> str:
             "pass --val FOLDER to check it")
 
 
-def _compile(folder: Path, manifest: Manifest, target: Target, records: list, say: Progress) -> Manifest:
-    """Compile in the folder being written (sealed once, by the build, afterwards)."""
-    from edgekit.compile.stage import compile_into
+def _compile(folder: Path, manifest: Manifest, target: Target, records: list, say: Progress,
+             config: BuildConfig = BuildConfig()) -> Manifest:
+    """Compile in the folder being written (sealed once, by the build, afterwards), checked on the
+    build's images (:func:`_check_inputs`); a fallback's warning becomes the record's one line."""
+    import warnings
+
+    from edgekit.compile.stage import CompileWarning, compile_into
 
     say(f"compile for {target.name}")
     start = time.perf_counter()
-    compiled = compile_into(folder, manifest, target)
-    check = compiled.session.get(compiled.backend, {}).get("verification", {})
-    metrics = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompileWarning)
+        compiled = compile_into(folder, manifest, target, inputs=_check_inputs(config, manifest))
+    said = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    for w in caught:
+        if not issubclass(w.category, CompileWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    session = compiled.session.get(compiled.backend, {})
+    check = session.get("verification", {})
+    metrics, facts = {}, {"file": compiled.engine_file or compiled.model_file}
     if "max_abs_error" in check:
         scale = check.get("output_max_abs")
-        metrics = {"max_abs": check["max_abs_error"], "output_max_abs": scale,
-                   "max_rel": check["max_abs_error"] / scale if scale else None}
-    engine = compiled.engine_file or compiled.model_file
-    size = sum(_size_mb(folder / f) for f in compiled_files(engine))
+        metrics = {"max_abs": check["max_abs_error"], "output_max_abs": scale, "limit": check.get("limit"),
+                   "max_rel": check["max_abs_error"] / scale if scale else None,
+                   "label_agreement": check.get("agreement"), "holds": check.get("holds")}
+        level = f", plan level {session['plan_optimization']}" if "plan_optimization" in session else ""
+        budget = f" {check['limit'] / scale:.1e}" if check.get("limit") is not None and scale else ""
+        facts["basis"] = f"{check.get('input')}, {compiled.precision} {check.get('kind')} budget{budget}{level}"
+    if said:
+        facts["warning"] = "; ".join(said)
+    size = sum(_size_mb(folder / f) for f in compiled_files(facts["file"]))
     records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
-                               size, None, metrics, {"file": engine}))
+                               size, None, metrics, facts))
     return compiled
+
+
+def _check_inputs(config: BuildConfig, manifest: Manifest):
+    """Real images for the compile stage's check: the precision stage's held-out images, else
+    calibration images, at most ``MAX_IMAGES``; None without either (a random input then)."""
+    from edgekit.compile.check import MAX_IMAGES, CheckInputs
+    from edgekit.convert.calibration import CalibrationSet
+
+    if config.calib is None and _val_folder(config) is None:
+        return None
+    first = manifest.inputs[0].shape[0]
+    batch = first if isinstance(first, int) and first > 0 else 1
+    tile = tuple(manifest.tile)
+    calib = CalibrationSet(config.calib, tile, manifest.preprocess, batch=batch) if config.calib else None
+    held = _held_out(config, calib, _calib_samples(config, calib), tile, manifest.preprocess, manifest.classes, batch)
+    images, kind = (held.images, "held-out") if held is not None else (calib, "calibration")
+    try:
+        count = max(batch, min(MAX_IMAGES, len(images.items)) // batch * batch)
+        used = images.with_samples(count)
+        return CheckInputs(tuple(used.batches()), f"{len(used.items)} {kind} images")
+    except CalibrationError:  # fewer than a batch: the random input
+        return None
 
 
 def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict,

@@ -279,3 +279,24 @@ def test_random_weights_without_held_out_images_build_unverified_and_say_so(tiny
                                                                    calib=calib_folder, calib_samples=4, latency_runs=0))
     stage = next(s for s in checked.report.stages if s.stage == "precision int8")
     assert stage.metrics["verified"] is True and "warning" not in stage.facts
+
+
+def test_a_compile_fallback_in_a_build_is_one_line_and_in_the_report(tiny_recipe, calib_folder, tmp_path, capsys,
+                                                                      monkeypatch):
+    """The int8 plan's fused integer kernels held to fp32's budget: the build's compile stage falls
+    back to the unfused level by itself, says so once, and the report carries the figures."""
+    from edgekit.cli.main import main
+    from edgekit.compile import check
+
+    monkeypatch.setitem(check.BUDGETS, "int8", check.BUDGETS["fp32"])
+    out = tmp_path / "int8"
+    assert main(["build", str(tiny_recipe), "--target", str(_lenient_target(tmp_path)), "--precision", "int8",
+                 "--calib", str(calib_folder), "--calib-samples", "4", "--latency-runs", "0", "-o", str(out)]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edgekit: warning:")]
+    assert len(warned) == 1 and "saved at level basic" in warned[0]
+    stage = json.loads((out / "report.json").read_text())["stages"][-1]
+    assert stage["facts"]["warning"] == warned[0].removeprefix("edgekit: warning: ")
+    assert "6 held-out images" in stage["facts"]["basis"] and "plan level basic" in stage["facts"]["basis"]
+    assert stage["metrics"]["holds"] is True and stage["metrics"]["max_abs"] == 0.0
+    assert "plan level basic" in (out / "report.md").read_text()
+    assert load_artifact(out).manifest.session["onnxruntime"]["optimization"] == "basic"
