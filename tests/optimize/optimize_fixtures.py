@@ -61,17 +61,23 @@ def image_folder(folder: Path, count: int, seed: int) -> Path:
 
 
 def masks_from_model(model: Path, images: Path) -> Path:
-    """Ground truth = the FP32 model's own labels (so FP32 scores 100 and drops are exact)."""
+    """Ground truth = the FP32 model's own labels (so FP32 scores 100 and drops are exact), its input
+    prepared as a build of ``model`` prepares it."""
+    import warnings
+
     import onnxruntime as ort
     from PIL import Image
 
-    from edgekit.preprocess import Preprocess
+    from edgekit.convert.source import resolve_source
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the build's warning that it assumes the normalisation
+        preprocess = resolve_source(str(model), task="segmentation").recipe.preprocess
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     out = images / "masks"
     out.mkdir(exist_ok=True)
     for path in sorted(images.glob("*.png")):
-        x = Preprocess().apply(np.asarray(Image.open(path))[None])
+        x = preprocess.apply(np.asarray(Image.open(path))[None])
         label = session.run(None, {"input": x})[0].argmax(1)[0].astype(np.uint8)
         Image.fromarray(label).save(out / path.name)
     return out
