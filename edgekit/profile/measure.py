@@ -174,20 +174,37 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
 def _profile_batch(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: int, backend: str,
                    config: ProfileConfig, notes: list[str]) -> BatchProfile:
     feed = synthetic_feed(artifact, spec, batch, config.seed)
-    reader = TegrastatsReader() if config.power else None
-    if reader is None or not reader.available:
+    reader, why_not = _power_reader(backend) if config.power else (None, "not asked for")
+    if reader is None:
         samples = time_calls(lambda: runner.infer(feed), config.timing)
-        power = PowerSummary(False, note="no tegrastats on this machine" if reader is not None else "not asked for")
+        power = PowerSummary(False, note=why_not)
     else:
         with reader:
             samples = time_calls(lambda: runner.infer(feed), config.timing, on_counted=reader.record)
-        power = summarize(reader.samples, float(samples.sum()) / 1000, batch * len(samples))
+        power = summarize(reader.samples, float(samples.sum()) / 1000, batch * len(samples),
+                          "tegrastats" if isinstance(reader, TegrastatsReader) else "nvml")
     stats = latency_stats(samples)
     h, w = input_hw(spec, artifact.manifest.tile)
     images_per_s = batch * 1000.0 / stats.mean
     compute = _compute_only(artifact, batch, backend, config.timing, notes)
     return BatchProfile(batch, stats, compute, images_per_s, images_per_s * h * w / 1e6, power,
                         tuple(float(s) for s in samples))
+
+
+GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-trt", "torch")
+
+
+def _power_reader(backend: str):
+    """(a power reader, or None and why): tegrastats on a Jetson, NVML for a GPU backend elsewhere."""
+    tegra = TegrastatsReader()
+    if tegra.available:
+        return tegra, ""
+    if backend not in GPU_BACKENDS:
+        return None, f"no tegrastats on this machine, and {backend} runs on the CPU (NVML reads GPUs)"
+    from edgekit.profile.nvml import NvmlReader
+
+    nvml = NvmlReader()
+    return (nvml, "") if nvml.available else (None, nvml.why_not)
 
 
 def _compute_only(artifact: Artifact, batch: int, backend: str, timing: TimingConfig,

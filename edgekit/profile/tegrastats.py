@@ -37,6 +37,7 @@ class TegraSample:
         cpu_loads: per-core load in percent (None for a core that is off).
         temperatures: degrees Celsius by sensor name.
         time: monotonic time the line was read (0 when parsed from text).
+        clocks_mhz: clocks by name (NVML samples: ``SM``, ``MEM``; tegrastats lines leave it empty).
     """
 
     rails: dict = field(default_factory=dict)
@@ -46,6 +47,7 @@ class TegraSample:
     cpu_loads: tuple = ()
     temperatures: dict = field(default_factory=dict)
     time: float = 0.0
+    clocks_mhz: dict = field(default_factory=dict)
 
     @property
     def board_power_mw(self) -> float | None:
@@ -100,6 +102,8 @@ class PowerSummary:
         mean_w / peak_w: average and largest board power, watts.
         mj_per_image: mean power times the measured time, per image, millijoules.
         rails_mean_w: mean power of each rail, watts.
+        clocks_mean_mhz: mean of each clock sampled (NVML).
+        reader: ``tegrastats`` (Jetson) or ``nvml`` (desktop GPU).
     """
 
     available: bool
@@ -110,22 +114,28 @@ class PowerSummary:
     peak_w: float | None = None
     mj_per_image: float | None = None
     rails_mean_w: dict = field(default_factory=dict)
+    clocks_mean_mhz: dict = field(default_factory=dict)
+    reader: str = "tegrastats"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(samples: list[TegraSample], seconds: float, images: int) -> PowerSummary:
-    """Average ``samples`` (read during ``seconds`` in which ``images`` were processed)."""
+def summarize(samples: list[TegraSample], seconds: float, images: int, reader: str = "tegrastats") -> PowerSummary:
+    """Average ``samples`` (read during ``seconds`` in which ``images`` were processed by ``reader``)."""
     powered = [s for s in samples if s.board_power_mw is not None]
     if not powered:
-        return PowerSummary(False, note="tegrastats printed no power rails (run it as root on a Jetson)")
+        why = "tegrastats printed no power rails (run it as root on a Jetson)" if reader == "tegrastats" else \
+            "NVML gave no sample during the timed runs (runs shorter than its interval)"
+        return PowerSummary(False, note=why, reader=reader)
     watts = [s.board_power_mw / 1000 for s in powered]
     mean_w = sum(watts) / len(watts)
     rails = sorted({r for s in powered for r in s.rails})
     rails_mean = {r: sum(s.rails.get(r, 0) for s in powered) / len(powered) / 1000 for r in rails}
     mj = mean_w * seconds * 1000 / images if images else None
-    return PowerSummary(True, "", len(powered), powered[-1].power_source, mean_w, max(watts), mj, rails_mean)
+    names = sorted({c for s in powered for c in s.clocks_mhz})
+    clocks = {c: sum(s.clocks_mhz.get(c, 0) for s in powered) / len(powered) for c in names}
+    return PowerSummary(True, "", len(powered), powered[-1].power_source, mean_w, max(watts), mj, rails_mean, clocks, reader)
 
 
 def tegrastats_path() -> str | None:
