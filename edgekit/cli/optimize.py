@@ -73,12 +73,17 @@ def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candi
         click.echo(f"compressed: {r.plan}, {r.speedup:.2f}x faster than the original, {r.accuracy['drop']:.2f} points "
                    f"lost -> {compressed.out} (then optimized with {max(max_drop - r.accuracy['drop'], 0):.2f} points left)")
     report = result.report
-    table = Table(title=f"{source} -> {report.target}: {report.metric_name}")
+    legend = report.latency_legend()
+    table = Table(title=f"{source} -> {report.target}: {report.metric_name}",
+                  caption="\n".join(["latency *: estimated, not measured on the target", *legend]) if legend else None,
+                  caption_justify="left")
     for i, name in enumerate(report.HEADER):
         table.add_column(name, justify="left" if i == 0 else "right")
     for row in report.rows():
         table.add_row(*row)
     Console(width=max(Console().width, 110)).print(table)
     c = report.chosen
-    click.echo(f"chosen: {c.name}, {c.latency_ms:.1f} ms, {c.drop:.2f} points lost, {len(c.float_nodes)} nodes in float "
-               f"-> {out} ({report.seconds:.0f} s; {report.cache['hits']} measurements reused)")
+    click.echo(f"chosen: {c.name}, {c.latency_ms:.1f} ms{' (estimated)' if c.latency_estimated else ''}, "
+               f"{c.drop:.2f} points lost, {len(c.float_nodes)} nodes in float -> {out} ({report.seconds:.0f} s; "
+               f"{report.cache['hits']} measurements reused)")
+    click.echo(f"decided by: {report.decided_by}")

@@ -66,6 +66,7 @@ class Measurement:
         metric: the candidate's task metric in [0, 1]; agreement: argmax agreement with FP32.
         float_nodes: quantizable nodes kept in float (mixtures).
         latency_estimated: True on TensorRT targets (not measured on the device).
+        latency_rule: how an estimated latency was made, in words (empty when measured).
     """
 
     name: str
@@ -77,6 +78,7 @@ class Measurement:
     agreement: float = 1.0
     float_nodes: tuple[str, ...] = field(default=())
     latency_estimated: bool = False
+    latency_rule: str = ""
 
     @property
     def throughput(self) -> float:

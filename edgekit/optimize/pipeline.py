@@ -26,15 +26,27 @@ from edgekit.errors import ConfigError
 from edgekit.optimize.cache import MeasurementCache, content_key, default_cache_dir
 from edgekit.optimize.candidates import KINDS, CandidateSpec, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
-from edgekit.optimize.cost import NodeCost, estimated_node_costs, profiled_node_costs
+from edgekit.optimize.cost import INT8_MAC_COST, QDQ_COST, NodeCost, estimated_node_costs, profiled_node_costs
 from edgekit.optimize.graph import mixed_precision_model, quantized_nodes, regions_from_onnx
-from edgekit.optimize.report import OptimizeReport, infeasible_message
+from edgekit.optimize.report import OptimizeReport, choose, infeasible_message
 from edgekit.optimize.search import search
 from edgekit.preprocess import InputOptions
 from edgekit.optimize.sensitivity import region_sensitivity
 from edgekit.targets import Target, load_target
 
 Progress = Callable[[str], None]
+FP16_SPEEDUP = 2  # assumed for TensorRT targets, never measured here
+
+
+def estimate_rule(kind: str) -> str:
+    """How a TensorRT target's latency of a ``kind`` candidate is estimated, in words (the report prints it)."""
+    base = "FP32's ONNX Runtime CPU latency on this machine"
+    if kind in ("fp32", "dynamic"):
+        return f"{base}, taken for the device's"
+    if kind == "fp16":
+        return f"{base} / {FP16_SPEEDUP} (an assumed fp16 speed-up)"
+    return (f"{base} x (1 - {1 - INT8_MAC_COST - 2 * QDQ_COST:g} x the int8 nodes' share of the multiply-accumulates) "
+            f"(an int8 MAC assumed to cost {INT8_MAC_COST:g} of an FP32 one, plus 2 x {QDQ_COST:g} for conversions)")
 
 
 @dataclass(frozen=True)
@@ -152,13 +164,15 @@ class _Run:
         estimated = self.target.is_tensorrt
         latency = self._estimated_latency(kind, float_nodes, quantized) if estimated else self._latency(model_key, path)
         return Measurement(name, 100 * (self.reference["metric"] - acc["metric"]), latency, acc["size_mb"], self.batch,
-                           acc["metric"], acc["agreement"], tuple(sorted(float_nodes)), estimated)
+                           acc["metric"], acc["agreement"], tuple(sorted(float_nodes)), estimated,
+                           estimate_rule(kind) if estimated else "")
 
     def _estimated_latency(self, kind: str, float_nodes: frozenset, quantized: set[str] | None) -> float:
+        """A TensorRT target's latency, made from this machine's FP32 figure by :func:`estimate_rule`."""
         if kind in ("fp32", "dynamic"):
             return self.fp32_latency
         if kind == "fp16":
-            return self.fp32_latency / 2
+            return self.fp32_latency / FP16_SPEEDUP
         costs = self.node_costs(None, quantized or set())
         return self.fp32_latency - sum(c.gain_ms for n, c in costs.items() if n not in float_nodes)
 
@@ -247,15 +261,16 @@ def optimize(source: str, out: Path, constraints: Constraints = Constraints(), c
         feasible = [m for m in tried if constraints.holds(m)]
         if not feasible:
             raise ConfigError(infeasible_message(tried, constraints))
-        chosen = min(feasible, key=lambda m: (m.latency_ms, m.drop))
+        chosen, decided_by = choose(feasible)
         report = OptimizeReport(
             source, target.name, constraints, run.reference["metric_name"], run.reference["metric"], tuple(candidates), chosen,
             {r.name: {"nodes": list(r.nodes), "sensitivity": sensitivity.get(r.name, 0.0)} for r in regions},
             result.to_dict() if result else None, {n: c.to_dict() for n, c in costs.items()},
-            _notes(run, target), {"hits": cache.hits, "measured": cache.misses}, time.perf_counter() - start)
+            _notes(run, target), {"hits": cache.hits, "measured": cache.misses}, time.perf_counter() - start, decided_by)
         path, kind = _chosen_file(run, chosen, files, base_name)
         say(f"write {out} ({chosen.name})")
         decision = {"chosen": chosen.name, "kind": kind, "drop": chosen.drop, "latency_ms": chosen.latency_ms,
+                    "latency_estimated": chosen.latency_estimated, "decided_by": decided_by,
                     "nodes_to_exclude": list(chosen.float_nodes), "metric": run.reference["metric_name"]}
         manifest = write_artifact(base, path, Path(out), target, kind, decision,
                                   lambda folder: replace(report, seconds=time.perf_counter() - start).write(folder))
@@ -316,8 +331,8 @@ def _notes(run: _Run, target: Target) -> tuple[str, ...]:
     if not run.val.has_masks:
         notes.append("no ground-truth masks: the drop is the loss of agreement with the FP32 model")
     if target.is_tensorrt:
-        notes.append("latency (*) is an estimate (MAC counts scaled to the FP32 ORT CPU latency measured here) until "
-                     "measured on the device with `edgekit profile --layers`")
+        notes.append(f"latency (*) is estimated, not measured on {target.name} (TensorRT is not run here): the rule "
+                     "of each kind is listed under Latency; measure the artifact on the device with `edgekit profile`")
     else:
         notes.append(f"latency: median of {run.config.latency_runs} ONNX Runtime CPU runs after a warm-up, batch {run.batch}")
     return tuple(notes)

@@ -1,7 +1,7 @@
 """What `edgekit optimize` tried and chose: a dataclass, written as report.json and report.md."""
 from __future__ import annotations
 
-__all__ = ["OptimizeReport", "infeasible_message"]
+__all__ = ["OptimizeReport", "choose", "infeasible_message"]
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ class OptimizeReport:
         node_costs: per-node float / int8 cost used by the search, by node.
         notes: what the figures mean where it is not obvious (estimates, no masks...).
         cache: measurements found on disk and made in this run.
+        decided_by: what decided the choice, in words (:func:`choose`).
     """
 
     source: str
@@ -39,6 +40,7 @@ class OptimizeReport:
     notes: tuple[str, ...] = ()
     cache: dict = field(default_factory=dict)
     seconds: float = 0.0
+    decided_by: str = ""
 
     def to_dict(self) -> dict:
         return {
@@ -46,7 +48,8 @@ class OptimizeReport:
             "metric": self.metric_name, "reference_metric": self.reference_metric,
             "candidates": [c.to_dict() for c in self.candidates], "chosen": self.chosen.to_dict(),
             "regions": self.regions, "search": self.search, "node_costs": self.node_costs,
-            "notes": list(self.notes), "cache": self.cache, "seconds": self.seconds,
+            "notes": list(self.notes), "cache": self.cache, "seconds": self.seconds, "decided_by": self.decided_by,
+            "latency_rules": self.latency_legend(),
         }
 
     def tried(self) -> list[Measurement]:
@@ -66,6 +69,15 @@ class OptimizeReport:
 
         return [row(m) for m in self.tried()]
 
+    def latency_legend(self) -> list[str]:
+        """One line per rule that made an estimated latency (*), with the candidates it made."""
+        rules: dict[str, list[str]] = {}
+        for m in self.tried():
+            if m.latency_estimated:
+                rules.setdefault(m.latency_rule, []).append(m.name)
+        return [f"* {', '.join(names[:4])}{f' and {len(names) - 4} more' if len(names) > 4 else ''}: {rule}"
+                for rule, names in rules.items()]
+
     def to_markdown(self) -> str:
         c = self.constraints
         limits = [f"max drop {c.max_drop} points"] + [s for s in (
@@ -75,9 +87,14 @@ class OptimizeReport:
         lines = [f"# edgekit optimize: {self.source} -> {self.target}", "",
                  f"Constraints: {', '.join(limits)}. Metric: {self.metric_name} "
                  f"(FP32: {100 * self.reference_metric:.2f}). Chosen: **{self.chosen.name}**, "
-                 f"{self.chosen.latency_ms:.1f} ms, {self.chosen.drop:.2f} points lost.", "",
+                 f"{self.chosen.latency_ms:.1f} ms{' (estimated)' if self.chosen.latency_estimated else ''}, "
+                 f"{self.chosen.drop:.2f} points lost.", "",
+                 *([f"Decided by: {self.decided_by}.", ""] if self.decided_by else []),
                  "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
+        legend = self.latency_legend()
+        if legend:
+            lines += ["", "## Latency (*: estimated, not measured on the target)", "", *legend]
         decisions = (self.search or {}).get("decisions", []) if self.chosen.name.startswith("mixed") else []
         if decisions:
             lines += ["", "## Nodes kept in float", "", "| node | region | why |", "|---|---|---|"]
@@ -91,6 +108,24 @@ class OptimizeReport:
     def write(self, folder: Path) -> None:
         """report.json and report.md, through the artifact folder's owner."""
         write_report(folder, self.to_dict(), self.to_markdown())
+
+
+def choose(feasible: list[Measurement]) -> tuple[Measurement, str]:
+    """The fastest of ``feasible`` (fewer points lost among equals) and what decided, in words.
+
+    A measured latency ranks before any estimate: an estimate never wins over a measurement.
+    """
+    measured = [m for m in feasible if not m.latency_estimated]
+    chosen = min(measured or feasible, key=lambda m: (m.latency_ms, m.drop))
+    held = f"of the {len(feasible)} candidates that hold the constraints"
+    if chosen.latency_estimated:
+        return chosen, (f"{chosen.name}: the lowest estimated latency {held} (none was measured on the target; "
+                        "the rules are listed under Latency)")
+    why = f"{chosen.name}: the lowest measured latency {held}"
+    faster = [m.name for m in feasible if m.latency_estimated and m.latency_ms < chosen.latency_ms]
+    if faster:
+        why += f"; {', '.join(faster)} only estimated faster, and estimates rank after measurements"
+    return chosen, why
 
 
 def infeasible_message(tried: list[Measurement], constraints: Constraints) -> str:

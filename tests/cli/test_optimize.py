@@ -41,3 +41,14 @@ def test_missing_validation_set_names_the_option(setup, tmp_path, capsys):
     args[args.index("--val") + 1] = str(tmp_path / "nowhere")
     assert main(args) == 2
     assert "--val" in capsys.readouterr().err
+
+
+def test_estimated_latencies_print_their_rule_and_what_decided(setup, tmp_path, capsys):
+    from edgekit.optimize.pipeline import estimate_rule
+
+    args = _args(setup, tmp_path / "out", "--max-drop", "100", "--target", "jetson-orin-nx", "--no-search")
+    args[args.index("--candidates") + 1] = "fp16"
+    assert main(args) == 0, capsys.readouterr().err
+    out = " ".join(capsys.readouterr().out.split())  # the table wraps its caption at spaces
+    assert f"fp16: {estimate_rule('fp16')}" in out and f"fp32: {estimate_rule('fp32')}" in out
+    assert "ms (estimated)" in out and "decided by: " in out and "lowest estimated latency" in out

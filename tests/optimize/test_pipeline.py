@@ -134,3 +134,30 @@ def test_a_detector_is_optimized_against_its_fp32_boxes(tmp_path):
     int8 = [c for c in report.candidates if c.name.startswith("int8")]
     assert int8 and all(0.0 <= c.metric <= 1.0 and c.drop == pytest.approx(100 * (1 - c.metric)) for c in int8)
     assert report.chosen.drop <= 5.0 and load_artifact(tmp_path / "out").manifest.task == "detection"
+
+
+def test_tensorrt_latencies_are_estimates_that_print_their_rule(setup, counted, tmp_path):
+    """No TensorRT here: every latency is an ONNX Runtime CPU figure turned into an estimate, flagged
+    with the rule that made it, in report.json and report.md, and the report says an estimate decided."""
+    import json
+    from dataclasses import replace
+
+    config = replace(_config(setup, None), target="jetson-orin-nx", candidates=("fp16", "int8"), search=False)
+    report = optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=100.0), config).report
+    by = {c.name: c for c in report.candidates}
+    assert by["fp16"].latency_ms == by["fp32"].latency_ms / 2  # the rule, as applied
+    assert all(c.latency_estimated and c.latency_rule for c in report.candidates)
+    assert "/ 2" in by["fp16"].latency_rule and "ONNX Runtime CPU" in by["fp16"].latency_rule
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    rules = {c["name"]: c["latency_rule"] for c in data["candidates"] if c["latency_estimated"]}
+    assert rules == {name: c.latency_rule for name, c in by.items()}
+    assert "estimated" in data["decided_by"] and report.chosen.name in data["decided_by"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert all(c.latency_rule in md for c in report.candidates) and data["decided_by"] in md
+
+
+def test_a_cpu_target_measures_every_latency(setup, counted, tmp_path):
+    config = OptimizeConfig(task="segmentation", val=setup["val"], candidates=("fp16",), cache=None, search=False)
+    report = optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=100.0), config).report
+    assert not any(c.latency_estimated or c.latency_rule for c in report.candidates)
+    assert "measured" in report.decided_by and "estimated" not in report.decided_by
