@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit.artifact.manifest import PRECISIONS
-from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, preprocess_options
+from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
 
 
 @click.command()
@@ -34,8 +34,7 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, preproces
               help="Load checkpoints or model files holding pickled Python objects (they can run code).")
 @click.option("--output", help="The model output to deploy when it returns several (default: the first at "
                                "the input's spatial layout).")
-@click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]), default="classification",
-              show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
+@TASK
 @preprocess_options
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 @TARGETS_DIR

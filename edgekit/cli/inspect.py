@@ -30,7 +30,7 @@ def inspect(source, as_json, input_size, checkpoint, factory_args, task, trust_c
     """Print what edgekit reads from SOURCE (.onnx, timm:<name>, recipe, module:factory) without building it."""
     from edgekit.convert.source import resolve_source
 
-    src = resolve_source(source, input_size, checkpoint, task or "classification", factory_args, trust_checkpoint,
+    src = resolve_source(source, input_size, checkpoint, task, factory_args, trust_checkpoint,
                          recipes_dir, inputs=inputs)
     view = _view(src, task)
     click.echo(json.dumps(view, indent=2, default=list) if as_json else "\n".join(_lines(view)))
@@ -51,26 +51,19 @@ def _tensors(src) -> tuple[list[dict], list[dict]]:
     return [{"name": "input", "shape": tuple(sample.shape)}], outputs
 
 
-def _task(src, declared: str | None, outputs: list[dict]) -> tuple[str | None, str]:
-    """The task and where it came from: the one rule of edgekit.convert.task where it is there,
-    else the option, the recipe, or the model's own word."""
+def _task(src, declared: str | None, outputs: list[dict], inputs: list[dict]) -> tuple[str | None, str]:
+    """The task and where it came from, by the one rule (:mod:`edgekit.convert.task`); None and
+    why, when nothing decides it."""
+    from edgekit.convert.task import task_of
+    from edgekit.errors import ConfigError
+
+    shape = inputs[0]["shape"] if inputs else ()
+    deployed = [o for o in outputs if o.get("deployed")] or outputs  # a PyTorch model's chosen output, as build
     try:
-        from edgekit.convert import task as rule
-    except ImportError:
-        rule = None
-    if rule is not None and hasattr(rule, "resolve_task"):
-        return rule.resolve_task(declared, src.contract, outputs)
-    contract = src.contract
-    if declared:
-        return declared, "--task"
-    if src.kind in ("recipe", "compressed"):
-        return src.recipe.task, f"recipe {Path(src.recipe.path).name}" if src.recipe.path else "recipe"
-    if contract.task:
-        return contract.task, contract.task_source
-    if src.kind == "timm":
-        return "classification", "timm (its models are image classifiers)"
-    word = f" (it says {contract.task_word!r})" if contract.task_word else ""
-    return None, f"not said by the model{word}: declare it with --task"
+        decision = task_of(src, declared, deployed, tuple(shape[2:4]) if len(shape) == 4 else None, check=False)
+    except ConfigError as exc:
+        return None, str(exc)
+    return decision.task, decision.source
 
 
 def _layout(outputs: list[dict]) -> tuple[str | None, str]:
@@ -88,7 +81,7 @@ def _layout(outputs: list[dict]) -> tuple[str | None, str]:
 
 def _view(src, declared_task: str | None) -> dict:
     inputs, outputs = _tensors(src)
-    task, task_source = _task(src, declared_task, outputs)
+    task, task_source = _task(src, declared_task, outputs, inputs)
     contract, pre = src.contract, src.recipe.preprocess
     view = {"source": {"kind": src.kind, "name": src.name}, "inputs": inputs, "outputs": outputs,
             "task": task, "task_source": task_source, "preprocess": pre.to_dict(),

@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, preprocess_options
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -28,8 +28,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
-@click.option("--task", type=click.Choice(["classification", "segmentation", "detection"]), default="classification",
-              show_default=True, help="Task of a factory or ONNX source (recipes say their own).")
+@TASK
 @preprocess_options
 @click.option("--candidates", default="fp16,int8,dynamic", show_default=True, help="Whole-model kinds besides fp32.")
 @click.option("--calib-methods", help="int8 calibration methods (default: every one the target takes).")

@@ -107,6 +107,11 @@ def preprocess_options(fn):
         command = option(command)
     return command
 
+TASK = click.option(
+    "--task", type=click.Choice(["classification", "segmentation", "detection"]),
+    help="The model's task (default: what the model or its recipe says, else its output shapes decide; "
+         "the option wins over both).")
+
 TARGETS_DIR = click.option(
     "--targets-dir", type=click.Path(path_type=Path),
     help="A folder of your own target profiles (YAML), searched before EDGEKIT_PATH's and edgekit's.")

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import BATCH, SIZE, preprocess_options
+from edgekit.cli.options import BATCH, SIZE, TASK, preprocess_options
 
 _source_options = [
     click.argument("source"),
     click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's)."),
     click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors)."),
-    click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification"),
+    TASK,
 ]
 
 
@@ -22,14 +22,19 @@ def source_options(fn):
 
 
 def _deployed(source, input_size, checkpoint, task, batch=1):
+    """The source, the reparameterized model reduced to the output `build` deploys
+    (:func:`~edgekit.convert.outputs.select_output`), the sample, and that output's choice."""
     import torch
 
+    from edgekit.convert.outputs import select_output
     from edgekit.convert.reparam import reparameterize
     from edgekit.convert.source import resolve_source
 
     src = resolve_source(source, input_size, checkpoint, task)
-    sample = torch.randn(batch or 1, 3, *src.recipe.input_size, generator=torch.Generator().manual_seed(0))
-    return src, reparameterize(src.load_model(), sample), sample
+    sample = torch.randn(batch or 1, src.recipe.preprocess.channels, *src.recipe.input_size,
+                         generator=torch.Generator().manual_seed(0))
+    model, output = select_output(src.load_model(), sample)
+    return src, reparameterize(model, sample), sample, output
 
 
 @click.command()
@@ -41,7 +46,7 @@ def reparam(source, input_size, checkpoint, task, out) -> None:
 
     from edgekit.atomic import atomic_file
 
-    src, rep, sample = _deployed(source, input_size, checkpoint, task)
+    src, rep, sample, _ = _deployed(source, input_size, checkpoint, task)
     with atomic_file(out) as tmp:
         torch.export.save(torch.export.export(rep.model, (sample,)), str(tmp))
     r = rep.report
@@ -58,12 +63,15 @@ def reparam(source, input_size, checkpoint, task, out) -> None:
 def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
     """Reparameterize SOURCE and export it to ONNX, verified against PyTorch with ONNX Runtime."""
     from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.convert.pipeline import OUTPUT_NAMES
+    from edgekit.convert.task import task_of
 
     if opset < 17:
         raise click.BadParameter("edgekit exports opset 17 or newer", param_hint="--opset")
-    src, rep, _ = _deployed(source, input_size, checkpoint, task, batch)
+    src, rep, _, output = _deployed(source, input_size, checkpoint, task, batch)
+    src = task_of(src, task, [(output.chosen, output.shape)]).applied(src)  # the one rule, as build
     spec = ExportSpec(src.recipe.input_size, batch=batch, opset=opset,
-                      output_name="logits" if src.recipe.task == "segmentation" else "scores")
+                      output_name=OUTPUT_NAMES.get(src.recipe.task, "scores"))
     result = export_onnx(rep.model, out, spec)
     click.echo(f"{out}: {result.nodes} nodes ({result.exporter} exporter); vs PyTorch max abs "
                f"{result.error.max_abs:.2e}, relative {result.error.max_rel:.2e}")
@@ -92,7 +100,7 @@ def simplify(onnx_in, out) -> None:
 @click.option("--calib-memory", type=float, metavar="MB",
               help="Memory one calibration pass may hold (default: a quarter of the available memory).")
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images (with masks/) to verify against the input model.")
-@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="segmentation", show_default=True)
+@TASK
 @click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
 @preprocess_options
 def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, calib_memory, val, task, max_drop,
@@ -100,15 +108,18 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph), verify it against ONNX_IN and fall back as `build` does.
 
     Images are normalised as the options say, else as the manifest.json beside ONNX_IN, else as the
-    model's metadata; where nothing says it, with none (mean 0, std 1), and a warning.
+    model's metadata; where nothing says it, with none (mean 0, std 1), and a warning. The task, by
+    the same rule: --task, the manifest, the metadata, else the output shapes.
     """
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec, lower_precision
+    from edgekit.convert.task import task_from_onnx
     from edgekit.evaluate import HeldOutSet
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner
     from edgekit.targets import load_target
 
     tgt = load_target(target)
+    task = task_from_onnx(onnx_in, task).task
     with OnnxRuntimeRunner(onnx_in) as runner:
         spec_in = runner.input_specs()[0]
     size = tuple(int(d) for d in spec_in.shape[2:4])

@@ -52,6 +52,8 @@ class BuildConfig:
             (:func:`~edgekit.convert.contract.input_preprocess`).
         verify: fp16 / int8 of a trained model must be checked on held-out images; False
             (``--no-verify``) builds it without them, marked unverified.
+        task: ``--task`` (None: what the model or recipe says, else its output shapes:
+            :mod:`edgekit.convert.task`).
     """
 
     target: str = "cpu"
@@ -65,7 +67,7 @@ class BuildConfig:
     calib_memory: float | None = None
     calib_tile: int | None = None
     val: Path | None = None
-    task: str = "classification"
+    task: str | None = None
     factory_args: tuple[str, ...] = ()
     trust_checkpoint: bool = False
     output: str | None = None
@@ -125,7 +127,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         work = folder / ".work"
         work.mkdir()
         details: dict = {"source": src.to_dict()} | _input_details(src)
-        onnx_path, io = _torch_to_onnx(src, work, config, records, say, target, details)
+        onnx_path, io, src = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
@@ -202,8 +204,9 @@ def _errors(error) -> dict[str, float]:
 
 
 def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
-                   details: dict) -> tuple[Path, dict]:
-    """Reparameterize, export and simplify; an ONNX source skips the first two."""
+                   details: dict) -> tuple[Path, dict, Source]:
+    """Reparameterize, export and simplify; an ONNX source skips the first two. The source comes
+    back with its task decided (:func:`_decide_task`)."""
     from edgekit.convert.onnx_check import load_checked
     from edgekit.convert.simplify import simplify_onnx
 
@@ -220,7 +223,7 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         details["onnx"] = prep.to_dict()
         exported = prep.path
     else:
-        exported = _reparam_and_export(src, work, config, records, say, target, details)
+        exported, src = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
     simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
@@ -228,7 +231,19 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
                                _errors(simple.error) | {"nodes_before": simple.nodes_before, "nodes_after": simple.nodes_after},
                                {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})))
     path = _fuse(simple.path, work, config, records, say, target, details)
-    return path, _io(path)
+    io = _io(path)
+    if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
+        src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details)
+    return path, io, src
+
+
+def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict) -> Source:
+    """The source with its task decided by the one rule (:mod:`edgekit.convert.task`), recorded in the report."""
+    from edgekit.convert.task import task_of
+
+    decision = task_of(src, config.task, outputs, input_hw)
+    details["task"] = decision.to_dict()
+    return decision.applied(src)
 
 
 def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progress, target: Target, details: dict) -> Path:
@@ -260,7 +275,7 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
 
 
 def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: list, say: Progress, target: Target,
-                        details: dict) -> Path:
+                        details: dict) -> tuple[Path, Source]:
     import torch
 
     from edgekit.convert.export import ExportSpec, export_onnx
@@ -274,6 +289,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     channels = _model_channels(src, model)
     sample = torch.randn(config.batch or 1, channels, *size, generator=torch.Generator().manual_seed(0))
     model, output = select_output(model, sample, config.output)
+    src = _decide_task(src, config, [(output.chosen, output.shape)], tuple(size), details)
     with torch.no_grad():
         base_ms = _latency(lambda: model(sample), config.latency_runs)
     params = sum(p.numel() for p in model.parameters())
@@ -307,7 +323,7 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                                _onnx_latency(exp.path, config.latency_runs, target),
                                _errors(exp.error) | {"opset": exp.opset},
                                {"exporter": exp.exporter, "choice": _export_note(exp)}))
-    return exp.path
+    return exp.path, src
 
 
 def _model_channels(src: Source, model) -> int:

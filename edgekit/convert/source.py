@@ -273,7 +273,7 @@ def resolve_source(
     source: str,
     input_size: tuple[int, int] | None = None,
     checkpoint: Path | None = None,
-    task: str = "classification",
+    task: str | None = None,
     factory_args=(),
     trust_checkpoint: bool = False,
     recipes_dir: Path | None = None,
@@ -286,6 +286,8 @@ def resolve_source(
         factory_args: ``NAME=VALUE`` strings (or parsed pairs) for a ``module:factory`` source.
         trust_checkpoint: allow checkpoints and sources holding pickled Python objects.
         recipes_dir: a folder of recipes searched before EDGEKIT_PATH and the package's own.
+        task: ``--task``, set on a recipe the source makes (None: decided once the outputs are
+            known, :mod:`edgekit.convert.task`); a recipe keeps its own.
         inputs: the input declared on the command line (``--mean --std --channel-order --scale
             --bands``); it wins over the recipe and what the model says, with a warning where they differ.
     """

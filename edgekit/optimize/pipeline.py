@@ -54,7 +54,8 @@ class OptimizeConfig:
     """How `edgekit optimize` searches.
 
     Attributes:
-        target / input_size / batch / checkpoint / task: as for `edgekit build`.
+        target / input_size / batch / checkpoint / task: as for `edgekit build` (task None: the
+            model's own, else its output shapes; :mod:`edgekit.convert.task`).
         calib: calibration images; calib_samples: how many (None: all).
         calib_methods: int8 calibration methods tried (None: every one the target takes).
         val: validation images (``<val>/masks`` holds ground truth when there is some); masks: elsewhere.
@@ -73,7 +74,7 @@ class OptimizeConfig:
     input_size: tuple[int, int] | None = None
     batch: int = 1
     checkpoint: Path | None = None
-    task: str = "classification"
+    task: str | None = None
     calib: Path | None = None
     calib_samples: int | None = 16
     calib_methods: tuple[str, ...] | None = None

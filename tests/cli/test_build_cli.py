@@ -80,3 +80,48 @@ def test_quantize_command_writes_qdq_and_verifies(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Q/DQ pairs" in text and "verified on 6 images" in text
     assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(out)).graph.node}
+
+
+# ---- the task: --task, else what the model says, else the output shapes (edgekit.convert.task) -----
+def test_a_yolov8_layout_onnx_builds_as_a_detector_without_task(tmp_path, capsys):
+    import json
+
+    from tests.convert.test_task import graph_onnx
+
+    model = graph_onnx(tmp_path / "yolo.onnx", "yolov8")
+    assert main(["build", str(model), "-o", str(tmp_path / "out"), "--latency-runs", "0"]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["task"] == "detection"
+    said = json.loads((tmp_path / "out" / "report.json").read_text())["details"]["task"]
+    assert said == {"task": "detection", "layout": "yolov8",
+                    "source": "output shapes: output0 (1, 5, 1024) is the yolov8 detection layout"}
+
+
+def test_a_pytorch_model_s_task_is_read_from_the_output_build_deploys(tmp_path, capsys):
+    """tests.convert.factories:tiny returns {"out": (1, 3, 32, 32), "aux": ...}: the deployed "out" decides."""
+    import json
+
+    args = ["build", "tests.convert.factories:tiny", "--input-size", "32", "-o", str(tmp_path / "out"),
+            "--latency-runs", "0"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["task"] == "segmentation"
+    assert main(["export", "tests.convert.factories:tiny", "--input-size", "32", "-o", str(tmp_path / "e.onnx")]) == 0
+    assert [o.name for o in onnx.load(str(tmp_path / "e.onnx")).graph.output] == ["logits"]  # a segmenter's name
+
+
+@pytest.mark.parametrize("task, message", [
+    (None, "its outputs do not decide it: output logits (1, 4, 7, 9) is 4-D but its h x w is not the input's 32x32"),
+    ("detection", "none of edgekit's detection decoders reads the outputs logits (1, 4, 7, 9): it reads yolov8, "
+                  "yolov5, end2end, efficientnms and onnxnms"),
+])
+def test_a_task_the_shapes_do_not_decide_or_no_decoder_reads_is_one_line_and_nothing_written(tmp_path, capsys, task,
+                                                                                              message):
+    from tests.convert.test_task import graph_onnx
+
+    model = graph_onnx(tmp_path / "odd.onnx", "odd")
+    for command in (["build", str(model), "-o", str(tmp_path / "out"), "--latency-runs", "0"],
+                    ["quantize", str(model), "-o", str(tmp_path / "out"), "--precision", "fp16"]):
+        assert main(command + (["--task", task] if task else [])) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgekit: error:") and message in err and "\n" not in err
+        assert "--task segmentation|classification|detection" in err if task is None else "docs/detection.md" in err
+        assert not (tmp_path / "out").exists()
