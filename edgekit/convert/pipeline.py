@@ -384,9 +384,12 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
                           f"--calib-tile {config.calib_tile} does not match: drop it or use --input-size {config.calib_tile}")
     calib = CalibrationSet(config.calib, size, recipe.preprocess, batch=batch) if config.calib else None
     samples = _calib_samples(config, calib)
+    # QuantizeLinear reads float16 from opset 19 only: a TensorRT line that parses less (8.5, 8.6:
+    # 17) gets its unquantized layers in float32, and its builder's fp16 flag picks fp16 itself
+    high = "fp32" if target.max_opset is not None and target.max_opset < 19 else "fp16"
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
                          calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
-                         runtime=target.cpu_runtime)
+                         runtime=target.cpu_runtime, high_precision=high)
     say(f"precision {config.precision} ({spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe.preprocess, tuple(recipe.classes), batch)
     if held is None:
