@@ -26,6 +26,7 @@ import importlib.machinery
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -600,7 +601,13 @@ def _cell(m: Model, row: dict, precision: str) -> str:
         return "-"
     if not entry.get("built"):
         return "build failed"
-    return _figure(m, entry).replace("|", "/")
+    if "error" in entry:
+        return "built; infer failed"
+    text = _figure(m, entry)
+    undone = [s.get("iou_sigmoid_undone") for s in entry.get("images", {}).values()] if m.score == "mask" else []
+    if undone and all(u is not None for u in undone) and entry.get("iou", 1) < 0.5:
+        text += f" (second sigmoid undone: {min(undone):.3f})"
+    return text.replace("|", "/")
 
 
 def markdown(rows: list[dict], machine: str) -> str:
@@ -627,13 +634,25 @@ def markdown(rows: list[dict], machine: str) -> str:
             continue
         lines.append(f"| {m.name} | {r.get('oracle_package') or m.package} | {m.file} ({size}) | {m.kind} | "
                      f"{m.size[0]}x{m.size[1]} | {norm} | " + " | ".join(_cell(m, r, p) for p in PRECISIONS) + " |")
+    inspected = {r.get("inspect", {}).get("line", "") for r in rows if r.get("inspect", {}).get("rc")}
+    if inspected:
+        lines += ["", "`edgekit inspect FILE.onnx` on these files: " + "; ".join(sorted(inspected))]
     failures = [(r["name"], p, r[p]) for r in rows for p in PRECISIONS
                 if isinstance(r.get(p), dict) and r[p].get("error")]
     if failures:
         lines += ["", "Failures, as the command line prints them:", ""]
+        shown: dict = {}
         for name, p, e in failures:
-            lines.append(f"- {name} {p}: `{e['command']}`  \n  {e['error']}")
-    return "\n".join(lines) + "\n"
+            stage = "infer" if e.get("built") else "build"
+            key = (name, re.sub(r"[-\d.e]+", "#", e["error"]))  # the same message with other numbers
+            if key in shown:
+                lines[shown[key]] += f" Also {p} ({stage})."
+                continue
+            shown[key] = len(lines)
+            lines.append(f"- {name} {p} ({stage}): `{e['command']}`  \n  {e['error']}")
+    text = "\n".join(lines) + "\n"
+    text = re.sub(r"/\S*/site-packages/", "$SITE/", text)
+    return re.sub(r"/\S*?/(?=(" + "|".join(BY_NAME) + r")/)", "$WORK/", text)
 
 
 def machine_line(rows: list[dict]) -> str:
