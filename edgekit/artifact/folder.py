@@ -60,9 +60,10 @@ class Artifact:
 
 
 def load_artifact(folder: Path | str, verify: bool = True) -> Artifact:
-    """Read and check an artifact folder: manifest present, files present, checksums equal."""
+    """Read and check an artifact folder: manifest present and its settings as sealed, files present,
+    checksums equal (``verify``: the files' checksums are computed; the settings are always checked)."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, sealed=True)
     artifact = Artifact(folder, manifest)
     for rel, digest in manifest.files.items():
         path = folder / rel

@@ -4,7 +4,8 @@ NumPy-free and torch-free: the device reads it before anything heavy is imported
 """
 from __future__ import annotations
 
-__all__ = ["TensorSpec", "Manifest", "FORMAT_VERSION", "PRECISIONS", "read_manifest", "write_manifest", "seal", "sha256_file"]
+__all__ = ["TensorSpec", "Manifest", "FORMAT_VERSION", "PRECISIONS", "read_manifest", "write_manifest", "seal", "sha256_file",
+           "settings_seal"]
 
 import hashlib
 import json
@@ -20,6 +21,7 @@ from edgekit.preprocess import Preprocess
 
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")  # what a deployable ONNX may be lowered to
+SEAL_TABLES = ("files", "sealed")  # the seal itself: every other entry of a manifest is a setting it seals
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Manifest:
         device: for engines, the GPU they were built on (name, compute_capability).
         session: backend settings (ORT threads and optimisation level; TRT workspace, DLA).
         files: sha256 of every file of the artifact, by relative path.
+        sealed: sha256 of each of the manifest's own entries (all but ``files`` and ``sealed``), by
+            key: the seal of its settings, checked on loading (:func:`settings_seal`).
         output: how the stitched output comes out of the model, when the build measured it:
             ``stride`` (input height / output height; 4: logits at a quarter of the tile, which
             `infer` upsamples) and ``probabilities`` (True: already probabilities, no softmax).
@@ -81,6 +85,7 @@ class Manifest:
     files: dict = field(default_factory=dict)
     output: dict = field(default_factory=dict)
     opset: int | None = None
+    sealed: dict = field(default_factory=dict)
     edgekit_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -91,8 +96,9 @@ class Manifest:
 
     @property
     def identity(self) -> str:
-        """The artifact's identity: sha256 over its sealed files' checksums (what a result depends on)."""
-        return hashlib.sha256(json.dumps(sorted(self.files.items())).encode()).hexdigest()
+        """The artifact's identity: sha256 over its files' checksums and its settings (every entry but
+        the seal's tables): what a result depends on."""
+        return _digest([sorted(self.files.items()), _settings(self.to_dict())])
 
     def evolve(self, **changes) -> "Manifest":
         return replace(self, **changes)
@@ -131,17 +137,51 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of an artifact folder; a clear error when it is missing or corrupt."""
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _settings(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k not in SEAL_TABLES}
+
+
+def settings_seal(data: dict) -> dict[str, str]:
+    """sha256 of each of a manifest's own entries (its JSON object but the seal's tables), by key."""
+    return {k: _digest(v) for k, v in sorted(_settings(data).items())}
+
+
+def read_manifest(folder: Path, sealed: bool = False) -> Manifest:
+    """The manifest of an artifact folder; a clear error when it is missing or corrupt.
+
+    Args:
+        sealed: also hold its settings to their seal, as loading an artifact does: an entry edited,
+            added or removed after the seal is refused, and so is a manifest without a seal.
+    """
     path = Path(folder) / MANIFEST
     if not Path(folder).is_dir():
         raise ArtifactError(f"artifact folder {folder} does not exist")
     if not path.is_file():
         raise ArtifactError(f"{folder} has no {MANIFEST}: is it the output folder of `edgekit build`?")
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    manifest = Manifest.from_dict(data)
+    if sealed:
+        _check_seal(path, data)
+    return manifest
+
+
+def _check_seal(path: Path, data: dict) -> None:
+    recorded = data.get("sealed")
+    if not isinstance(recorded, dict) or not recorded:
+        raise ArtifactError(f"{path} has no seal of its settings (an artifact of an older edgekit); "
+                            "rebuild it with `edgekit build`")
+    now = settings_seal(data)
+    changed = sorted(k for k in recorded.keys() | now.keys() if recorded.get(k) != now.get(k))
+    if changed:
+        raise ArtifactError(f"{path} was edited after the build (settings that no longer match the seal: "
+                            f"{', '.join(changed)}); rebuild the artifact with `edgekit build`")
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:
@@ -157,7 +197,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
 
 
 def seal(folder: Path, manifest: Manifest) -> Manifest:
-    """Record the sha256 of every file in ``folder`` (but the manifest) and write the manifest.
+    """Record the sha256 of every file in ``folder`` (but the manifest) and of each of the
+    manifest's own settings (:func:`settings_seal`), and write the manifest.
 
     The last step of writing an artifact folder, once: every file is in place before it.
     """
@@ -167,6 +208,7 @@ def seal(folder: Path, manifest: Manifest) -> Manifest:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and is_sealed(p.relative_to(folder))
     }
-    sealed = manifest.evolve(files=files)
+    with_files = manifest.evolve(files=files)
+    sealed = with_files.evolve(sealed=settings_seal(json.loads(json.dumps(with_files.to_dict()))))
     write_manifest(folder, sealed)
     return sealed

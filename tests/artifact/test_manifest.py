@@ -58,3 +58,69 @@ def test_missing_or_broken_manifest_is_one_line(tmp_path):
     (tmp_path / layout.MANIFEST).write_text("{")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         read_manifest(tmp_path)
+
+
+def _edit(folder, **changes) -> None:
+    path = folder / layout.MANIFEST
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, **changes}, indent=2))
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"preprocess": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "channel_order": "RGB", "scale": 255.0}},
+     "preprocess"),
+    ({"tile": [32, 32]}, "tile"),
+    ({"stride": 8, "classes": ["x", "y", "z"]}, "classes, stride"),
+])
+def test_settings_edited_after_the_seal_are_refused_in_one_line(cpu_artifact, changes, named):
+    load_artifact(cpu_artifact)
+    _edit(cpu_artifact, **changes)
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(cpu_artifact)
+    message = str(info.value)
+    assert "\n" not in message and "manifest.json was edited after the build" in message
+    assert f"(settings that no longer match the seal: {named})" in message and "rebuild" in message
+
+
+def test_a_manifest_without_the_seal_of_its_settings_asks_for_a_rebuild(cpu_artifact):
+    data = json.loads((cpu_artifact / layout.MANIFEST).read_text())
+    data = {k: v for k, v in data.items() if k not in ("sealed", "files")} | {"files": data["files"]}
+    (cpu_artifact / layout.MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="rebuild") as info:
+        load_artifact(cpu_artifact)
+    assert "\n" not in str(info.value)
+
+
+def test_a_reseal_after_a_change_is_accepted(cpu_artifact):
+    from tests.conftest import declare_units
+
+    declare_units(cpu_artifact, 4095.0)  # the one way to change settings: a writer that seals again
+    assert load_artifact(cpu_artifact).manifest.preprocess.scale == 4095.0
+
+
+def test_the_identity_covers_the_settings_and_the_files(cpu_artifact):
+    """What `run` resumes by: the same files with other settings are another artifact."""
+    from dataclasses import replace
+
+    m = read_manifest(cpu_artifact)
+    assert m.identity == read_manifest(cpu_artifact).identity == load_artifact(cpu_artifact).manifest.identity
+    assert replace(m, tile=(32, 32)).identity != m.identity
+    assert replace(m, preprocess=m.preprocess.with_units(4095.0)).identity != m.identity
+    assert replace(m, files={**m.files, layout.MODEL: "0" * 64}).identity != m.identity
+    assert replace(m, sealed={}).identity == m.identity  # the seal records the settings; it is not one
+
+
+def test_infer_refuses_an_edited_manifest_exit_2(cpu_artifact, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from edgekit.cli.main import main
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.png")
+    preprocess = json.loads((cpu_artifact / layout.MANIFEST).read_text())["preprocess"]
+    _edit(cpu_artifact, preprocess={**preprocess, "mean": [0.1, 0.2, 0.3]})  # every output changes, silently
+    assert main(["infer", str(cpu_artifact), str(tmp_path / "a.png"), "-o", str(tmp_path / "mask.png"),
+                 "--overlap", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.json was edited after the build" in err
+    assert not (tmp_path / "mask.png").exists()
