@@ -2,7 +2,8 @@
 library's sqlite3: no GDAL, fiona or pyogrio needed to write one (GIS tools read it).
 
 One feature table, ``detections``: a polygon per box (its pixel corners through the raster's
-affine transform), its score, class index and label, and the pixel box. The CRS is registered by
+affine transform), its score, class index (``class_id``) and name (``class``: the model's, else
+``class_<id>``, :func:`edgekit.artifact.classes.class_name`), and the pixel box. The CRS is registered by
 its EPSG code where it has one, else under a private id with the raster's WKT.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact.classes import class_name
 from edgekit.detect.decode import Detections
 
 TABLE = "detections"
@@ -65,7 +67,7 @@ def map_rings(boxes: np.ndarray, transform) -> np.ndarray:
     return np.stack([t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f], -1)
 
 
-def write_geopackage(path: Path, det: Detections, georef: dict, classes: tuple[str, ...]) -> None:
+def write_geopackage(path: Path, det: Detections, georef: dict, classes: tuple[str, ...] = ()) -> None:
     """Write ``det`` (pixel boxes) into a new GeoPackage at ``path`` (an empty or absent file)."""
     srs_id, org, code, name, wkt = _srs(georef["crs"])
     rings = map_rings(det.boxes, georef["transform"]) if len(det) else np.zeros((0, 5, 2))
@@ -87,12 +89,11 @@ def write_geopackage(path: Path, det: Detections, georef: dict, classes: tuple[s
                     (TABLE, TABLE, "boxes found by edgekit infer", now, *extent, srs_id))
         con.execute("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POLYGON', ?, 0, 0)", (TABLE, srs_id))
         con.execute(f"CREATE TABLE {TABLE} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom POLYGON, "
-                    "score REAL, class INTEGER, label TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL)")
+                    "score REAL, class_id INTEGER, class TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL)")
         rows = []
         for ring, b, s, c in zip(rings, det.boxes, det.scores, det.classes):
-            label = classes[int(c)] if 0 <= int(c) < len(classes) else str(int(c))
-            rows.append((_geometry(ring, srs_id), float(s), int(c), label, *(round(float(v), 2) for v in b)))
-        con.executemany(f"INSERT INTO {TABLE} (geom, score, class, label, x1, y1, x2, y2) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.append((_geometry(ring, srs_id), float(s), int(c), class_name(classes, c), *(round(float(v), 2) for v in b)))
+        con.executemany(f"INSERT INTO {TABLE} (geom, score, class_id, class, x1, y1, x2, y2) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         rows)
         con.commit()
     finally:

@@ -5,6 +5,10 @@ in WGS84 longitude/latitude (a georeferenced input only: corners go through the 
 transform, then pyproj), ``.gpkg`` GeoPackage in the raster's own CRS (georeferenced input only;
 :mod:`edgekit.detect.geopackage`), ``.jsonl`` JSON Lines. Every file is written under a temporary name and
 renamed when complete; the JSON Lines file fills as boxes become final.
+
+Classes are named as the artifact names them (``manifest.classes``), ``class_<id>`` where it names
+none (:func:`edgekit.artifact.classes.class_name`, the one rule): COCO ``categories`` carry the
+names, GeoJSON features and JSON Lines records ``class`` (the name) beside ``class_id``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifact.classes import class_name, class_names
 from edgekit.atomic import atomic_file
 from edgekit.detect.decode import Detections
 from edgekit.errors import BackendUnavailableError, InputError
@@ -65,9 +70,8 @@ def check_detection_outputs(outputs: DetectionOutputs, georeferenced: bool) -> N
 
 
 def _record(box, score, cls, classes: tuple[str, ...]) -> dict:
-    label = classes[cls] if 0 <= cls < len(classes) else str(cls)
-    return {"bbox": [round(float(v), 2) for v in box], "score": round(float(score), 5), "class": int(cls),
-            "label": label}
+    return {"bbox": [round(float(v), 2) for v in box], "score": round(float(score), 5), "class_id": int(cls),
+            "class": class_name(classes, cls)}
 
 
 class DetectionWriter:
@@ -77,7 +81,7 @@ class DetectionWriter:
     """
 
     def __init__(self, outputs: DetectionOutputs, image: Path, shape: tuple[int, int, int],
-                 classes: tuple[str, ...], georef: dict | None = None, preview=None):
+                 classes: tuple[str, ...] = (), georef: dict | None = None, preview=None):
         self.outputs, self.image, self.shape, self.classes, self.georef = outputs, image, shape, classes, georef
         self.preview = preview
         self._parts: list[Detections] = []
@@ -128,24 +132,27 @@ class DetectionWriter:
         if data is not None:
             self._temps[self.outputs.path].write_text(json.dumps(data))
         if self.outputs.preview is not None and self.preview is not None:
-            draw_preview(self.preview, det, self._temps[self.outputs.preview])
+            draw_preview(self.preview, det, self._temps[self.outputs.preview], self.classes)
 
 
-def draw_preview(preview, det: Detections, path: Path) -> None:
-    """The downsampled image of a :class:`edgekit.tiling.preview.Preview` with the boxes drawn, as PNG."""
+def draw_preview(preview, det: Detections, path: Path, classes: tuple[str, ...] = ()) -> None:
+    """The downsampled image of a :class:`edgekit.tiling.preview.Preview` with the boxes drawn in
+    their class's colour and a legend of the classes found beside it, as PNG."""
     from PIL import Image, ImageDraw
+
+    from edgekit.tiling.preview import class_colour, save_png
 
     im = Image.fromarray(preview.image)
     draw = ImageDraw.Draw(im)
-    colours = [(255, 64, 64), (64, 255, 64), (64, 128, 255), (255, 200, 0), (255, 0, 255)]
     for b, c in zip(det.boxes / preview.step, det.classes):
-        draw.rectangle([float(v) for v in b], outline=colours[int(c) % len(colours)], width=1)
-    im.save(path, format="PNG")
+        draw.rectangle([float(v) for v in b], outline=class_colour(c), width=1)
+    save_png(path, np.asarray(im), det.classes, classes)
 
 
 def coco_dict(det: Detections, file_name: str, shape: tuple, classes: tuple[str, ...]) -> dict:
-    """COCO JSON of one image: images, categories (ids from 1), annotations with scores, bbox x, y, w, h."""
-    names = classes or tuple(str(c) for c in range(int(det.classes.max()) + 1 if len(det) else 1))
+    """COCO JSON of one image: images, categories (ids from 1: the model's classes, named), annotations
+    with scores, bbox x, y, w, h."""
+    names = class_names(classes, int(det.classes.max()) + 1 if len(det) else 1)
     annotations = []
     for k, (b, s, c) in enumerate(zip(det.boxes, det.scores, det.classes), start=1):
         x, y, w, h = float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])
@@ -171,7 +178,7 @@ def lonlat_corners(boxes: np.ndarray, georef: dict) -> np.ndarray:
 
 
 def geojson_dict(det: Detections, georef: dict, classes: tuple[str, ...]) -> dict:
-    """A GeoJSON FeatureCollection of box polygons in WGS84, with score, class and pixel box."""
+    """A GeoJSON FeatureCollection of box polygons in WGS84, with score, class id and name, and pixel box."""
     rings = lonlat_corners(det.boxes, georef) if len(det) else np.zeros((0, 5, 2))
     features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring.round(9).tolist()]},
                  "properties": _record(b, s, int(c), classes)}

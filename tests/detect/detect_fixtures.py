@@ -72,8 +72,10 @@ def run_onnx(path: Path, size: int = 32, batch: int = 1):
         return out, runner.output_specs()
 
 
-def make_detector_artifact(folder: Path, size: int = 64, square: int = 9, batch: int = 1) -> Path:
-    """A sealed cpu artifact (task detection, class ``square``) around :func:`square_finder_onnx`."""
+def make_detector_artifact(folder: Path, size: int = 64, square: int = 9, batch: int = 1,
+                           classes: tuple[str, ...] = ("square",)) -> Path:
+    """A sealed cpu artifact (task detection, class ``square`` unless ``classes`` says otherwise: ``()``
+    names none) around :func:`square_finder_onnx`."""
     from edgekit.artifact.manifest import Manifest, TensorSpec, seal
     from edgekit.preprocess import Preprocess
 
@@ -84,7 +86,7 @@ def make_detector_artifact(folder: Path, size: int = 64, square: int = 9, batch:
         inputs=(TensorSpec("images", (batch, 3, size, size)),),
         outputs=(TensorSpec("output0", (batch, 5, size * size)),),
         preprocess=Preprocess(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
-        task="detection", classes=("square",), tile=(size, size), stride=1,
+        task="detection", classes=tuple(classes), tile=(size, size), stride=1,
     )
     seal(folder, manifest)
     return folder

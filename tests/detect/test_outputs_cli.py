@@ -5,8 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from edgekit.cli.main import main
+from edgekit.tiling.preview import class_colour
 from tests.conftest import make_cpu_artifact
 from tests.detect.detect_fixtures import expected_boxes, make_detector_artifact, squares_image
 
@@ -60,7 +62,20 @@ def test_coco_json_in_pixels(tmp_path, detector):
     np.testing.assert_allclose(got[np.lexsort((got[:, 0], got[:, 1]))], expected_boxes(CORNERS), atol=0.01)
     lines = [json.loads(s) for s in (tmp_path / "boxes.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and {tuple(r["bbox"]) for r in lines} == {tuple(a) for a in got.tolist()}
-    assert (tmp_path / "p.png").stat().st_size > 0
+    assert {(r["class_id"], r["class"]) for r in lines} == {(0, "square")}
+    with Image.open(tmp_path / "p.png") as im:
+        assert json.loads(im.text["classes"]) == [{"id": 0, "name": "square", "colour": list(class_colour(0))}]
+
+
+def test_a_detector_without_names_writes_class_ids_as_names(tmp_path):
+    detector = make_detector_artifact(tmp_path / "det", size=64, classes=())
+    np.save(tmp_path / "img.npy", squares_image(128, 160, CORNERS))
+    res = _run(detector, tmp_path / "img.npy", "-o", tmp_path / "boxes.json", "--overlap", 16, "--conf", 0.5,
+               "--jsonl", tmp_path / "boxes.jsonl")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "boxes.json").read_text())["categories"] == [{"id": 1, "name": "class_0"}]
+    lines = [json.loads(s) for s in (tmp_path / "boxes.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and {(r["class_id"], r["class"]) for r in lines} == {(0, "class_0")}
 
 
 def test_geojson_matches_rasterio_transform_and_pyproj(tmp_path, detector, geotiff):
@@ -72,6 +87,7 @@ def test_geojson_matches_rasterio_transform_and_pyproj(tmp_path, detector, geoti
     assert res.exit_code == 0, res.output
     features = json.loads(out.read_text())["features"]
     assert len(features) == len(CORNERS)
+    assert {(f["properties"]["class_id"], f["properties"]["class"]) for f in features} == {(0, "square")}
     to_wgs84 = Transformer.from_crs("EPSG:32617", "EPSG:4326", always_xy=True)
     with rasterio.open(geotiff) as ds:
         transform = ds.transform
@@ -99,7 +115,8 @@ def test_geopackage_is_read_by_gdal_in_the_rasters_crs(tmp_path, detector, geoti
     assert info["crs"] == "EPSG:32617" and info["geometry_type"] == "Polygon" and info["features"] == len(CORNERS)
     meta, _, geometry, fields = pyogrio.raw.read(out)
     columns = dict(zip(meta["fields"], fields))
-    assert set(columns["label"]) == {"square"} and all(s >= 0.5 for s in columns["score"])
+    assert set(columns["class"]) == {"square"} and set(columns["class_id"]) == {0}
+    assert all(s >= 0.5 for s in columns["score"])
     with rasterio.open(geotiff) as ds:
         transform = ds.transform
     for k, wkb in enumerate(geometry):  # little-endian WKB polygon: order, type 3, 1 ring, its points
