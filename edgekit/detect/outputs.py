@@ -52,6 +52,9 @@ def check_detection_outputs(outputs: DetectionOutputs, georeferenced: bool) -> N
                          f"JSON Lines), not {outputs.path.name}")
     if outputs.path.suffix.lower() in GEOREFERENCED and not georeferenced:
         kind = "GeoJSON" if outputs.path.suffix.lower() == ".geojson" else "a GeoPackage"
+        if importlib.util.find_spec("rasterio") is None:  # a GeoTIFF's CRS and transform are read by rasterio
+            raise BackendUnavailableError(f"{kind} needs a georeferenced input read with rasterio, which is not "
+                                          "installed: pip install 'edgekit[runtime]', or write COCO JSON (-o boxes.json)")
         raise InputError(f"{kind} needs a georeferenced input (a GeoTIFF); write COCO JSON (-o boxes.json) instead")
     if outputs.path.suffix.lower() == ".geojson" and importlib.util.find_spec("pyproj") is None:
         raise BackendUnavailableError("GeoJSON in WGS84 needs pyproj: pip install 'edgekit[detect]', "

@@ -4,6 +4,11 @@ Readers: tifffile for TIFF / BigTIFF (tiled or striped: only the segments a wind
 read and decoded, through tifffile's own decoder), rasterio for GeoTIFF (windows and
 georeferencing), Pillow for PNG / JPEG, ``np.load(mmap_mode='r')`` for ``.npy``. A TIFF holding
 several images is read from its first page, with a warning that names it.
+
+A GeoTIFF's georeferencing tags (``georef["tifftags"]``) are kept whichever reader opens it, so a
+``.tif`` output carries them even where rasterio is not installed (tifffile then reads the pixels
+and :mod:`edgekit.tiling.writers` writes the tags back); the CRS and transform as objects
+(``georef["crs"]``, ``["transform"]``, what GeoJSON and GeoPackage outputs need) come from rasterio.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ class ImageSource(ABC):
     shape: tuple[int, int, int]
     dtype: np.dtype
     nodata: float | None = None
-    georef: dict | None = None  # {"crs": ..., "transform": ...} when the file is georeferenced
+    georef: dict | None = None  # a GeoTIFF's: {"tifftags": ...}, and "crs", "transform" when rasterio read it
 
     def __enter__(self) -> "ImageSource":
         return self
@@ -122,6 +127,8 @@ class TiffSource(ImageSource):
         self.dtype = _check_dtype(self.path, page.dtype)
         self._separate = separate > 1
         self.nodata = _gdal_nodata(page)
+        tags = _page_geotiff_tags(page)
+        self.georef = {"tifftags": tags} if tags else None  # no rasterio: the tags travel, no CRS object
         self._check_complete()
         seg_h, seg_w = (page.tilelength, page.tilewidth) if page.is_tiled else (min(page.rowsperstrip, height), width)
         span = min(width, cache_rows + seg_w) if page.is_tiled else width  # strips are full-width anyway
@@ -198,7 +205,14 @@ def _gdal_nodata(page) -> float | None:
         return None
 
 
-GEOTIFF_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)  # pixel scale, tiepoints, transform, geokeys
+GEOTIFF_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)  # pixel scale, tiepoints, transform, geokeys, params
+# GDAL_NODATA (42113) is not among them: an output writes its own nodata (the mask's 255), not the input's.
+
+
+def _page_geotiff_tags(page) -> tuple:
+    """A TIFF page's georeferencing tags as tifffile ``extratags`` (empty when it has none)."""
+    tags = page.tags
+    return tuple((t.code, t.dtype, t.count, t.value, True) for t in (tags.get(c) for c in GEOTIFF_TAGS) if t)
 
 
 def _geotiff_tags(path: Path) -> tuple:
@@ -206,8 +220,7 @@ def _geotiff_tags(path: Path) -> tuple:
     import tifffile
 
     with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
-        tags = tif.pages.first.tags
-        return tuple((t.code, t.dtype, t.count, t.value, True) for t in (tags.get(c) for c in GEOTIFF_TAGS) if t)
+        return _page_geotiff_tags(tif.pages.first)
 
 
 class RasterioSource(ImageSource):
@@ -331,7 +344,7 @@ def open_image(path: Path | str, cache_rows: int = 1024) -> ImageSource:
         try:
             return RasterioSource(path)
         except ImportError:
-            pass  # no rasterio: pixels still read, georeferencing not kept
+            pass  # no rasterio: tifffile reads the pixels and keeps the georeferencing tags
     return TiffSource(path, cache_rows)
 
 

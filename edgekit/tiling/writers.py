@@ -2,6 +2,11 @@
 
 Tiled (Big)TIFF through tifffile, GeoTIFF (CRS and transform kept) through rasterio, PNG through
 Pillow. Each is a context manager: a clean exit finishes the file, an exception abandons it.
+
+A GeoTIFF source's georeferencing reaches every ``.tif`` output: through rasterio where it is
+installed, else (and for float16, which GDAL cannot write) as the source's own GeoTIFF tags
+written by tifffile (``georef["tifftags"]``: model pixel scale, tiepoints or transformation,
+geokeys and their double and ASCII parameters), so an output is never silently un-georeferenced.
 """
 from __future__ import annotations
 
@@ -247,7 +252,8 @@ def open_writer(path: Path, final_suffix: str, height: int, width: int, bands: i
     """A row writer for ``path`` in the format ``final_suffix`` names (``.tif``/``.tiff``/``.png``).
 
     A georeferenced ``.tif`` is written with rasterio (CRS and transform kept), others with tifffile;
-    float16 (which GDAL cannot write) with tifffile, carrying the source's GeoTIFF tags over.
+    float16 (which GDAL cannot write), and every georeferenced ``.tif`` where rasterio is not
+    installed, with tifffile, carrying the source's GeoTIFF tags over.
     """
     suffix = final_suffix.lower()
     if suffix not in WRITE_SUFFIXES:

@@ -136,6 +136,24 @@ def test_geopackage_needs_a_georeferenced_input(tmp_path, detector):
     assert not list(tmp_path.glob("*b.gpkg*"))
 
 
+@pytest.mark.parametrize("name", ["b.geojson", "b.gpkg"])
+def test_georeferenced_boxes_without_rasterio_stop_in_one_line(tmp_path, detector, monkeypatch, name):
+    """A GeoTIFF's CRS and transform are read by rasterio: without it, one line naming it, nothing written."""
+    import sys
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "scene.tif", squares_image(64, 64, [(5, 5)]), photometric="rgb",
+                     extratags=[(33550, "d", 3, (0.5, 0.5, 0.0), True),
+                                (33922, "d", 6, (0.0, 0.0, 0.0, 500000.0, 4100000.0, 0.0), True),
+                                (34735, "H", 8, (1, 1, 0, 1, 3072, 0, 1, 32617), True)])
+    monkeypatch.setitem(sys.modules, "rasterio", None)
+    res = _run(detector, tmp_path / "scene.tif", "-o", tmp_path / name)
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "read with rasterio, which is not installed" in res.output and "-o boxes.json" in res.output
+    assert not list(tmp_path.glob("*b.*"))
+
+
 def test_detection_artifact_refuses_segmentation_options(tmp_path, detector):
     np.save(tmp_path / "img.npy", squares_image(64, 64, []))
     for extra in (["--blend", "linear"], ["--probabilities", tmp_path / "p.tif"]):

@@ -1,6 +1,8 @@
 """Windowed readers equal slices of the whole image; writers round-trip; damaged files are user errors."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import tifffile
@@ -133,3 +135,55 @@ def test_damaged_and_unsupported_files_are_input_errors(tmp_path, pixels):
                           ("x.bmp", "unsupported format"), ("missing.tif", "does not exist")]:
         with pytest.raises(InputError, match=pattern):
             open_image(tmp_path / name)
+
+
+GEO_TAGS = {  # ModelPixelScale, ModelTiepoint, GeoKeyDirectory (UTM 17N, pixel is area), GeoDoubleParams, GeoAsciiParams
+    33550: ("d", (0.5, 0.5, 0.0)),
+    33922: ("d", (0.0, 0.0, 0.0, 500000.0, 4100000.0, 0.0)),
+    34735: ("H", (1, 1, 0, 5, 1024, 0, 1, 1, 1025, 0, 1, 1, 2057, 34736, 1, 0, 3072, 0, 1, 32617,
+                  3073, 34737, 23, 0)),
+    34736: ("d", (6378137.0,)),
+    34737: ("s", "WGS 84 / UTM zone 17N|"),
+}
+TRANSFORM_TAGS = {k: v for k, v in GEO_TAGS.items() if k not in (33550, 33922)} | {  # ModelTransformation instead
+    34264: ("d", (0.5, 0.0, 0.0, 500000.0, 0.0, -0.5, 0.0, 4100000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0))}
+
+
+def _tags(path) -> dict:
+    """The GeoTIFF and GDAL_NODATA tags of a file's first page, code -> value (tuples and strings)."""
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages.first.tags
+        return {t.code: (tuple(t.value) if isinstance(t.value, (tuple, list, np.ndarray)) else t.value)
+                for t in tags.values() if t.code in (*GEO_TAGS, 34264, 42113)}
+
+
+@pytest.mark.parametrize("geo", [GEO_TAGS, TRANSFORM_TAGS], ids=["tiepoint", "transformation"])
+def test_geotiff_tags_are_carried_without_rasterio(tmp_path, pixels, monkeypatch, geo):
+    """No rasterio: the file is read by tifffile and its georeferencing tags are written to every .tif
+    output as they were (GDAL_NODATA: the output's own nodata)."""
+    path = tmp_path / "geo.tif"
+    tifffile.imwrite(path, pixels, photometric="rgb", tile=(64, 64),
+                     extratags=[(code, dtype, 0 if dtype == "s" else len(value), value, True) for code, (dtype, value) in geo.items()]
+                     + [(42113, "s", 0, "0", True)])
+    given = _tags(path)
+    assert set(given) == {*geo, 42113}
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # `import rasterio` fails as if not installed
+    with open_image(path) as src:
+        assert isinstance(src, TiffSource) and src.nodata == 0
+        georef = src.georef
+    with open_writer(tmp_path / "mask.tif", ".tif", 700, 530, 1, np.uint8, georef, 255) as w:
+        w.write(pixels[..., 0])
+    with open_writer(tmp_path / "probs.tif", ".tif", 700, 530, 3, np.float16, georef) as w:
+        w.write(pixels.astype(np.float16) / 255)
+    geo_only = {k: v for k, v in given.items() if k != 42113}
+    assert _tags(tmp_path / "mask.tif") == geo_only | {42113: "255"}
+    assert _tags(tmp_path / "probs.tif") == geo_only
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), pixels[..., 0])
+    monkeypatch.delitem(sys.modules, "rasterio")
+    rasterio = pytest.importorskip("rasterio")  # GDAL reads the same place from input and outputs
+    with rasterio.open(path) as ds:
+        crs, transform = ds.crs, ds.transform
+    assert crs.to_epsg() == 32617 and transform.a == 0.5 and transform.c == 500000.0
+    for out in ("mask.tif", "probs.tif"):
+        with rasterio.open(tmp_path / out) as ds:
+            assert ds.crs == crs and ds.transform == transform

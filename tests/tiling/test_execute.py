@@ -2,6 +2,7 @@
 bad pixels, and no partial output on failure or Ctrl-C."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,26 @@ def test_geotiff_in_georeferenced_outputs_out(artifact, tmp_path):
         with rasterio.open(path) as ds:
             assert ds.crs.to_epsg() == 4326 and ds.transform == transform and (ds.height, ds.width) == (130, 150)
     ref = _reference(artifact, pixels.transpose(1, 2, 0))
+    ok = _confident(ref)
+    np.testing.assert_array_equal(tifffile.imread(out.mask)[ok], ref.argmax(0)[ok])
+
+
+def test_geotiff_outputs_keep_their_tags_without_rasterio(artifact, tmp_path, monkeypatch):
+    """Without rasterio, `infer` reads a GeoTIFF through tifffile and its mask and probabilities carry the
+    input's georeferencing tags (they were written bare, silently)."""
+    pixels = np.random.default_rng(9).integers(1, 256, (130, 150, 3), dtype=np.uint8)
+    geo = [(33550, "d", 3, (0.001, 0.001, 0.0), True), (33922, "d", 6, (0.0, 0.0, 0.0, 10.0, 50.0, 0.0), True),
+           (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326), True),
+           (34737, "s", 0, "WGS 84|", True)]
+    tifffile.imwrite(tmp_path / "scene.tif", pixels, photometric="rgb", tile=(64, 64), extratags=geo)
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # `import rasterio` fails as if not installed
+    out = TileOutputs(tmp_path / "mask.tif", tmp_path / "probs.tif")
+    infer_image(artifact, tmp_path / "scene.tif", out, TileConfig(overlap=16))
+    for path in (out.mask, out.probabilities):
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            assert {code: tags[code].value for code, *_ in geo} == {code: value for code, _, _, value, _ in geo}
+    ref = _reference(artifact, pixels)
     ok = _confident(ref)
     np.testing.assert_array_equal(tifffile.imread(out.mask)[ok], ref.argmax(0)[ok])
 
