@@ -140,8 +140,8 @@ def plan_tiles(manifest: Manifest, runner: Runner, source: ImageSource, overlap:
     fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
     batch = batch or fixed or 1
     if fixed and batch != fixed:
-        raise ConfigError(f"this artifact's engine takes batches of {fixed}; drop --batch or rebuild with "
-                          f"batch {batch}")
+        raise ConfigError(f"this artifact was built for batches of {fixed}; drop --batch, or rebuild it with "
+                          f"`edgekit build ... --batch {batch}` (or --batch dynamic)")
     if manifest.preprocess.channels != int(spec.shape[1]):
         raise ArtifactError(f"the manifest's preprocessing has {manifest.preprocess.channels} channels, the model "
                             f"takes {spec.shape[1]}; rebuild the artifact")
