@@ -3,7 +3,9 @@
 Latency, throughput and size of each, and its accuracy against the first artifact (the FP32
 reference: pixel agreement and mIoU for segmenters, top-1 agreement for classifiers, COCO mAP
 against the reference's boxes for detectors) and, when masks (boxes) are given, against ground
-truth, all scored by the one scorer (:mod:`edgekit.evaluate`; detectors: pycocotools).
+truth, all scored by the one scorer (:mod:`edgekit.evaluate`; detectors: pycocotools). Segmenters
+also get the IoU of each class, named as the reference artifact names them (``class_<id>`` where it
+names none: :func:`edgekit.artifact.classes.class_names`).
 Segmenters run through the same tiled path as `edgekit infer` (:func:`edgekit.tiling.execute.predict_mask`:
 same pixel mapping, overlap, blend and stitching), so the figures are what `infer` delivers;
 classifiers see the centre crop of their input size (:func:`edgekit.images.fit_image`); detectors
@@ -19,8 +21,10 @@ from typing import Callable
 
 import numpy as np
 
+from edgekit.artifact.classes import class_names
 from edgekit.errors import ConfigError, InputError
 from edgekit.evaluate import Scorer
+from edgekit.metrics import iou_from_confusion
 from edgekit.images import PixelMap, check_mask, fit_image, list_images, match_masks, open_image, read_mask
 from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.measure import input_hw, supported_batches
@@ -75,6 +79,9 @@ class ArtifactResult:
         map50_vs_reference / map50_95_vs_reference: detectors, COCO mAP against the reference's boxes
             (``agreement`` is the first).
         map50 / map50_95: detectors, against ground-truth boxes, None without them.
+        class_iou_vs_reference / class_iou: segmenters, the IoU of each class (in the order of
+            :attr:`CompareReport.class_names`) against the reference's labels / against ground truth
+            (empty without masks); None for a class in neither labels.
         samples_ms: every latency sample.
     """
 
@@ -96,6 +103,8 @@ class ArtifactResult:
     map50_95_vs_reference: float | None = None
     map50: float | None = None
     map50_95: float | None = None
+    class_iou_vs_reference: tuple[float | None, ...] = ()
+    class_iou: tuple[float | None, ...] = ()
     samples_ms: tuple[float, ...] = ()
 
     def to_dict(self, samples: bool = False) -> dict:
@@ -108,7 +117,11 @@ class ArtifactResult:
 
 @dataclass(frozen=True)
 class CompareReport:
-    """The comparison: one row per artifact, the first being the reference."""
+    """The comparison: one row per artifact, the first being the reference.
+
+    ``class_names``: the reference's class names, ``class_<id>`` where it names none (segmenters:
+    one per class of the model's output; detectors: the named ones).
+    """
 
     task: str
     reference: str
@@ -119,10 +132,12 @@ class CompareReport:
     tiling: str
     results: tuple[ArtifactResult, ...]
     timing: TimingConfig
+    class_names: tuple[str, ...] = ()
 
     def to_dict(self, samples: bool = False) -> dict:
         return {"task": self.task, "reference": self.reference, "images": self.images, "pixels": self.pixels,
-                "classes": self.classes, "ground_truth": self.ground_truth, "tiling": self.tiling,
+                "classes": self.classes, "class_names": list(self.class_names), "ground_truth": self.ground_truth,
+                "tiling": self.tiling,
                 "timing": self.timing.to_dict(), "results": [r.to_dict(samples) for r in self.results]}
 
 
@@ -162,8 +177,9 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
     pixels = sum(int(r.size) for r in reference) if task == "segmentation" else len(files)
     tiling = (f"as edgekit infer: overlap {config.overlap}, {config.blend} blend, whole image scored"
               if task == "segmentation" else "centre crop of the input size")
+    names = class_names(artifacts[0].manifest.classes, classes) if task == "segmentation" else ()
     return CompareReport(task, artifacts[0].folder.name, len(files), pixels, classes, mask_files is not None,
-                         tiling, tuple(results), config.timing)
+                         tiling, tuple(results), config.timing, names)
 
 
 def _common_task(artifacts: list[Artifact]) -> str:
@@ -207,8 +223,17 @@ def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | Non
     result = ArtifactResult(
         artifact.folder.name, str(artifact.folder), artifact.manifest.precision, backend, artifact.manifest.target,
         artifact.loaded_mb(backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
-        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, samples_ms=tuple(float(s) for s in samples))
+        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, samples_ms=tuple(float(s) for s in samples),
+        **(_class_ious(scorer) if artifact.manifest.task == "segmentation" else {}))
     return result, classes
+
+
+def _class_ious(scorer: Scorer) -> dict:
+    """Per-class IoU against the reference and ground truth (None: a class in neither labels)."""
+    def per_class(cm) -> tuple[float | None, ...]:
+        return tuple(None if np.isnan(v) else float(v) for v in iou_from_confusion(cm)) if cm is not None else ()
+
+    return {"class_iou_vs_reference": per_class(scorer.vs_reference), "class_iou": per_class(scorer.vs_truth)}
 
 
 def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path | str | None, config: CompareConfig,
@@ -232,8 +257,9 @@ def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path
                                       map50_95=vs_truth.get("map50_95")))
     pixels = sum(h * w for h, w in sizes)
     tiling = f"as edgekit infer: overlap {config.overlap}; reference boxes over {config.conf:g}, scored down to {config.min_conf:g}"
-    return CompareReport("detection", artifacts[0].folder.name, len(files), pixels, len(artifacts[0].manifest.classes),
-                         truth is not None, tiling, tuple(results), config.timing)
+    names = class_names(artifacts[0].manifest.classes)
+    return CompareReport("detection", artifacts[0].folder.name, len(files), pixels, len(names),
+                         truth is not None, tiling, tuple(results), config.timing, names)
 
 
 def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):

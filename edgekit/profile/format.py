@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from rich.console import Group
 from rich.table import Table
 
 from edgekit.atomic import atomic_file
@@ -167,8 +168,22 @@ def _compare_caption(report: CompareReport) -> str:
 _TERMINAL = ("artifact", "precision", "size MiB", "p50 ms", "p99 ms", "img/s")
 
 
-def compare_table(report: CompareReport) -> Table:
-    """The comparison as a rich table, narrow enough for 80 columns (Markdown and JSON hold all)."""
+def _class_tables(report: CompareReport) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of each per-class IoU table of a segmentation comparison: against the
+    reference, and against ground truth when masks were given; a column per class, by name."""
+    if report.task != "segmentation" or not report.class_names:
+        return []
+    header = ["artifact", *report.class_names]
+    tables = [("IoU per class vs ref", header,
+               [[r.name, *map(_pct, r.class_iou_vs_reference)] for r in report.results])]
+    if report.ground_truth:
+        tables.append(("IoU per class (truth)", header, [[r.name, *map(_pct, r.class_iou)] for r in report.results]))
+    return tables
+
+
+def compare_table(report: CompareReport) -> Group:
+    """The comparison as rich tables, narrow enough for 80 columns (Markdown and JSON hold all):
+    speed and accuracy, then (segmenters) the IoU of each class, against ground truth when given."""
     header, rows = _compare_header(report), _compare_rows(report)
     keep = [i for i, col in enumerate(header) if col in _TERMINAL or i >= 9]
     short = {"pixel agr.": "agree", "top-1 agr.": "agree", "mAP50 vs ref": "mAP50 ref", "mAP50-95 vs ref": "mAP ref",
@@ -183,12 +198,22 @@ def compare_table(report: CompareReport) -> Table:
                          min_width=widest if i == 0 else None)
     for row in rows:
         table.add_row(*(row[i] for i in keep))
-    return table
+    tables = [table]
+    for title, header, rows in _class_tables(report)[-1:]:  # the terminal shows one: truth when given
+        per_class = Table(title=title, box=None, padding=(0, 1, 0, 0), title_justify="left")
+        for i, col in enumerate(header):
+            per_class.add_column(col, justify="left" if i == 0 else "right", min_width=widest if i == 0 else None)
+        for row in rows:
+            per_class.add_row(*row)
+        tables += ["", per_class]
+    return Group(*tables)
 
 
 def compare_markdown(report: CompareReport) -> str:
-    """The comparison as a Markdown table with a caption line."""
-    return _md_table(_compare_header(report), _compare_rows(report)) + f"\n\n{_compare_caption(report)}\n"
+    """The comparison as a Markdown table with a caption line, then the per-class IoU tables."""
+    parts = [_md_table(_compare_header(report), _compare_rows(report)), _compare_caption(report)]
+    parts += [f"{title}:\n\n{_md_table(header, rows)}" for title, header, rows in _class_tables(report)]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_json(report: ProfileReport | CompareReport, path: Path | str, samples: bool = True) -> Path:

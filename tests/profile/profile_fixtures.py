@@ -28,6 +28,14 @@ def round_weights_fp16(folder: Path, precision: str = "fp16") -> Path:
     return folder
 
 
+def name_classes(folder: Path, names: tuple[str, ...]) -> Path:
+    """Give an artifact's classes these names (``()``: none), resealed."""
+    from edgekit.artifact.manifest import read_manifest, seal
+
+    seal(folder, read_manifest(folder).evolve(classes=tuple(names)))
+    return folder
+
+
 @pytest.fixture
 def three_artifacts(tmp_path: Path) -> list[Path]:
     """fp32 reference, the same weights rounded to fp16, and a different model (seed 1)."""

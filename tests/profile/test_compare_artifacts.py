@@ -8,7 +8,8 @@ from PIL import Image
 
 from edgekit.errors import ConfigError, InputError
 from edgekit.profile import CompareConfig, TimingConfig, compare_artifacts
-from tests.profile.profile_fixtures import image_folder, make_cpu_artifact, three_artifacts, write_images, write_masks  # noqa: F401
+from tests.profile.profile_fixtures import (image_folder, make_cpu_artifact, name_classes, three_artifacts,  # noqa: F401
+                                           write_images, write_masks)
 
 FAST = CompareConfig(timing=TimingConfig(warmup_s=0.02, duration_s=0, iterations=5), overlap=8)
 
@@ -41,6 +42,34 @@ def test_masks_equal_to_the_reference_give_it_perfect_accuracy(three_artifacts, 
         assert r.accuracy == pytest.approx(r.agreement)
         assert r.miou == pytest.approx(r.miou_vs_reference)
     assert report.results[0].miou == 1.0 and report.ground_truth
+
+
+@pytest.mark.parametrize("names, expected", [(("water", "land", "cloud"), ("water", "land", "cloud")),
+                                             ((), ("class_0", "class_1", "class_2"))])
+def test_iou_of_each_class_named_by_the_reference(three_artifacts, image_folder, tmp_path, names, expected):
+    """Per-class IoU against the reference's labels and the truth, each equal to IoU counted on the
+    masks `infer` gives; classes named as the reference names them, else class_<id>."""
+    from edgekit.artifact.folder import load_artifact
+    from edgekit.tiling.execute import TileConfig, predict_mask
+
+    name_classes(three_artifacts[0], names)
+    masks = write_masks(image_folder, tmp_path / "masks")
+    report = compare_artifacts([three_artifacts[0], three_artifacts[2]], image_folder, masks, config=FAST)
+    assert report.class_names == expected
+    images = sorted(image_folder.glob("*.png"))
+    labels = [[predict_mask(load_artifact(a), img, TileConfig(overlap=8)) for img in images]
+              for a in (three_artifacts[0], three_artifacts[2])]
+    truth = [np.asarray(Image.open(tmp_path / "masks" / img.name)) for img in images]
+
+    def iou(a, b, c):
+        inter = sum(int(((x == c) & (y == c)).sum()) for x, y in zip(a, b))
+        union = sum(int(((x == c) | (y == c)).sum()) for x, y in zip(a, b))
+        return inter / union if union else None
+
+    for result, found in zip(report.results, labels):
+        assert result.class_iou_vs_reference == pytest.approx(tuple(iou(labels[0], found, c) for c in range(3)))
+        assert result.class_iou == pytest.approx(tuple(iou(truth, found, c) for c in range(3)))
+    assert report.results[1].class_iou_vs_reference != report.results[0].class_iou_vs_reference
 
 
 def test_ignore_label_is_not_scored(three_artifacts, image_folder, tmp_path):
