@@ -52,7 +52,17 @@ def test_torchvision_factory_builds_offline_with_its_argument(tmp_path):
                    BuildConfig(input_size=(64, 64), latency_runs=0, task="segmentation",
                                factory_args=("weights_backbone=None", "num_classes=3")))
     assert result.manifest.outputs[0].shape[1:] == (3, 64, 64)
-    assert tv is not None
+    assert result.manifest.source["factory_args"] == {"weights_backbone": "None", "num_classes": "3"}
+    from edgekit.artifact.folder import load_artifact
+
+    torch.manual_seed(0)  # the seed a factory source is built under: the same random weights
+    model = tv.models.segmentation.lraspp_mobilenet_v3_large(weights_backbone=None, num_classes=3).eval()
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x))["out"].numpy()
+    with load_artifact(tmp_path / "lraspp").runner() as runner:
+        got = next(iter(runner.infer({runner.input_specs()[0].name: x}).values()))
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)  # the artifact is the factory's model
 
 
 def test_dict_outputs_deploy_the_spatial_one_and_report_the_rest(tmp_path):
