@@ -25,6 +25,7 @@ __all__ = ["StageRecord", "BuildReport", "parity_text", "detail_text"]
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgekit.artifact.classes import class_colour, class_name
 from edgekit.artifact.layout import write_report
 
 Number = float | int | bool | None
@@ -154,6 +155,21 @@ def input_lines(details: dict) -> list[str]:
     return lines
 
 
+def class_lines(details: dict) -> list[str]:
+    """report.md's class legend: each class's index, name and the colour previews draw it in.
+
+    ``details["classes"]``: the artifact's class names, one per class of the model's output
+    count), else the names the model says (``details["contract"]["classes"]``); a name left empty
+    is shown as ``class_<id>``. No names: no legend.
+    """
+    names = details.get("classes") or details.get("contract", {}).get("classes") or []
+    if not names:
+        return []
+    rows = [f"| {i} | {class_name(names, i)} | #{''.join(f'{v:02x}' for v in class_colour(i))} |"
+            for i in range(len(names))]
+    return ["", "Classes (colours as `--preview` draws them):", "", "| class | name | colour |", "|---|---|---|", *rows]
+
+
 _DETAIL = {"source": _source, "reparam": _reparam, "export": _export, "simplify": _simplify, "fuse": _fuse,
            "precision": _precision, "compile": _compile}
 
@@ -213,6 +229,7 @@ class BuildReport:
         if notes:
             lines += ["", "Notes:", *notes]
         lines += input_lines(self.details)
+        lines += class_lines(self.details)
         if self.next_step:
             lines += ["", f"Next step: `{self.next_step}`"]
         lines += ["", "Latency: median of timed runs after warm-up on the build machine (CPU, "

@@ -16,20 +16,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from edgekit.artifact.classes import class_name
+from edgekit.artifact.classes import PALETTE as _COLOURS
+from edgekit.artifact.classes import class_colour, class_name
 from edgekit.tiling.geometry import Window
 
-PALETTE = np.array([
-    [31, 119, 180], [44, 160, 44], [255, 127, 14], [214, 39, 40], [148, 103, 189],
-    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
-], np.uint8)
+PALETTE = np.array(_COLOURS, np.uint8)  # the classes' colours (edgekit.artifact.classes), as an array to index
 LEGEND_ROWS = 24  # classes listed at most; the rest are counted on one more line
 LEGEND_BACKGROUND = (32, 32, 32)
-
-
-def class_colour(index: int) -> tuple[int, int, int]:
-    """The colour class ``index`` is drawn in (mask overlays and boxes alike)."""
-    return tuple(int(v) for v in PALETTE[int(index) % len(PALETTE)])
 
 
 def save_png(path: Path, image: np.ndarray, present: Iterable[int], classes: Sequence[str] = ()) -> None:

@@ -1,0 +1,30 @@
+"""report.md's class legend: each class by index, name (class_<id> where none) and preview colour,
+read back from the file the build writes."""
+from __future__ import annotations
+
+from edgekit.artifact.classes import class_colour
+from edgekit.convert.report import BuildReport, StageRecord
+
+
+def _legend(folder) -> list[str]:
+    lines = (folder / "report.md").read_text().splitlines()
+    at = lines.index("Classes (colours as `--preview` draws them):")
+    return lines[at + 2:at + 2 + next((i for i, line in enumerate(lines[at + 2:]) if not line.startswith("|")),
+                                      len(lines) - at - 2)]
+
+
+def test_report_md_lists_each_class_with_its_name_and_colour(tmp_path):
+    report = BuildReport("tiny.yaml", "cpu", "fp32", (StageRecord("export", 0.1),),
+                         details={"classes": ["water", "", "cloud"]})
+    report.write(tmp_path)
+    hexes = ["#" + "".join(f"{v:02x}" for v in class_colour(i)) for i in range(3)]
+    assert _legend(tmp_path) == ["| class | name | colour |", "|---|---|---|", f"| 0 | water | {hexes[0]} |",
+                                 f"| 1 | class_1 | {hexes[1]} |", f"| 2 | cloud | {hexes[2]} |"]
+
+
+def test_names_the_model_says_are_the_legend_when_the_build_gives_none(tmp_path):
+    BuildReport("m.onnx", "cpu", "fp32", details={"contract": {"name": "m.onnx", "classes": ["person", "car"]}}).write(tmp_path)
+    assert [row.split("|")[2].strip() for row in _legend(tmp_path)[2:]] == ["person", "car"]
+    (tmp_path / "none").mkdir()
+    BuildReport("m.onnx", "cpu", "fp32").write(tmp_path / "none")
+    assert "Classes (" not in (tmp_path / "none" / "report.md").read_text()
