@@ -5,8 +5,10 @@ Each combination is built (`edgekit build`), then all are profiled on this machi
 once, and a row's p50 is the median of its rounds' (its p99 the highest), so that a shared
 machine's drifting load falls on every row alike (timed one after another, the DINOv3 sweep's
 ViT/ConvNeXt ratio came out 1.16x against 1.33x in turns). Each is scored against ground-truth
-masks where the recipe has trained weights and a validation set with masks is given; otherwise
-its row says "speed only". The report is a dataclass;
+masks where the recipe has trained weights and a validation set with masks is given; a detector
+is scored on the validation images with COCO mAP@0.5 against the boxes of the first artifact of
+the same model and size (its reference, as in `edgekit compare`; the scorer of `edgekit optimize`);
+otherwise its row says "speed only". The report is a dataclass;
 the table, Markdown, JSON and the plot (latency against accuracy, or against size when no row
 has an accuracy, with the Pareto front marked) are made from it.
 """
@@ -40,6 +42,7 @@ class SweepConfig:
         rounds: timing rounds, each over every artifact in turn.
         keep: folder to keep the artifacts in (None: a temporary one).
         inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
+        task: ``--task`` for every model (None: each one's own, else its output shapes; :mod:`edgekit.convert.task`).
     """
 
     target: str = "cpu"
@@ -52,6 +55,7 @@ class SweepConfig:
     rounds: int = 3
     keep: Path | None = None
     inputs: InputOptions = InputOptions()
+    task: str | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -66,7 +70,8 @@ class SweepRow:
         p50_ms / p99_ms: latency per image (batch 1), end to end.
         mpx_s: throughput in megapixels per second.
         size_mb: deployable model file; params: parameters after reparameterization.
-        accuracy: mIoU (or top-1) in points against ground truth; None: speed only.
+        accuracy: in points, ``metric`` says what: mIoU against ground truth, or a detector's
+            mAP@0.5 against its reference artifact's boxes; None: speed only.
     """
 
     recipe: str
@@ -78,13 +83,14 @@ class SweepRow:
     size_mb: float
     params: int | None
     accuracy: float | None
+    metric: str = "mIoU vs ground truth"
 
     @property
     def label(self) -> str:
         return f"{self.recipe} {self.input_hw[0]}x{self.input_hw[1]} {self.precision}"
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"accuracy_note": "mIoU vs ground truth" if self.accuracy is not None else "speed only"}
+        return asdict(self) | {"accuracy_note": self.metric if self.accuracy is not None else "speed only"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class SweepReport:
     def table_rows(self) -> list[list[str]]:
         return [[r.recipe, f"{r.input_hw[0]}x{r.input_hw[1]}", r.precision, f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
                  f"{r.mpx_s:.2f}", f"{r.size_mb:.1f}", "-" if r.params is None else f"{r.params / 1e6:.1f}",
-                 "speed only" if r.accuracy is None else f"{r.accuracy:.2f} mIoU"] for r in self.rows]
+                 "speed only" if r.accuracy is None else f"{r.accuracy:.2f} {r.metric.split()[0]}"] for r in self.rows]
 
     def to_markdown(self) -> str:
         lines = [f"Sweep on {self.target} ({self.device}), batch 1, end-to-end latency on ONNX Runtime.", "",
@@ -128,7 +134,7 @@ def sweep(recipes: list[str], config: SweepConfig = SweepConfig(), progress: Pro
         built = [_build(recipe, size, precision, config, root, say)
                  for recipe in recipes for size in config.sizes for precision in config.precisions]
         timings = _time_in_turns([b[2] for b in built], config, say)
-        rows = tuple(_row(*b, timing, config) for b, timing in zip(built, timings))
+        rows = tuple(_row(*b, timing, config, _reference(b, built)) for b, timing in zip(built, timings))
     from edgekit.profile.conditions import cpu_name
 
     return SweepReport(target.name, cpu_name(), rows)
@@ -142,7 +148,7 @@ def _build(recipe: str, size, precision: str, config: SweepConfig, root: Path, s
     say(f"build {name} {precision}{'' if size is None else f' {size[0]}x{size[1]}'}")
     built = build(recipe, folder, BuildConfig(target=config.target, precision=precision, input_size=size,
                                               calib=config.calib, val=config.val, latency_runs=0,
-                                              inputs=config.inputs), progress=say)
+                                              inputs=config.inputs, task=config.task), progress=say)
     return name, precision, folder, built
 
 
@@ -159,7 +165,15 @@ def _time_in_turns(folders: list[Path], config: SweepConfig, say: Progress) -> l
     return runs
 
 
-def _row(name: str, precision: str, folder: Path, built, profiles: list, config: SweepConfig) -> SweepRow:
+def _reference(entry: tuple, built: list[tuple]) -> Path:
+    """The model file of the first artifact built of ``entry``'s model at its input size."""
+    name, _, _, result = entry
+    first = next(b for b in built if b[0] == name and tuple(b[3].manifest.tile) == tuple(result.manifest.tile))
+    return first[2] / first[3].manifest.model_file
+
+
+def _row(name: str, precision: str, folder: Path, built, profiles: list, config: SweepConfig,
+         reference: Path) -> SweepRow:
     batches = [p.batches[0] for p in profiles]
     per_image = batches[0].batch
     params = next((s.params for s in built.report.stages if s.stage == "source"), None)
@@ -167,19 +181,27 @@ def _row(name: str, precision: str, folder: Path, built, profiles: list, config:
     return SweepRow(name, precision, tuple(profiles[0].input_hw),
                     statistics.median(b.end_to_end.p50 for b in batches) / per_image,
                     max(b.end_to_end.p99 for b in batches) / per_image, statistics.median(b.mpx_per_s for b in batches),
-                    model.stat().st_size / 1e6, params, _accuracy(built, model, config))
+                    model.stat().st_size / 1e6, params, *_accuracy(built, model, config, reference))
 
 
-def _accuracy(built, model: Path, config: SweepConfig) -> float | None:
-    """mIoU in points against ground truth, for trained weights and a validation set with masks."""
-    trained = bool(built.report.details.get("source", {}).get("checkpoint")) or _recipe_trained(built)
-    if not trained or config.val is None or not (Path(config.val) / "masks").is_dir():
-        return None
+def _accuracy(built, model: Path, config: SweepConfig, reference: Path) -> tuple[float | None, str]:
+    """(points, what they are): mIoU against ground truth, for trained weights and a validation set
+    with masks; for a detector, mAP@0.5 against the ``reference`` model's boxes on the validation images."""
     from edgekit.optimize.evaluate import Evaluator, ValidationData
 
     m = built.manifest
-    data = ValidationData(config.val, tuple(m.tile), m.preprocess, m.batch if isinstance(m.batch, int) else 1)
-    return 100 * Evaluator(model, data, m.task).reference.metric
+    batch = m.batch if isinstance(m.batch, int) else 1
+    if m.task == "detection":
+        if config.val is None:
+            return None, ""
+        data = ValidationData(config.val, tuple(m.tile), m.preprocess, batch, ground_truth=False)
+        what = f"mAP50 vs {reference.parent.name.rsplit('-', 1)[-1]}'s boxes"
+        return 100 * Evaluator(reference, data, "detection").accuracy(model).metric, what
+    trained = bool(built.report.details.get("source", {}).get("checkpoint")) or _recipe_trained(built)
+    if not trained or config.val is None or not (Path(config.val) / "masks").is_dir():
+        return None, ""
+    data = ValidationData(config.val, tuple(m.tile), m.preprocess, batch)
+    return 100 * Evaluator(model, data, m.task).reference.metric, "mIoU vs ground truth"
 
 
 def _recipe_trained(built) -> bool:
@@ -246,7 +268,8 @@ def _sweep_panel(ax, rows: list[SweepRow], by_accuracy: bool) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter() if narrow else matplotlib.ticker.NullFormatter())
     ax.margins(x=0.3, y=0.12)
     ax.set_xlabel("latency p50 per image (ms, log scale)")
-    ax.set_ylabel("mIoU vs ground truth (points)" if by_accuracy else "model size (MB)")
+    metrics = " / ".join(sorted({r.metric.split(" vs ")[0] for r in rows}))
+    ax.set_ylabel(f"{metrics} (points)" if by_accuracy else "model size (MB)")
     ax.set_title("trained recipes: latency vs accuracy" if by_accuracy else "every recipe: latency vs size (lower left wins)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import SIZE, preprocess_options
+from edgekit.cli.options import SIZE, TASK, preprocess_options
 
 
 @click.command()
@@ -24,8 +24,7 @@ from edgekit.cli.options import SIZE, preprocess_options
 @click.option("--importance", type=click.Choice(["magnitude", "taylor"]), default="magnitude", show_default=True)
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
-@click.option("--task", type=click.Choice(["classification", "segmentation"]), default="classification",
-              show_default=True, help="Task of a timm or factory source (recipes say their own).")
+@TASK
 @preprocess_options
 @click.option("--train-samples", type=int, default=64, show_default=True, help="Training images (tiles) used.")
 @click.option("--val-samples", type=int, help="Validation images used (default: all).")

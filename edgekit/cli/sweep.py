@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, preprocess_options
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
 
 
 def _sizes(ctx, param, value: str | None):
@@ -22,7 +22,9 @@ def _sizes(ctx, param, value: str | None):
 @click.option("--input-size", "sizes", callback=_sizes, help="Comma-separated sizes, e.g. 512,1024 (default: each recipe's).")
 @click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated: fp32,fp16,int8.")
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8).")
-@click.option("--val", type=click.Path(path_type=Path), help="Validation images with masks/ (accuracy of trained recipes).")
+@click.option("--val", type=click.Path(path_type=Path),
+              help="Validation images: with masks/, mIoU of trained recipes; a detector's mAP against its first row's boxes.")
+@TASK
 @click.option("--duration", type=float, default=2.0, show_default=True,
               help="Seconds of timed runs per artifact, split across the rounds.")
 @click.option("--rounds", type=int, default=3, show_default=True,

@@ -43,6 +43,8 @@ class CompressConfig:
         latency_runs: timed runs per plan.
         cache: measurement cache folder (None: keep nothing).
         sparsity: ``2:4`` makes the chosen network 2:4 sparse (TensorRT targets: sparse tensor cores).
+        task: ``--task`` (None: the recipe's or model's, else its output shapes; :mod:`edgekit.convert.task`);
+            a detector is refused (:func:`refuse_detection`).
         inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
     """
 
@@ -53,7 +55,7 @@ class CompressConfig:
     importance: str = "magnitude"
     input_size: tuple[int, int] | None = None
     checkpoint: Path | None = None
-    task: str = "classification"
+    task: str | None = None
     batch: int = 2
     train_samples: int | None = 64
     val_samples: int | None = None
@@ -105,14 +107,26 @@ def _runtime(target) -> tuple[str, str]:
     return kind, f"ONNX Runtime {onnxruntime.__version__} CPU, {cpu_name()}"
 
 
+def refuse_detection(task: str | None) -> None:
+    """Compress recovers a network by distilling its class scores; a detector's boxes are no class
+    axis: a one-line ConfigError, before anything is written."""
+    if task == "detection":
+        raise ConfigError("edgekit compress recovers a pruned network by distilling its class scores (segmentation, "
+                          "classification); a detector's boxes need a detection loss it does not have: build the "
+                          "detector as it is (edgekit build SOURCE --task detection) or run edgekit optimize without "
+                          "--compress (nothing written)")
+
+
 def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progress: Progress | None = None) -> CompressResult:
     """Compress ``source`` to meet ``goal`` on ``config.target``; write OUT (see module docstring)."""
     import torch
 
     from edgekit.compress.distill import distill, score
     from edgekit.compress.search import apply_plan
+    from edgekit.convert.outputs import select_output
     from edgekit.convert.reparam import reparameterize
     from edgekit.convert.source import resolve_source
+    from edgekit.convert.task import said_by_source, task_of
     from edgekit.optimize.cache import MeasurementCache, content_key
     from edgekit.targets import load_target
 
@@ -125,12 +139,15 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     if config.threads:
         torch.set_num_threads(config.threads)
     src = resolve_source(source, config.input_size, config.checkpoint, config.task, inputs=config.inputs)
-    recipe = src.recipe
+    refuse_detection(config.task or said_by_source(src)[0])  # before anything is read or run
     say("read images")
-    train, val = _data(config, recipe)
+    train, val = _data(config, src.recipe)
     sample = torch.from_numpy(train.batches[0][:1])
     say("load and reparameterize")
-    deployed = reparameterize(src.load_model(), sample).model
+    model, output = select_output(src.load_model(), sample)
+    recipe = task_of(src, config.task, [(output.chosen, output.shape)]).applied(src).recipe
+    refuse_detection(recipe.task)
+    deployed = reparameterize(model, sample).model
     cache = MeasurementCache(config.cache)
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
     from edgekit.compress.depth import can_drop

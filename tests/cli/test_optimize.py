@@ -52,3 +52,27 @@ def test_estimated_latencies_print_their_rule_and_what_decided(setup, tmp_path, 
     out = " ".join(capsys.readouterr().out.split())  # the table wraps its caption at spaces
     assert f"fp16: {estimate_rule('fp16')}" in out and f"fp32: {estimate_rule('fp32')}" in out
     assert "ms (estimated)" in out and "decided by: " in out and "lowest estimated latency" in out
+
+
+def test_a_detector_onnx_is_optimized_without_task(tmp_path, capsys):
+    """No --task: the YOLOv8 layout of the square finder decides detection (edgekit.convert.task), and
+    the candidates are scored by mAP@0.5 against FP32's boxes."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
+
+    rng = np.random.default_rng(1)
+    for name in ("calib", "val"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
+            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
+    args = ["optimize", str(model), "-o", str(tmp_path / "out"), "--calib", str(tmp_path / "calib"), "--val",
+            str(tmp_path / "val"), "--candidates", "int8", "--calib-methods", "max", "--calib-samples", "4",
+            "--no-cache", "--no-search", "--max-drop", "5", "--latency-runs", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["task"] == "detection"
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["metric"] == "mAP@0.5 against FP32's boxes" and report["chosen"]["drop"] <= 5.0

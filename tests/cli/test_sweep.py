@@ -93,3 +93,28 @@ def test_a_compressed_output_is_scored_when_its_source_was_trained(tmp_path):
     by_name = {r.recipe: r for r in report.rows}
     assert 0 <= by_name["tiny_trained_small"].accuracy <= 100
     assert by_name["tiny_fpn_small"].accuracy is None
+
+
+def test_a_detector_is_swept_and_scored_by_map_against_its_first_row_s_boxes(tmp_path, capsys):
+    """A YOLOv8-layout ONNX, no --task: the rule makes it a detector; its int8 row is scored with COCO
+    mAP@0.5 against the fp32 row's boxes on the validation images (the scorer of optimize and compare)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
+
+    rng = np.random.default_rng(0)
+    for name in ("calib", "val"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
+            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
+    code = main(["sweep", str(model), "--precision", "fp32,int8", "--calib", str(tmp_path / "calib"), "--val",
+                 str(tmp_path / "val"), "--duration", "0.1", "--rounds", "1", "--json", str(tmp_path / "s.json"),
+                 "--markdown", str(tmp_path / "s.md")])
+    assert code == 0, capsys.readouterr().err
+    fp32, int8 = json.loads((tmp_path / "s.json").read_text())["rows"]
+    assert fp32["accuracy"] == 100.0 and fp32["accuracy_note"] == "mAP50 vs fp32's boxes"  # the reference itself
+    assert int8["accuracy_note"] == "mAP50 vs fp32's boxes" and 0.0 <= int8["accuracy"] <= 100.0
+    assert "mAP50" in (tmp_path / "s.md").read_text() and "mIoU" not in (tmp_path / "s.md").read_text()

@@ -75,3 +75,19 @@ def test_tampered_module_is_refused(tmp_path):
     (tmp_path / "compress.yaml").write_text(yaml.safe_dump({"model": {"compressed": "model.pt", "sha256": "0" * 64}}))
     with pytest.raises(SourceError, match="refused"):
         load_compressed(tmp_path / "compress.yaml")
+
+
+def test_a_detector_is_refused_in_one_line_before_anything_is_read(tiny_recipe, image_sets, tmp_path, capsys):
+    """By --task over a segmentation recipe (with the override's warning), and by a recipe saying detection."""
+    import yaml
+
+    detector = tmp_path / "det.yaml"
+    detector.write_text(yaml.safe_dump(yaml.safe_load(tiny_recipe.read_text()) | {"task": "detection"}))
+    for recipe, extra in ((tiny_recipe, ["--task", "detection"]), (detector, [])):
+        out = tmp_path / "small"
+        assert main(_args(recipe, (tmp_path / "nowhere", image_sets[1]), out, tmp_path / "cache", "--speedup", "2",
+                          *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgekit: error: edgekit compress recovers a pruned network by distilling its class scores")
+        assert "edgekit build SOURCE --task detection" in err and "\n" not in err and "nowhere" not in err
+        assert not out.exists()
