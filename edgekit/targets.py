@@ -2,11 +2,11 @@
 edgekit.datapath) read into frozen dataclasses. No heavy imports."""
 from __future__ import annotations
 
-__all__ = ["Target", "load_target", "list_targets", "tensorrt_line", "l4t_release"]
+__all__ = ["CPU_RUNTIMES", "Target", "load_target", "list_targets", "tensorrt_line", "l4t_release"]
 
 import difflib
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from edgekit.errors import ConfigError
 
 KINDS = ("cpu", "jetson", "desktop")
 BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+CPU_RUNTIMES = ("onnxruntime", "openvino")  # what a cpu target's artifact may run on (``--runtime``)
 HANDOFFS = ("edgekit", "trtexec")
 
 
@@ -25,7 +26,10 @@ class Target:
     """A device edgekit builds for.
 
     Attributes:
-        backend: ``onnxruntime`` or ``openvino`` (cpu), or ``tensorrt``.
+        backend: ``onnxruntime`` or ``openvino`` (cpu), or ``tensorrt``: the runtime the stages before
+            compile time and verify graphs on, and the one kept when ``runtimes`` tie.
+        runtimes: cpu runtimes the compile stage measures here, keeping the faster artifact
+            (``backend`` first); empty: ``backend`` only (:mod:`edgekit.compile.choice`).
         compute_capability: the GPU's, as "8.7"; None for cpu.
         tensorrt: the TensorRT line the device runs ("8.5", "10.3", "10"...).
         dla_cores: Deep Learning Accelerator cores (Jetson Orin NX / AGX: 2).
@@ -38,6 +42,7 @@ class Target:
             deployable ONNX, and edgekit's run-time commands are not available there.
         path / origin: the YAML file read, and where it was found (``package``, ``EDGEKIT_PATH``,
             ``--targets-dir``, ``file``); not keys of the file.
+        pinned: the runtime was pinned (``--runtime``, :meth:`with_runtime`); not a key of the file.
     """
 
     name: str
@@ -55,8 +60,10 @@ class Target:
     max_accuracy_drop: float = 0.5
     threads: int = 0
     handoff: str = "edgekit"
+    runtimes: tuple[str, ...] = ()
     path: Path | None = None
     origin: str = ""
+    pinned: bool = False
 
     @property
     def is_tensorrt(self) -> bool:
@@ -69,14 +76,30 @@ class Target:
         return "openvino" if self.backend == "openvino" else "onnxruntime"
 
     @property
+    def choices(self) -> tuple[str, ...]:
+        """The runtimes the compile stage may keep, ``backend`` first."""
+        return (self.backend, *(r for r in self.runtimes if r != self.backend))
+
+    def with_runtime(self, runtime: str) -> "Target":
+        """This cpu target pinned to one runtime (``--runtime``): every stage times, verifies and
+        compiles on it, and nothing is chosen by measurement."""
+        if self.kind != "cpu":
+            raise ConfigError(f"--runtime is for cpu targets; {self.name} runs a TensorRT engine: drop --runtime")
+        if runtime not in CPU_RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(CPU_RUNTIMES)}")
+        return replace(self, backend=runtime, runtimes=(), pinned=True)
+
+    @property
     def trt_major(self) -> int | None:
         return int(self.tensorrt.split(".")[0]) if self.tensorrt else None
 
-    def next_step(self, folder: Path | str, precision: str, model_file: str) -> str:
+    def next_step(self, folder: Path | str, precision: str, model_file: str, dla_core: int | None = None) -> str:
         """The command that finishes a build of this target on the device (``model_file``: the
-        artifact's deployable ONNX)."""
+        artifact's deployable ONNX; ``dla_core``: the DLA core asked for, which `edgekit compile`
+        reads from the manifest)."""
         if self.handoff == "trtexec":
             flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
+            flags += f" --useDLACore={dla_core} --allowGPUFallback" if dla_core is not None else ""
             return f"trtexec --onnx={Path(folder) / model_file} --saveEngine={Path(folder) / 'model.engine'}{flags}"
         return f"edgekit compile {folder}"
 
@@ -119,7 +142,7 @@ def tensorrt_line(version: str) -> dict:
                       "set the target's `tensorrt:` to one of them")
 
 
-_NOT_KEYS = ("path", "origin")
+_NOT_KEYS = ("path", "origin", "pinned")
 
 
 def _read(path: Path, origin: str = "file") -> Target:
@@ -135,9 +158,12 @@ def _read(path: Path, origin: str = "file") -> Target:
     for key in ("compute_capability", "tensorrt", "jetpack"):
         if data.get(key) is not None:
             data[key] = str(data[key])
+    data["runtimes"] = tuple(data.get("runtimes") or ())
     target = Target(**data, path=path, origin=origin)
     if target.kind not in KINDS or target.backend not in BACKENDS:
         raise ConfigError(f"target {path.name}: kind must be one of {', '.join(KINDS)}, backend one of {', '.join(BACKENDS)}")
+    if target.runtimes and (target.kind != "cpu" or not set(target.choices) <= set(CPU_RUNTIMES)):
+        raise ConfigError(f"target {path.name}: runtimes are for cpu targets, among {', '.join(CPU_RUNTIMES)}")
     if target.handoff not in HANDOFFS:
         raise ConfigError(f"target {path.name}: handoff must be one of {', '.join(HANDOFFS)}")
     if (target.kind == "cpu") == target.is_tensorrt:

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgekit.artifact.manifest import PRECISIONS
+from edgekit.targets import CPU_RUNTIMES
 from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
 
 
@@ -15,6 +16,8 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
 @click.argument("source")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output artifact folder.")
 @click.option("--target", default="cpu", show_default=True, help="Device profile (see `edgekit targets`).")
+@click.option("--runtime", type=click.Choice(CPU_RUNTIMES),
+              help="Pin a cpu target's runtime (default: each one installed, measured here, the faster kept).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images: a folder, or one large image.")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
@@ -59,6 +62,10 @@ def build(source, out, **options) -> None:
             click.secho(f"edgekit: warning: {stage.facts['warning']}", fg="yellow", err=True)
     if "int8_slower" in result.report.details:
         click.echo(result.report.details["int8_slower"]["message"])
+    if "runtime" in result.report.details:
+        from edgekit.convert.report import runtime_text
+
+        click.echo(runtime_text(result.report.details["runtime"]))
     click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")
     if result.report.next_step:
         click.echo(f"next, on the device: {result.report.next_step}")

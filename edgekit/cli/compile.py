@@ -8,7 +8,10 @@ import click
 
 from edgekit.artifact.manifest import read_manifest
 from edgekit.cli.options import TARGETS_DIR
+from edgekit.compile.choice import CHOICE_KEY
 from edgekit.compile.stage import ORT_LEVELS, CompileSettings, CompileWarning, compile_artifact
+from edgekit.convert.report import runtime_text
+from edgekit.targets import CPU_RUNTIMES
 
 
 @click.command("compile")
@@ -22,12 +25,15 @@ from edgekit.compile.stage import ORT_LEVELS, CompileSettings, CompileWarning, c
 @click.option("--optimization", type=click.Choice(list(ORT_LEVELS)), default="extended", show_default=True,
               help="Highest ONNX Runtime level baked into the plan; a level whose results leave the precision's "
                    "budget falls back to the next, saying so.")
+@click.option("--runtime", type=click.Choice(CPU_RUNTIMES),
+              help="Pin a cpu target's runtime (default: the one the build pinned, else each one measured here, "
+                   "the faster kept).")
 @TARGETS_DIR
 def compile(source: Path, out: Path | None, target: str | None, workspace: int | None, dla: bool | None,
-            timing_cache: Path | None, optimization: str, targets_dir: Path | None) -> None:
-    """Compile an artifact folder or bundle for this device (TensorRT engine or ONNX Runtime plan)."""
+            timing_cache: Path | None, optimization: str, runtime: str | None, targets_dir: Path | None) -> None:
+    """Compile an artifact folder or bundle for this device (TensorRT engine, ONNX Runtime plan or OpenVINO IR)."""
     settings = CompileSettings(workspace_mb=workspace, dla=dla, timing_cache=timing_cache, optimization=optimization,
-                               targets_dir=targets_dir)
+                               targets_dir=targets_dir, runtime=runtime)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
         folder = compile_artifact(source, target=target, out=out, settings=settings)
@@ -38,3 +44,5 @@ def compile(source: Path, out: Path | None, target: str | None, workspace: int |
     error = (f"; max error vs the ONNX {check['max_abs_error']:.3g} (budget {check['limit']:.3g}, {check['input']})"
              if check.get("limit") is not None else "")
     click.echo(f"{m.target} ({m.backend}, {m.precision}): {folder / m.engine_file}{error}")
+    if CHOICE_KEY in m.session:
+        click.echo(runtime_text(m.session[CHOICE_KEY]))

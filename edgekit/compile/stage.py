@@ -4,7 +4,9 @@
   portable optimisation level, plus the session settings the runner applies.
 - ``cpu`` targets on OpenVINO (``cpu-openvino``): its IR, ``model.xml`` + ``model.bin``, converted
   from the deployable ONNX with FP32 weights kept FP32, and the CPU plugin's settings (precision
-  held to the graph's: ``INFERENCE_PRECISION_HINT`` f32).
+  held to the artifact's: ``INFERENCE_PRECISION_HINT`` f32, bf16 for a bf16 artifact).
+- ``cpu`` targets listing several runtimes (``cpu``: ONNX Runtime and OpenVINO): each one's file,
+  the faster here kept (:mod:`edgekit.compile.choice`), unless the build pinned one (``--runtime``).
 - TensorRT targets: ``model.engine``, built here with this device's TensorRT (engines are not
   portable), after checking that this device is the one the bundle was made for.
 
@@ -32,9 +34,10 @@ from edgekit.atomic import atomic_dir
 from edgekit.artifact.bundle import is_bundle, open_bundle
 from edgekit.artifact.compat import check_device, needs_of_target
 from edgekit.artifact.folder import Artifact, load_artifact
-from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN, OV_IR
+from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN, OV_IR, compiled_files
 from edgekit.artifact.manifest import Manifest, TensorSpec, seal
 from edgekit.compile.check import CheckInputs, PlanCheck, Reference
+from edgekit.compile.choice import CHOICE_KEY, Candidate, RuntimeChoice, choose_runtime, pinned_choice
 from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, ParityError
 from edgekit.targets import Target, load_target
 
@@ -63,6 +66,9 @@ class CompileSettings:
             ``basic`` or ``none``); a level whose plan leaves its budget falls back to the next.
         seed: seed of the random verification input (used without the build's images).
         targets_dir: a folder of the user's target profiles, searched before EDGEKIT_PATH and the package's.
+        runtime: pin a cpu target's runtime (``onnxruntime``, ``openvino``); None: the one the build
+            pinned, else each of the target's runtimes measured here and the faster kept.
+        choice_runs: timed runs per runtime when they are measured.
     """
 
     workspace_mb: int | None = None
@@ -73,6 +79,8 @@ class CompileSettings:
     optimization: str = "extended"
     seed: int = 0
     targets_dir: Path | None = None
+    runtime: str | None = None
+    choice_runs: int = 10
 
 
 def compile_artifact(folder: Path | str, target: str | Target | None = None, out: Path | str | None = None,
@@ -99,7 +107,7 @@ def compile_artifact(folder: Path | str, target: str | Target | None = None, out
 
 
 def _compile(artifact: Artifact, target_name: str | Target | None, out: Path, settings: CompileSettings, source: Path) -> Path:
-    target = _resolve_target(artifact.manifest, target_name, settings.targets_dir)
+    target = _resolve_target(artifact.manifest, target_name, settings.targets_dir, settings.runtime)
     if target.is_tensorrt:
         _require_tensorrt(source)
     with atomic_dir(out) as work:
@@ -119,32 +127,86 @@ def compile_into(work: Path, manifest: Manifest, target: Target, settings: Compi
 
     Returns:
         The manifest with ``engine_file``, the session settings and the verification; warnings
-        (:class:`CompileWarning`) are raised as warnings and recorded there too.
+        (:class:`CompileWarning`) are raised as warnings and recorded there too. A cpu target with
+        several runtimes keeps the faster one's file, its record under ``session["runtime_choice"]``.
     """
     settings = settings or CompileSettings()
-    compile_one = {"tensorrt": _compile_tensorrt, "openvino": _compile_openvino}.get(target.backend, _compile_onnxruntime)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CompileWarning)
-        compiled = compile_one(work, manifest, target, settings, inputs)
-    notes = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    cpu = {k: v for k, v in manifest.session.items() if k not in ("onnxruntime", "openvino", CHOICE_KEY)}
+    manifest = manifest.evolve(session=cpu) if not target.is_tensorrt else manifest
+    if len(target.choices) > 1:
+        return _compile_chosen(work, manifest, target, settings, inputs)
+    compiled, caught = _compile_on(target.backend, work, manifest, target, settings, inputs)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if target.pinned:
+        compiled = _with_choice(compiled, pinned_choice(target.backend))
+    return compiled
+
+
+def _compile_on(backend: str, work: Path, manifest: Manifest, target: Target, settings: CompileSettings,
+                inputs: CheckInputs | None) -> tuple[Manifest, list]:
+    """Compile for one backend; its warnings are returned (to be raised by the caller), and
+    recorded in its session entry."""
+    compile_one = {"tensorrt": _compile_tensorrt, "openvino": _compile_openvino}.get(backend, _compile_onnxruntime)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompileWarning)
+        compiled = compile_one(work, manifest.evolve(backend=backend), target, settings, inputs)
+    notes = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
     if notes:
         session = dict(compiled.session)
         session[compiled.backend] = {**session[compiled.backend], "warnings": notes}
         compiled = compiled.evolve(session=session)
-    return compiled
+    return compiled, list(caught)
 
 
-def _resolve_target(manifest: Manifest, name: str | Target | None, folder: Path | None = None) -> Target:
+def _compile_chosen(work: Path, manifest: Manifest, target: Target, settings: CompileSettings,
+                    inputs: CheckInputs | None) -> Manifest:
+    """Every runtime of the target compiled and verified, the usable ones timed in turns, the
+    fastest kept (:mod:`edgekit.compile.choice`); the others' files are removed. Nothing usable:
+    the first runtime's error."""
+    candidates, errors, caught = [], [], {}
+    for runtime in target.choices:
+        try:
+            compiled, caught[runtime] = _compile_on(runtime, work, manifest, target, settings, inputs)
+        except (ArtifactError, BackendUnavailableError, ParityError) as exc:  # not installed, cannot read, off budget
+            errors.append(exc)
+            candidates.append(Candidate(runtime, reason=str(exc)))
+            continue
+        candidates.append(Candidate(runtime, compiled))
+    if not any(c.manifest is not None for c in candidates):
+        raise errors[0]
+    feeds, source = _feeds(manifest, 1, settings, inputs)
+    threads = target.threads if settings.threads is None else settings.threads
+    choice = choose_runtime(work, candidates, feeds[0], f"the first batch of {source}" if len(feeds) > 1 else source,
+                            settings.choice_runs, threads)
+    for c in candidates:
+        if c.manifest is not None and c.runtime != choice.kept:
+            for name in compiled_files(c.manifest.engine_file):
+                (work / name).unlink(missing_ok=True)
+    for w in caught[choice.kept]:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return _with_choice(next(c.manifest for c in candidates if c.runtime == choice.kept), choice)
+
+
+def _with_choice(m: Manifest, choice: RuntimeChoice) -> Manifest:
+    return m.evolve(session={**m.session, CHOICE_KEY: choice.to_dict()})
+
+
+def _resolve_target(manifest: Manifest, name: str | Target | None, folder: Path | None = None,
+                    runtime: str | None = None) -> Target:
+    """The target to compile for: the manifest's, pinned to ``runtime`` or to the runtime the build
+    pinned (``--runtime``)."""
     target = name if isinstance(name, Target) else load_target(name or manifest.target, folder)
     if target.name != manifest.target:
         raise ArtifactError(
             f"this artifact was built for {manifest.target}, not {target.name}: build one for {target.name} "
             f"on the workstation (`edgekit build RECIPE --target {target.name}`)"
         )
-    if target.backend != manifest.backend:
-        raise ArtifactError(f"target {target.name} uses {target.backend}, the manifest says {manifest.backend}")
+    pinned = runtime or (manifest.backend if manifest.session.get(CHOICE_KEY, {}).get("pinned") else None)
+    if pinned and not target.is_tensorrt:
+        target = target.with_runtime(pinned)
+    elif manifest.backend not in target.choices:
+        raise ArtifactError(f"target {target.name} uses {', '.join(target.choices)}, the manifest says {manifest.backend}")
     return target
 
 
@@ -276,7 +338,8 @@ def _no_level_holds(m: Manifest, left: dict[str, PlanCheck], version: str) -> st
 
 def _compile_openvino(work: Path, m: Manifest, target: Target, settings: CompileSettings,
                       inputs: CheckInputs | None = None) -> Manifest:
-    from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings, import_openvino, openvino_version
+    from edgekit.runtime.openvino_rt import (OpenVINORunner, OpenVINOSettings, import_openvino, openvino_version,
+                                             precision_hint)
 
     ov = import_openvino()
     threads = target.threads if settings.threads is None else settings.threads
@@ -286,11 +349,12 @@ def _compile_openvino(work: Path, m: Manifest, target: Target, settings: Compile
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ArtifactError(f"OpenVINO {openvino_version()} cannot convert {m.model_file}: {first[:300]}") from None
     ov.save_model(model, str(work / OV_IR), compress_to_fp16=False)  # the default would halve FP32 weights
-    run_settings = OpenVINOSettings(threads=threads)
+    run_settings = OpenVINOSettings(threads=threads, precision_hint=precision_hint(m.precision))
     feeds, source = _feeds(m, 1, settings, inputs)
-    if m.precision == "fp32":  # another runtime computing the same function
+    if m.precision == "fp32" or target.cpu_runtime != "openvino":
+        # another runtime computing the same function, or the graph ONNX Runtime verified on held-out images
         graph, against = _graph_runner(work / m.model_file, threads), "the deployable ONNX on ONNX Runtime"
-    else:  # OpenVINO's own int8/fp16 kernels, which the precision stage verified on held-out images
+    else:  # OpenVINO's own int8/fp16/bf16 kernels, which the precision stage verified on held-out images
         graph, against = OpenVINORunner(work / m.model_file, run_settings), "the deployable ONNX on OpenVINO"
     with graph:
         reference = _reference(m, graph.infer, feeds, source)
@@ -299,7 +363,7 @@ def _compile_openvino(work: Path, m: Manifest, target: Target, settings: Compile
         execution = runner.execution_precision()
     if not check.holds:
         raise ParityError(f"OpenVINO's IR differs from {against} beyond the {m.precision} budget: {check.describe()}; "
-                          "run it on ONNX Runtime: build for --target cpu")
+                          "run it on ONNX Runtime: build with --target cpu --runtime onnxruntime")
     session = dict(m.session)
     session["openvino"] = {
         "threads": threads, "precision_hint": run_settings.precision_hint, "performance_hint": run_settings.performance_hint,

@@ -54,6 +54,9 @@ class BuildConfig:
             (``--no-verify``) builds it without them, marked unverified.
         task: ``--task`` (None: what the model or recipe says, else its output shapes:
             :mod:`edgekit.convert.task`).
+        runtime: ``--runtime``: pin a cpu target's runtime (``onnxruntime``, ``openvino``); None: each
+            of the target's runtimes measured on the verified graph, the faster kept
+            (:mod:`edgekit.compile.choice`).
     """
 
     target: str = "cpu"
@@ -78,6 +81,7 @@ class BuildConfig:
     recipes_dir: Path | None = None
     inputs: InputOptions = InputOptions()
     verify: bool = True
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,8 @@ def _check(config: BuildConfig) -> Target:
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
     target = load_target(config.target, config.targets_dir)
+    if config.runtime:
+        target = target.with_runtime(config.runtime)
     if target.backend == "openvino":
         from edgekit.runtime.openvino_rt import import_openvino
 
@@ -140,6 +146,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         next_step = "" if complete else target.next_step(out, config.precision, deploy.name)
         if complete:
             manifest = _compile(folder, manifest, target, records, say, config)
+            if "runtime_choice" in manifest.session:
+                details["runtime"] = manifest.session["runtime_choice"]
         else:
             say(f"TensorRT is not installed here: stopped after the precision stage; finish on the device with `{next_step}`")
         report = BuildReport(source, target.name, config.precision, tuple(records),
@@ -561,9 +569,16 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
         facts["basis"] = f"{check.get('input')}, {compiled.precision} {check.get('kind')} budget{budget}{level}"
     if said:
         facts["warning"] = "; ".join(said)
+    choice = compiled.session.get("runtime_choice", {})
+    metrics |= {f"{runtime}_ms": ms for runtime, ms in choice.get("ms", {}).items()}
+    if choice:
+        from edgekit.convert.report import runtime_text
+
+        facts["runtime"] = runtime_text(choice)
+        say(facts["runtime"])
     size = sum(_size_mb(folder / f) for f in compiled_files(facts["file"]))
-    records.append(StageRecord(f"compile ({target.backend})", time.perf_counter() - start, None, None,
-                               size, None, metrics, facts))
+    records.append(StageRecord(f"compile ({compiled.backend})", time.perf_counter() - start, None, None,
+                               size, choice.get("ms", {}).get(compiled.backend), metrics, facts))
     return compiled
 
 

@@ -20,7 +20,7 @@ Metric names (each optional, a number or None):
 """
 from __future__ import annotations
 
-__all__ = ["StageRecord", "BuildReport", "parity_text", "detail_text"]
+__all__ = ["StageRecord", "BuildReport", "parity_text", "detail_text", "runtime_text"]
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,7 +125,31 @@ def _precision(r: StageRecord) -> str:
 
 
 def _compile(r: StageRecord) -> str:
-    return r.facts.get("file", "")
+    return r.facts.get("file", "") + (f"; {r.facts['runtime']}" if r.facts.get("runtime") else "")
+
+
+_RUNTIMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def runtime_text(choice: dict) -> str:
+    """The runtime a cpu artifact kept and why, in one line (``session["runtime_choice"]``,
+    :class:`~edgekit.compile.choice.RuntimeChoice`)."""
+    def name(runtime: str) -> str:
+        version = choice.get("versions", {}).get(runtime)
+        return f"{_RUNTIMES.get(runtime, runtime)}{' ' + version if version else ''}"
+
+    kept = choice["kept"]
+    if choice.get("by") == "pinned":
+        return f"runtime {name(kept)}, pinned by --runtime (not measured)"
+    ms = choice.get("ms", {})
+    text = f"runtime {name(kept)} kept"
+    if len(ms) > 1:
+        others = ", ".join(f"{name(r)} {v:.1f} ms ({v / ms[kept]:.2f}x)" for r, v in ms.items() if r != kept)
+        text += (f": {ms[kept]:.1f} ms against {others}, medians of {choice.get('runs')} runs each in turns on "
+                 f"{choice.get('input')}, {choice.get('cpu')}")
+    for runtime, why in choice.get("unusable", {}).items():
+        text += f"; {_RUNTIMES.get(runtime, runtime)} not usable here: {why}"
+    return text
 
 
 def _value(value) -> str:
@@ -233,5 +257,6 @@ class BuildReport:
         if self.next_step:
             lines += ["", f"Next step: `{self.next_step}`"]
         lines += ["", "Latency: median of timed runs after warm-up on the build machine (CPU, "
-                  "ONNX Runtime for ONNX stages, PyTorch for the torch stages), batch as exported."]
+                  "the target's first runtime for ONNX stages, PyTorch for the torch stages, the kept runtime "
+                  "for compile), batch as exported."]
         return "\n".join(lines) + "\n"
