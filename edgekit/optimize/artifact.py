@@ -31,8 +31,9 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
 
     src = resolve_source(source, config.input_size, config.checkpoint, config.task, recipes_dir=config.recipes_dir,
                          inputs=config.inputs)
+    # config.task too: --task over a recipe's own task is a build of another task
     key = content_key("fp32-build", src.to_dict(), src.recipe.input_size, config.batch, target.name,
-                      src.recipe.task, src.recipe.preprocess.to_dict(), __version__)
+                      src.recipe.task, config.task, src.recipe.preprocess.to_dict(), __version__)
     build_config = BuildConfig(target=target.name, precision="fp32", input_size=config.input_size, batch=config.batch,
                                checkpoint=config.checkpoint, task=config.task, latency_runs=0,
                                targets_dir=config.targets_dir, recipes_dir=config.recipes_dir, inputs=config.inputs)
