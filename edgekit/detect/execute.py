@@ -157,7 +157,8 @@ def write_detections(artifact: Artifact | Path | str, image: Path | str, outputs
     with open_image(Path(image)) as source:
         georef = source.georef if source.georef and source.georef.get("crs") else None
         shape = source.shape
-        view = Preview.for_source(source, artifact.manifest.preprocess.scale) if outputs.preview is not None else None
+        view = Preview.for_source(source, artifact.manifest.preprocess.scale, classes=artifact.manifest.classes) \
+            if outputs.preview is not None else None
     check_detection_outputs(outputs, georef is not None)
     with DetectionWriter(outputs, Path(image), shape, artifact.manifest.classes, georef, view) as writer:
         return detect_image(artifact, image, writer, config, runner=runner, preview=view)

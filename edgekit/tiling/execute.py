@@ -161,7 +161,7 @@ def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: Til
         if runner is None:
             runner = stack.enter_context(artifact.runner(config.backend, config.threads))
         plan = plan_for(artifact.manifest, runner, source, config)
-        return _run(plan, runner, source, outputs, config, _softmaxed(artifact.manifest), stack)
+        return _run(plan, runner, source, outputs, config, _softmaxed(artifact.manifest), stack, artifact.manifest.classes)
 
 
 class _MaskInMemory:
@@ -220,9 +220,9 @@ def _stitch(plan: TilePlan, runner: Runner, source: ImageSource, writers: dict, 
 
 
 def _run(plan: TilePlan, runner: Runner, source: ImageSource, outputs: TileOutputs, config: TileConfig,
-         softmaxed: bool, stack: ExitStack) -> InferResult:
+         softmaxed: bool, stack: ExitStack, names: tuple[str, ...] = ()) -> InferResult:
     classes = int(runner.output_specs()[0].shape[1])
-    preview = Preview.for_source(source, plan.pixels.preprocess.scale) if outputs.preview is not None else None
+    preview = Preview.for_source(source, plan.pixels.preprocess.scale, classes=names) if outputs.preview is not None else None
     preview_tmp = stack.enter_context(atomic_file(outputs.preview)) if preview is not None else None
     writers = _writers(stack, outputs, source, classes)
     start = time.perf_counter()
