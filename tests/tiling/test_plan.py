@@ -38,7 +38,9 @@ def test_detector_and_segmenter_preview_the_model_bands(tmp_path):
         assert code == 0, out
     model_bands = pixels[..., [2, 1, 0]]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "det.png")), model_bands)
-    overlay = Preview(96, 112)  # the segmenter's overlay of the same bands under its mask
+    from edgekit.artifact.manifest import read_manifest
+
+    overlay = Preview(96, 112, classes=read_manifest(segmenter).classes)  # the segmenter's overlay, its legend
     overlay.image[:] = model_bands
     overlay.mask[:] = tifffile.imread(tmp_path / "mask.tif")
     overlay.save(tmp_path / "expected.png")
