@@ -1,9 +1,10 @@
 """TensorRT engines, measured directly: compute-only time, per-layer time, batch limits, memory.
 
 Everything here imports ``tensorrt`` and cuda-python inside the function that needs them, and
-raises BackendUnavailableError where they do not import. Compute-only time runs the engine on
-inputs already resident in device memory and reads CUDA events recorded on the same stream
-around ``execute_async_v3``: no host-device copies, no CUDA graph. Per-layer time uses
+raises BackendUnavailableError where they do not import; an engine built for DLA is loaded on
+its core (``dla_core``: the manifest's ``session.tensorrt.dla_core``). Compute-only time runs the
+engine on inputs already resident in device memory and reads CUDA events recorded on the same
+stream around ``execute_async_v3``: no host-device copies, no CUDA graph. Per-layer time uses
 ``IProfiler``; layer precisions come from ``IEngineInspector`` (needs an engine built with
 ``ProfilingVerbosity.DETAILED`` for anything beyond names).
 """
@@ -19,47 +20,14 @@ from typing import Iterator
 
 import numpy as np
 
-from edgekit.errors import BackendUnavailableError, EdgekitError
+from edgekit.compile.placement import layer_device
+from edgekit.errors import EdgekitError
 from edgekit.profile.latency import TimingConfig, time_calls
 from edgekit.profile.layers import LayerReport, layer_report
+from edgekit.runtime.trt import cuda_call, deserialize_engine, import_cudart, import_tensorrt
 
 _PRECISION_WORDS = (("FP8", "fp8"), ("BF16", "bf16"), ("FP16", "fp16"), ("HALF", "fp16"), ("INT8", "int8"),
                     ("INT4", "int4"), ("FP32", "fp32"), ("FLOAT", "fp32"), ("INT32", "int32"), ("BOOL", "bool"))
-
-
-def _trt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailableError("TensorRT is not installed here: per-engine profiling needs `import tensorrt`") from None
-    return trt
-
-
-def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError:
-            raise BackendUnavailableError("cuda-python is not installed: pip install 'edgekit[trt]'") from None
-    return cudart
-
-
-def _check(result):
-    """cuda-python returns (error, values...): raise on an error, return the values."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise EdgekitError(f"CUDA call failed with {err}")
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def _load_engine(trt, path: Path):
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-    engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
-    if engine is None:
-        raise EdgekitError(f"TensorRT cannot deserialize {path}: rebuild it here with `edgekit compile`")
-    return runtime, engine
 
 
 def _io_names(trt, engine) -> tuple[list[str], list[str]]:
@@ -68,10 +36,10 @@ def _io_names(trt, engine) -> tuple[list[str], list[str]]:
     return inputs, [n for n in names if n not in inputs]
 
 
-def engine_batch_limits(engine_path: Path) -> tuple[int, int]:
+def engine_batch_limits(engine_path: Path, dla_core: int | None = None) -> tuple[int, int]:
     """(smallest, largest) batch the engine's first optimisation profile accepts for its first input."""
-    trt = _trt()
-    _, engine = _load_engine(trt, engine_path)
+    trt = import_tensorrt()
+    _, engine = deserialize_engine(trt, Path(engine_path), dla_core)
     name = _io_names(trt, engine)[0][0]
     batch = engine.get_tensor_shape(name)[0]
     if batch > 0:
@@ -80,23 +48,23 @@ def engine_batch_limits(engine_path: Path) -> tuple[int, int]:
     return int(low[0]), int(high[0])
 
 
-def engine_device_memory_mb(engine_path: Path) -> float:
+def engine_device_memory_mb(engine_path: Path, dla_core: int | None = None) -> float:
     """Activation (scratch) memory the engine asks for, MiB."""
-    trt = _trt()
-    _, engine = _load_engine(trt, engine_path)
+    trt = import_tensorrt()
+    _, engine = deserialize_engine(trt, Path(engine_path), dla_core)
     size = getattr(engine, "device_memory_size_v2", None) or engine.device_memory_size
     return float(size) / (1024 * 1024)
 
 
 @contextmanager
-def _session(engine_path: Path, batch: int) -> Iterator[tuple]:
+def _session(engine_path: Path, batch: int, dla_core: int | None = None) -> Iterator[tuple]:
     """An execution context with every I/O tensor in device memory (random inputs), and a stream."""
-    trt, cudart = _trt(), _cudart()
-    _, engine = _load_engine(trt, engine_path)
+    trt, cudart = import_tensorrt(), import_cudart()
+    _, engine = deserialize_engine(trt, Path(engine_path), dla_core)
     context = engine.create_execution_context()
     inputs, outputs = _io_names(trt, engine)
     rng = np.random.default_rng(0)
-    stream = _check(cudart.cudaStreamCreate())
+    stream = cuda_call(cudart.cudaStreamCreate())
     buffers = []
     try:
         for name in inputs:
@@ -104,14 +72,15 @@ def _session(engine_path: Path, batch: int) -> Iterator[tuple]:
             shape[0] = batch if shape[0] < 0 else shape[0]
             context.set_input_shape(name, shape)
             host = rng.standard_normal(shape).astype(trt.nptype(engine.get_tensor_dtype(name)))
-            ptr = _check(cudart.cudaMalloc(host.nbytes))
+            ptr = cuda_call(cudart.cudaMalloc(host.nbytes))
             buffers.append(ptr)
-            _check(cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+            cuda_call(cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, h2d))
             context.set_tensor_address(name, ptr)
         for name in outputs:
             shape = tuple(context.get_tensor_shape(name))
             nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(engine.get_tensor_dtype(name))).itemsize
-            ptr = _check(cudart.cudaMalloc(max(nbytes, 1)))
+            ptr = cuda_call(cudart.cudaMalloc(max(nbytes, 1)))
             buffers.append(ptr)
             context.set_tensor_address(name, ptr)
         yield trt, cudart, engine, context, stream
@@ -121,19 +90,19 @@ def _session(engine_path: Path, batch: int) -> Iterator[tuple]:
         cudart.cudaStreamDestroy(stream)
 
 
-def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig) -> np.ndarray:
+def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig, dla_core: int | None = None) -> np.ndarray:
     """Milliseconds per ``execute_async_v3`` between CUDA events, inputs already on the device."""
-    with _session(engine_path, batch) as (_, cudart, _engine, context, stream):
-        start, stop = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
+    with _session(engine_path, batch, dla_core) as (_, cudart, _engine, context, stream):
+        start, stop = cuda_call(cudart.cudaEventCreate()), cuda_call(cudart.cudaEventCreate())
         times: list[float] = []
 
         def run() -> None:
-            _check(cudart.cudaEventRecord(start, stream))
+            cuda_call(cudart.cudaEventRecord(start, stream))
             if not context.execute_async_v3(int(stream)):
                 raise EdgekitError("TensorRT execute_async_v3 failed")
-            _check(cudart.cudaEventRecord(stop, stream))
-            _check(cudart.cudaEventSynchronize(stop))
-            times.append(float(_check(cudart.cudaEventElapsedTime(start, stop))))
+            cuda_call(cudart.cudaEventRecord(stop, stream))
+            cuda_call(cudart.cudaEventSynchronize(stop))
+            times.append(float(cuda_call(cudart.cudaEventElapsedTime(start, stop))))
 
         try:
             counted = len(time_calls(run, timing))
@@ -143,9 +112,10 @@ def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig) -> 
         return np.asarray(times[-counted:], dtype=np.float64)
 
 
-def engine_layer_report(engine_path: Path, batch: int, runs: int = 20, top: int = 10) -> LayerReport:
+def engine_layer_report(engine_path: Path, batch: int, runs: int = 20, top: int = 10,
+                        dla_core: int | None = None) -> LayerReport:
     """Mean per-layer time over ``runs`` profiled executions, with each layer's precision."""
-    with _session(engine_path, batch) as (trt, cudart, engine, context, stream):
+    with _session(engine_path, batch, dla_core) as (trt, cudart, engine, context, stream):
         totals: dict[str, float] = {}
 
         class _Profiler(trt.IProfiler):
@@ -156,11 +126,11 @@ def engine_layer_report(engine_path: Path, batch: int, runs: int = 20, top: int 
                 totals[layer_name] = totals.get(layer_name, 0.0) + ms
 
         context.execute_async_v3(int(stream))  # one unprofiled warm-up run
-        _check(cudart.cudaStreamSynchronize(stream))
+        cuda_call(cudart.cudaStreamSynchronize(stream))
         context.profiler = _Profiler()
         for _ in range(runs):
             context.execute_async_v3(int(stream))
-            _check(cudart.cudaStreamSynchronize(stream))
+            cuda_call(cudart.cudaStreamSynchronize(stream))
         meta = _layer_meta(trt, engine, context)
     per_run = {name: ms / runs for name, ms in totals.items()}
     return layer_report("tensorrt", runs, per_run, {n: meta.get(n, ("", "?", "GPU")) for n in per_run}, top)
@@ -183,8 +153,7 @@ def _layer_meta(trt, engine, context) -> dict[str, tuple[str, str, str]]:
             continue
         kind = str(layer.get("LayerType", ""))
         fmt = " ".join(str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", []) if isinstance(o, dict))
-        device = "DLA" if "dla" in kind.lower() else "GPU"
-        meta[str(layer.get("Name", ""))] = (kind, _precision_from_format(fmt), device)
+        meta[str(layer.get("Name", ""))] = (kind, _precision_from_format(fmt), layer_device(layer))
     return meta
 
 

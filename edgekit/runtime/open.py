@@ -28,7 +28,7 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
             (``onnxruntime`` on an OpenVINO or TensorRT artifact) runs the deployable ONNX.
         threads: CPU threads (0: the backend's default).
         providers: ONNX Runtime providers, overriding what ``backend`` asks for.
-        device: the GPU index (``onnxruntime-cuda``/``-trt``, ``torch``).
+        device: the GPU index (``onnxruntime-cuda``/``-trt``, ``tensorrt``, ``torch``).
     """
     backend = backend or artifact.manifest.backend
     if backend not in BACKENDS:
@@ -40,7 +40,10 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
         artifact.check_device()
         from edgekit.runtime.trt import TensorRTRunner
 
-        return TensorRTRunner(artifact.engine_path)
+        session = artifact.manifest.session.get("tensorrt", {})  # as `edgekit compile` built and checked it
+        core = session.get("dla_core") if session.get("dla") else None
+        return TensorRTRunner(artifact.engine_path, device=device, dla_core=core,
+                              cuda_graph=bool(session.get("cuda_graph", False)))
     if backend == "openvino":
         from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
 
