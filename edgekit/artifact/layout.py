@@ -14,7 +14,7 @@ A bundle (``edgekit package``) adds ``bundle.json``, its own index of checksums.
 from __future__ import annotations
 
 __all__ = ["MODEL", "ORT_PLAN", "OV_IR", "OV_WEIGHTS", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED", "compiled_files",
-           "REPORTS", "is_sealed", "write_report"]
+           "REPORTS", "ENGINE_CACHE", "is_sealed", "write_report"]
 
 import json
 from pathlib import Path
@@ -30,6 +30,9 @@ REPORT_MD = "report.md"
 BUNDLE_INDEX = "bundle.json"
 COMPILED = (ORT_PLAN, OV_IR, OV_WEIGHTS, ENGINE)
 REPORTS = (REPORT_JSON, REPORT_MD)
+# TensorRT's caches on the device that compiles (built engines by key, tactic timings): hidden, so
+# outside the seal and never packaged (edgekit.compile.engine_cache)
+ENGINE_CACHE = ".tensorrt"
 
 
 def compiled_files(engine_file: str) -> tuple[str, ...]:

@@ -19,6 +19,8 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
 @click.option("--runtime", type=click.Choice(CPU_RUNTIMES),
               help="Pin a cpu target's runtime (default: each one installed, measured here, the faster kept).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--dla-core", type=click.IntRange(min=0), help="TensorRT targets with DLA (Jetson Orin: 0 or 1): "
+              "run the engine on this DLA core, the layers it cannot run on the GPU; fp16/int8 only.")
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images: a folder, or one large image.")
 @click.option("--calib-method", type=click.Choice(["entropy", "max", "percentile"]), default="max", show_default=True)
 @click.option("--calib-samples", type=int, help="Images used for calibration (default: all, at most 64).")

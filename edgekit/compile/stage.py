@@ -24,7 +24,7 @@ __all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "compile_int
 
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from edgekit.atomic import atomic_dir
 from edgekit.artifact.bundle import is_bundle, open_bundle
 from edgekit.artifact.compat import check_device, needs_of_target
 from edgekit.artifact.folder import Artifact, load_artifact
-from edgekit.artifact.layout import COMPILED, ENGINE, ORT_PLAN, OV_IR, compiled_files
+from edgekit.artifact.layout import COMPILED, ENGINE, ENGINE_CACHE, ORT_PLAN, OV_IR, compiled_files
 from edgekit.artifact.manifest import Manifest, TensorSpec, seal
 from edgekit.compile.check import CheckInputs, PlanCheck, Reference
 from edgekit.compile.choice import CHOICE_KEY, Candidate, RuntimeChoice, choose_runtime, pinned_choice
@@ -58,9 +58,13 @@ class CompileSettings:
 
     Attributes:
         workspace_mb: TensorRT builder workspace.
-        dla: build for a DLA core with GPU fallback.
-        dla_core: which DLA core.
-        timing_cache: TensorRT tactic timing cache, read and updated.
+        dla: build for a DLA core with GPU fallback (False: the GPU only, whatever the build asked).
+        dla_core: which DLA core (setting it asks for DLA); None: the build's, else 0.
+        timing_cache: TensorRT tactic timing cache, read and updated; None: the artifact's own, one
+            per TensorRT version and GPU (``.tensorrt/timing-*.cache``).
+        use_timing_cache: False builds without a timing cache.
+        cuda_graph: the runner replays CUDA graphs of the engine (recorded in the manifest).
+        rebuild: build the engine even when the artifact's engine cache holds it.
         threads: ONNX Runtime intra-op threads (0: one per physical core).
         optimization: the highest ONNX Runtime level tried for the saved plan (``extended``,
             ``basic`` or ``none``); a level whose plan leaves its budget falls back to the next.
@@ -73,8 +77,11 @@ class CompileSettings:
 
     workspace_mb: int | None = None
     dla: bool | None = None
-    dla_core: int = 0
+    dla_core: int | None = None
     timing_cache: Path | None = None
+    use_timing_cache: bool = True
+    cuda_graph: bool | None = None
+    rebuild: bool = False
     threads: int | None = None
     optimization: str = "extended"
     seed: int = 0
@@ -112,6 +119,10 @@ def _compile(artifact: Artifact, target_name: str | Target | None, out: Path, se
         _require_tensorrt(source)
     with atomic_dir(out) as work:
         _copy_sources(artifact, work)
+        if target.is_tensorrt:  # engines built before here: the same key builds nothing
+            from edgekit.compile.engine_cache import carry_cache
+
+            carry_cache((out, artifact.folder), work)
         seal(work, compile_into(work, artifact.manifest, target, settings))
     return out
 
@@ -379,21 +390,31 @@ def _compile_openvino(work: Path, m: Manifest, target: Target, settings: Compile
 
 def engine_settings(m: Manifest, target: Target, settings: CompileSettings):
     """The engine build's settings: the options first, then what the build requested in the
-    manifest (``session["tensorrt"]``: ``workspace_mb``, ``dla``), then the target's defaults."""
-    from edgekit.compile.engine import EngineSettings
+    manifest (``session["tensorrt"]``: ``workspace_mb``, ``dla``, ``dla_core``), then the target's
+    defaults; the batch profile from the target's batch (:func:`edgekit.compile.engine.profile_batch`)."""
+    from edgekit.compile.engine import EngineSettings, check_dla_core, profile_batch
 
     requested = m.session.get("tensorrt", {})
-    use_dla = settings.dla if settings.dla is not None else bool(requested.get("dla", False))
-    if use_dla and m.precision == "fp32":
-        raise ConfigError(f"DLA runs FP16 or INT8 only and this artifact is {m.precision}; compile with --no-dla")
+    core = _dla_core(settings, requested)
+    check_dla_core(core, target, m.precision, off="compile with --no-dla")
     workspace = settings.workspace_mb or int(requested.get("workspace_mb", target.workspace_mb))
     batch = m.batch if isinstance(m.batch, int) and m.batch > 0 else target.batch
     return EngineSettings(
-        precision=m.precision, workspace_mb=workspace,
-        dla_core=settings.dla_core if use_dla else None,
-        batch=(1, batch, batch), timing_cache=settings.timing_cache,
+        precision=m.precision, workspace_mb=workspace, dla_core=core,
+        batch=profile_batch(batch, dla=core is not None), timing_cache=settings.timing_cache,
         sparse_weights=bool(requested.get("sparse_weights", False)),
     )
+
+
+def _dla_core(settings: CompileSettings, requested: dict) -> int | None:
+    """--no-dla, else --dla-core, else --dla or the build's request (its core, else 0)."""
+    if settings.dla is False:
+        return None
+    if settings.dla_core is not None:
+        return settings.dla_core
+    if settings.dla or requested.get("dla"):
+        return int(requested.get("dla_core") or 0)
+    return None
 
 
 def _check_memory(workspace_mb: int) -> None:
@@ -405,51 +426,97 @@ def _check_memory(workspace_mb: int) -> None:
                           f"pass --workspace {max(free // 2, 1)} or free memory")
 
 
-def _verify_engine(work: Path, m: Manifest, batch: int, settings: CompileSettings, inputs: CheckInputs | None = None) -> dict:
-    """The engine against the deployable ONNX run as written; past its budget only a warning (TensorRT
-    picks its kernels per device, and the user checks them with ``edgekit compare``)."""
+def _verify_engine(work: Path, m: Manifest, eng, cuda_graph: bool, settings: CompileSettings,
+                   inputs: CheckInputs | None = None) -> dict:
+    """The engine, run as the runner will, against the deployable ONNX run as written; past its budget
+    only a warning (TensorRT picks its kernels per device; the user checks them with ``edgekit compare``)."""
     from edgekit.runtime.trt import TensorRTRunner
 
-    feeds, source = _feeds(m, batch, settings, inputs)
+    feeds, source = _feeds(m, eng.batch[1], settings, inputs)
     try:
         with _graph_runner(work / m.model_file) as graph:
             reference = _reference(m, graph.infer, feeds, source)
     except BackendUnavailableError:
         return {"skipped": "onnxruntime is not installed here"}
-    with TensorRTRunner(work / ENGINE) as runner:
+    with TensorRTRunner(work / ENGINE, dla_core=eng.dla_core, cuda_graph=cuda_graph) as runner:
         check = reference.compare(runner.infer)
+        if runner.graph_note:
+            warnings.warn(f"{runner.graph_note}: the runner will run it without", CompileWarning, stacklevel=2)
     if not check.holds:
         warnings.warn(f"the {m.precision} engine differs from the ONNX beyond its budget: {check.describe()}; "
                       "check it with `edgekit compare`", CompileWarning, stacklevel=2)
     return check.to_dict()
 
 
+def _placement(engine: Path, core: int | None) -> dict | None:
+    """Which layers run on DLA core ``core`` and which fell back to the GPU (one warning line if any did)."""
+    if core is None:
+        return None
+    from edgekit.compile.placement import engine_placement
+
+    placement = engine_placement(engine, core)
+    line = placement.summary(core)
+    if line:
+        warnings.warn(line, CompileWarning, stacklevel=2)
+    return placement.to_dict()
+
+
+def _engine_into(work: Path, m: Manifest, eng, settings: CompileSettings, trt_version: str, device) -> str:
+    """``work/model.engine`` from the artifact's engine cache, else built (and cached); the key's digest."""
+    from edgekit.compile.engine import build_engine
+    from edgekit.compile.engine_cache import EngineCache, engine_key
+
+    key = engine_key(work / m.model_file, m.inputs, eng, trt_version, device.gpu_name, device.compute_capability)
+
+    def build(dest: Path) -> None:
+        _check_memory(eng.workspace_mb)
+        build_engine(work / m.model_file, dest, m.inputs, eng)
+
+    EngineCache(work / ENGINE_CACHE).engine(key, work / ENGINE, build, rebuild=settings.rebuild)
+    return key.digest
+
+
 def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: CompileSettings,
                       inputs: CheckInputs | None = None) -> Manifest:
-    from edgekit.compile.engine import build_engine
+    from edgekit.compile.engine import build_mode, device_dla_cores
+    from edgekit.compile.engine_cache import timing_cache_file
     from edgekit.runtime.device import local_device
     from edgekit.runtime.trt import import_tensorrt
 
     trt = import_tensorrt()
-    from polygraphy.backend.trt import get_trt_logger
-
     device = local_device()
-    dla_cores = int(trt.Builder(get_trt_logger()).num_DLA_cores)
+    dla_cores = device_dla_cores()
     eng = engine_settings(m, target, settings)
+    timing = None
+    if settings.use_timing_cache:
+        timing = eng.timing_cache or timing_cache_file(work, trt.__version__, device.gpu_name, device.compute_capability)
+    eng = replace(eng, timing_cache=timing)
     for note in check_device(needs_of_target(target), device, dla_cores, eng.dla_core is not None):
         warnings.warn(note, CompileWarning, stacklevel=2)
-    _check_memory(eng.workspace_mb)
-    mode = build_engine(work / m.model_file, work / ENGINE, m.inputs, eng)
+    digest = _engine_into(work, m, eng, settings, trt.__version__, device)
+    requested = m.session.get("tensorrt", {})
+    cuda_graph = bool(requested.get("cuda_graph", False) if settings.cuda_graph is None else settings.cuda_graph)
     session = dict(m.session)
     session["tensorrt"] = {
         "workspace_mb": eng.workspace_mb, "dla": eng.dla_core is not None, "dla_core": eng.dla_core,
         "sparse_weights": eng.sparse_weights,
-        "gpu_fallback": eng.dla_core is not None, **mode.to_dict(),
+        "gpu_fallback": eng.dla_core is not None, **build_mode(trt.__version__, eng.precision).to_dict(),
         "profile_batch": list(eng.batch) if not isinstance(m.batch, int) else None,
-        "timing_cache": str(eng.timing_cache) if eng.timing_cache else None,
-        "verification": _verify_engine(work, m, eng.batch[1], settings, inputs),
+        "timing_cache": _shown(timing, work), "engine_key": digest, "cuda_graph": cuda_graph,
+        "placement": _placement(work / ENGINE, eng.dla_core),
+        "verification": _verify_engine(work, m, eng, cuda_graph, settings, inputs),
     }
     built_on = {"gpu_name": device.gpu_name, "compute_capability": device.compute_capability,
                 "dla_cores": dla_cores, "jetpack": device.jetpack, "machine": device.machine}
     versions = {**m.versions, "tensorrt": trt.__version__, "cuda": device.cuda, "edgekit_compile": __version__}
     return m.evolve(engine_file=ENGINE, session=session, device=built_on, versions=versions)
+
+
+def _shown(path: Path | None, work: Path) -> str | None:
+    """A path as the manifest records it: inside the artifact, relative to it."""
+    if path is None:
+        return None
+    try:
+        return Path(path).relative_to(work).as_posix()
+    except ValueError:
+        return str(path)

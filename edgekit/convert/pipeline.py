@@ -57,6 +57,8 @@ class BuildConfig:
         runtime: ``--runtime``: pin a cpu target's runtime (``onnxruntime``, ``openvino``); None: each
             of the target's runtimes measured on the verified graph, the faster kept
             (:mod:`edgekit.compile.choice`).
+        dla_core: ``--dla-core``: the DLA core the engine runs on (GPU fallback for the rest), recorded
+            in the manifest for ``edgekit compile``; None: the GPU only.
     """
 
     target: str = "cpu"
@@ -82,6 +84,7 @@ class BuildConfig:
     inputs: InputOptions = InputOptions()
     verify: bool = True
     runtime: str | None = None
+    dla_core: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ def _check(config: BuildConfig) -> Target:
     if config.calib is not None and not Path(config.calib).exists():
         raise ConfigError(f"calibration set {config.calib} does not exist")
     target = load_target(config.target, config.targets_dir)
+    from edgekit.compile.engine import check_dla_core
+
+    check_dla_core(config.dla_core, target, config.precision)
     if config.runtime:
         target = target.with_runtime(config.runtime)
     if target.backend == "openvino":
@@ -143,7 +149,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         shutil.rmtree(work)
         manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
-        next_step = "" if complete else target.next_step(out, config.precision, deploy.name)
+        next_step = "" if complete else target.next_step(out, config.precision, deploy.name, config.dla_core)
         if complete:
             manifest = _compile(folder, manifest, target, records, say, config)
             if "runtime_choice" in manifest.session:
@@ -632,6 +638,7 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
         source=src.to_dict() | {"precision": precision_info},
         versions={k: v for k, v in versions.items() if v},
         session={"tensorrt": {"workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores,
+                              "dla": config.dla_core is not None, "dla_core": config.dla_core,
                               # `edgekit compress --sparsity 2:4` weights: TensorRT's sparse tensor-core kernels
                               "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
         output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
