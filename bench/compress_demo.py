@@ -1,7 +1,8 @@
 """Compress the demo model (FastViT-SA12 + FPN, trained on Blue Marble) at a level, build it, and
 report speed and accuracy against the original, measured side by side in one run.
 
-Training images: calib/bluemarble (west of 45E, the training region; no masks: pure distillation);
+Training images: calib/bluemarble (west of 45E, the training region; no masks: pure distillation),
+or ``--images`` (a folder, or one large image such as the whole west half, cut into tiles);
 held-out: calib/bluemarble_val (east of it, real land-sea masks) for the search's choice. The final
 figures are the whole held-out region east of 45E against the real mask, tile by tile, for: the
 original FP32 and INT8 builds, and the compressed network's FP32 and INT8 builds. Latency:
@@ -9,6 +10,7 @@ edgekit.profile (ONNX Runtime CPU) on this machine, same run; the machine may be
 
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 1 --speedup 1.5 --max-drop 0.5 --steps 300
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 1000
+    PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 ... --images west.png --out runs/bench_compress_west
 A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize).
 """
 from __future__ import annotations
@@ -31,6 +33,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=1e-3, help="recovery learning rate")
     parser.add_argument("--train-samples", type=int, default=20)
+    parser.add_argument("--images", type=Path, default=ROOT / CALIB, help="training images: a folder or one large image")
+    parser.add_argument("--max-candidates", type=int, default=3)
+    parser.add_argument("--time-budget", type=float, default=60.0, help="minutes of recovery")
+    parser.add_argument("--no-int8", action="store_true", help="build and score FP32 only (INT8 adds no speed here)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_compress")
     args = parser.parse_args()
 
@@ -44,7 +50,8 @@ def main() -> None:
 
     import onnxruntime
 
-    config = CompressConfig(images=ROOT / CALIB, val=ROOT / VAL, level=args.level, train_samples=args.train_samples,
+    config = CompressConfig(images=args.images, val=ROOT / VAL, level=args.level, train_samples=args.train_samples,
+                            max_candidates=args.max_candidates, time_budget_min=args.time_budget,
                             batch=2, recovery=DistillSettings(steps=args.steps, lr=args.lr, eval_every=max(args.steps // 6, 1)),
                             cache=default_cache_dir())
     start = time.perf_counter()
@@ -60,15 +67,17 @@ def main() -> None:
         return
     r = result.report
     print(json.dumps({"level": args.level, "plan": r.plan, "search_speedup": round(r.speedup, 3),
-                      "val_tiles_miou": [r.accuracy["before"], r.accuracy["after"]], "seconds": r.seconds}, indent=2))
+                      "val_tiles_miou": [r.accuracy["before"], r.accuracy["after"]], "seconds": r.seconds,
+                      "images": str(args.images), "tried": list(r.tried)}, indent=2))
 
     int8 = BuildConfig(precision="int8", calib=ROOT / CALIB, val=ROOT / VAL, calib_samples=16, latency_runs=0)
     folders = {
         "original fp32": build("fastvit_sa12_fpn", args.out / "orig_fp32", BuildConfig(latency_runs=0)).folder,
-        "original int8": build("fastvit_sa12_fpn", args.out / "orig_int8", int8).folder,
         f"{r.plan} fp32": build(str(small), args.out / f"level{args.level}_fp32", BuildConfig(latency_runs=0)).folder,
-        f"{r.plan} int8": build(str(small), args.out / f"level{args.level}_int8", int8).folder,
     }
+    if not args.no_int8:
+        folders["original int8"] = build("fastvit_sa12_fpn", args.out / "orig_int8", int8).folder
+        folders[f"{r.plan} int8"] = build(str(small), args.out / f"level{args.level}_int8", int8).folder
     image = bluemarble.load_image()
     data = (image, bluemarble.load_mask(image.shape[:2]), bluemarble.split_column(image.shape[1]))
     rows = {name: row(name, folder, data) for name, folder in folders.items()}

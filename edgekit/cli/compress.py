@@ -31,6 +31,10 @@ from edgekit.cli.options import SIZE, TASK, preprocess_options
 @click.option("--steps", type=int, default=200, show_default=True, help="Recovery steps at most (level 3: twice).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Recovery learning rate.")
 @click.option("--batch", type=int, default=2, show_default=True, help="Recovery batch size.")
+@click.option("--max-candidates", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Plans meeting the goal recovered at most, least compressed first, until one holds --max-drop.")
+@click.option("--time-budget", "time_budget_min", type=float, default=60.0, show_default=True,
+              help="Minutes of recovery: a further plan is tried only while one more attempt fits.")
 @click.option("--sparsity", type=click.Choice(["2:4"]), default=None,
               help="Also make the network 2:4 sparse (TensorRT targets: Ampere/Orin sparse tensor cores).")
 @click.option("--latency-runs", type=int, default=5, show_default=True)
@@ -55,6 +59,10 @@ def compress(source, out, max_drop, speedup, max_latency, max_size, steps, lr, c
         result = run_compress(source, out, goal, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
     r = result.report
     acc = r.accuracy
+    for k, t in enumerate(r.tried, 1):  # every attempt, the last one the chosen plan
+        if "speedup" in t:
+            click.echo(f"attempt {k} {t['plan']}: {t['speedup']:.2f}x, held-out {100 * t['metric']:.2f} "
+                       f"({-t['drop']:+.2f} points), {t['steps']} steps, {t['seconds'] / 60:.1f} min")
     click.echo(f"{r.plan}: {r.speedup:.2f}x ({r.before['latency_ms']:.1f} -> {r.after['latency_ms']:.1f} ms, {r.latency_kind}), "
                f"params {r.before['params']:,} -> {r.after['params']:,}, {acc['metric']} {100 * acc['before']:.2f} -> "
                f"{100 * acc['after']:.2f} -> {out} (build it: edgekit build {out} --target {r.target})")

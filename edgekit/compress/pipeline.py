@@ -2,7 +2,10 @@
 
 Steps: load and reparameterize the source; measure the original and every plan of the level on
 the target (cached); keep the plans that meet the speed/size goal (else: a one-line error, nothing
-written); from the least compressed, recover each by distillation until one holds --max-drop;
+written); from the least compressed, recover each by distillation until one holds --max-drop
+(at most ``max_candidates`` of them, and another only while the recovery's time budget has room for
+one more attempt as long as the longest so far: noise around the speed threshold then does not
+decide the result alone); every attempt is printed with its figures and listed in the report;
 with ``--sparsity 2:4`` (TensorRT targets), make the chosen network 2:4 sparse and recover it
 again, under the same --max-drop; write the module, its description and the report into OUT,
 whole or not at all.
@@ -21,12 +24,14 @@ from edgekit.atomic import atomic_dir
 from edgekit.compress.distill import DistillSettings
 from edgekit.compress.report import CompressReport
 from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plans, plans_for
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, InfeasibleError
 from edgekit.preprocess import InputOptions
 
 Progress = Callable[[str], None]
-TRIES = {1: 1, 2: 2, 3: 3}
 RECOVERY_SCALE = {1: 1.0, 2: 1.0, 3: 2.0}
+MAX_CANDIDATES = 3  # plans recovered at most (--max-candidates)
+MAX_TILES = 256  # tiles of one large image recovered on when --train-samples is not given
+TIME_BUDGET_MIN = 60.0  # minutes of recovery (--time-budget): level 1's 300 steps take ~4 min a plan on 2 cores
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class CompressConfig:
         task: ``--task`` (None: the recipe's or model's, else its output shapes; :mod:`edgekit.convert.task`);
             a detector is refused (:func:`refuse_detection`).
         inputs: the input declared on the command line (``--mean --std --channel-order --scale --bands``).
+        max_candidates: plans meeting the speed/size goal recovered at most, least compressed first.
+        time_budget_min: minutes of recovery; a further plan is tried only while the time spent plus
+            the longest attempt so far fits (None: no bound). The first plan is always tried.
     """
 
     images: Path
@@ -65,6 +73,8 @@ class CompressConfig:
     cache: Path | None = None
     sparsity: str | None = None
     inputs: InputOptions = InputOptions()
+    max_candidates: int = MAX_CANDIDATES
+    time_budget_min: float | None = TIME_BUDGET_MIN
 
     def __post_init__(self) -> None:
         from edgekit.compress.sparsity import PATTERNS
@@ -73,6 +83,10 @@ class CompressConfig:
             raise ConfigError(f"--level {self.level}: choose one of {', '.join(map(str, LEVELS))}")
         if self.sparsity is not None and self.sparsity not in PATTERNS:
             raise ConfigError(f"--sparsity {self.sparsity}: choose one of {', '.join(PATTERNS)}")
+        if self.max_candidates < 1:
+            raise ConfigError(f"--max-candidates must be at least 1, not {self.max_candidates}")
+        if self.time_budget_min is not None and self.time_budget_min <= 0:
+            raise ConfigError(f"--time-budget must be above 0 minutes, not {self.time_budget_min:g}")
 
 
 @dataclass(frozen=True)
@@ -82,14 +96,18 @@ class CompressResult:
 
 
 def _data(config: CompressConfig, recipe):
+    """(training set, held-out set); the training set is None for one large image, whose tiles are
+    chosen once the original is loaded (:mod:`edgekit.compress.tiles`)."""
     from edgekit.convert.calibration import CalibrationSet
     from edgekit.optimize.evaluate import ValidationData
 
+    val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
+    if Path(config.images).is_file():
+        return None, val
     available = len(CalibrationSet(config.images, recipe.input_size, recipe.preprocess).order)  # a listing only
     samples = available if config.train_samples is None else min(config.train_samples, available)
     train = ValidationData(config.images, recipe.input_size, recipe.preprocess, batch=min(config.batch, samples),
                            samples=samples)
-    val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
     return train, val
 
 
@@ -142,12 +160,21 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     refuse_detection(config.task or said_by_source(src)[0])  # before anything is read or run
     say("read images")
     train, val = _data(config, src.recipe)
-    sample = torch.from_numpy(train.batches[0][:1])
+    sample = torch.from_numpy(val.batches[0][:1])
     say("load and reparameterize")
     model, output = select_output(src.load_model(), sample)
     recipe = task_of(src, config.task, [(output.chosen, output.shape)]).applied(src).recipe
     refuse_detection(recipe.task)
     deployed = reparameterize(model, sample).model
+    tiles = None
+    if train is None:  # one large image: tiles that cover what the original sees in it
+        from edgekit.compress.tiles import training_tiles
+
+        train = tiles = training_tiles(deployed, Path(config.images), src.recipe.input_size, src.recipe.preprocess,
+                                       config.train_samples or MAX_TILES, config.batch, say)
+        say(f"{len(train.windows)} tiles of {Path(config.images).name}: class shares "
+            f"{', '.join(f'{100 * s:.1f}%' for s in train.shares)} (last: unsure) vs the image's "
+            f"{', '.join(f'{100 * s:.1f}%' for s in train.image_shares)}")
     cache = MeasurementCache(config.cache)
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
     from edgekit.compress.depth import can_drop
@@ -170,8 +197,9 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     teacher_metric = score(deployed, val.batches, reference, val.masks, recipe.task)
     steps = int(config.recovery.steps * RECOVERY_SCALE[config.level])
     settings = DistillSettings(**{**asdict(config.recovery), "steps": steps})
-    tried, chosen = [], None
-    for candidate in feasible[: TRIES[config.level]]:
+    recovering = time.perf_counter()
+
+    def recover(candidate: PlanFigures):
         student, details = apply_plan(deployed, sample, candidate.plan, config.importance)
         ckpt_key = content_key(key, candidate.plan.key(), config.importance, asdict(settings), train.key(), val.key())
         ckpt = (Path(config.cache) / "files" / "compress" / f"{ckpt_key}.pt") if config.cache else None
@@ -180,16 +208,15 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
                            progress=lambda m, p=candidate.plan.name: say(f"{p}: {m}"))
         metric = score(recovery.model, val.batches, reference, val.masks, recipe.task)
         drop = 100 * (teacher_metric - metric)
-        tried.append({"plan": candidate.plan.name, "metric": metric, "drop": round(drop, 3), "steps": recovery.steps})
-        if drop <= goal.max_drop:
-            chosen = (candidate, recovery, details, metric, drop)
-            break
-    clock["recovery"] = time.perf_counter() - clock["start"] - clock["search"]
+        return {"metric": metric, "drop": drop, "steps": recovery.steps}, (candidate, recovery, details, metric, drop)
+
+    tried, chosen = attempt_in_turn(feasible, base, goal, recover, config.max_candidates,
+                                    None if config.time_budget_min is None else 60 * config.time_budget_min, say)
+    clock["recovery"] = time.perf_counter() - recovering
     if chosen is None:
-        best = min(tried, key=lambda t: t["drop"])
-        raise ConfigError(f"no plan meeting the speed goal holds --max-drop {goal.max_drop:g}: best {best['plan']} "
-                          f"loses {best['drop']:.2f} points after recovery; allow a larger drop, a smaller speed-up, "
-                          "or more recovery steps (nothing written)")
+        raise InfeasibleError(f"no plan meeting the speed goal holds --max-drop {goal.max_drop:g} after recovery: "
+                          f"{attempts_line(tried, len(feasible), config)}; allow a larger drop, a smaller speed-up, "
+                          "more recovery steps or --max-candidates (nothing written)")
     candidate, recovery, details, metric, drop = chosen
     if config.sparsity:
         recovery, details, metric, drop = _sparse(deployed, recovery, details, train, val, reference, teacher_metric,
@@ -204,7 +231,8 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
         latency_kind=kind, runtime=runtime,
         candidates=tuple({"plan": m.plan.name, "figures": m.figures, "misses": goal.misses(m.figures, base)}
                          for m in measured),
-        changes=details, recovery=recovery.to_dict(), tried=tuple(tried),
+        changes=details, recovery={**recovery.to_dict(), **({"tiles": tiles.to_dict()} if tiles else {})},
+        tried=tuple(tried),
         seconds={"search": clock["search"], "recovery": clock["recovery"],
                  "total": time.perf_counter() - clock["start"]},
         cache={"hits": cache.hits, "misses": cache.misses},
@@ -239,9 +267,54 @@ def _sparse(teacher, recovery, details: dict, train, val, reference, teacher_met
         raise ConfigError("2:4 sparsity found no layer it could make sparse (input channels must come in fours); "
                           "nothing written")
     if drop > goal.max_drop:
-        raise ConfigError(f"2:4 sparsity loses {drop:.2f} points after recovery (--max-drop {goal.max_drop:g}); "
+        raise InfeasibleError(f"2:4 sparsity loses {drop:.2f} points after recovery (--max-drop {goal.max_drop:g}); "
                           "allow a larger drop or more recovery steps (nothing written)")
     return replace(again, model=model), {**details, "sparsity": {"pattern": "2:4", **check.to_dict()}}, metric, drop
+
+
+def attempt_in_turn(feasible: list[PlanFigures], base: dict, goal: Goal, recover: Callable, limit: int,
+                    budget_s: float | None, say: Progress, clock: Callable[[], float] = time.perf_counter):
+    """Recover ``feasible`` plans in their order until one holds ``goal.max_drop``: at most ``limit``,
+    and a further one only while the seconds spent plus the longest attempt so far fit ``budget_s``.
+
+    ``recover(candidate)`` returns ({metric, drop (points), steps}, what to keep when it holds).
+    Returns (every attempt as a dict in order, one left out for time included; the kept value or None).
+    """
+    tried: list[dict] = []
+    start = clock()
+    queue = feasible[:limit]
+    for k, candidate in enumerate(queue, 1):
+        f = candidate.figures
+        speed = round(base["latency_ms"] / f["latency_ms"], 3)
+        spent = clock() - start
+        longest = max((t["seconds"] for t in tried), default=0.0)
+        if tried and budget_s is not None and spent + longest > budget_s:
+            tried.append({"plan": candidate.plan.name, "speedup": speed, "latency_ms": f["latency_ms"],
+                          "left_out": f"time budget: {spent / 60:.1f} min spent + {longest / 60:.1f} min a plan "
+                                      f"> {budget_s / 60:g} min"})
+            say(f"attempt {k}/{len(queue)} {candidate.plan.name} ({speed:.2f}x) left out: {tried[-1]['left_out']}")
+            break
+        began = clock()
+        figures, kept = recover(candidate)
+        holds = figures["drop"] <= goal.max_drop
+        tried.append({"plan": candidate.plan.name, "speedup": speed, "latency_ms": f["latency_ms"], **figures,
+                      "drop": round(figures["drop"], 3), "seconds": round(clock() - began, 1), "holds": holds})
+        say(f"attempt {k}/{len(queue)} {candidate.plan.name}: {speed:.2f}x ({f['latency_ms']:.1f} ms), held-out "
+            f"{100 * figures['metric']:.2f} ({-figures['drop']:+.2f} points), {figures.get('steps', 0)} steps, "
+            f"{tried[-1]['seconds'] / 60:.1f} min: "
+            + ("holds" if holds else f"misses --max-drop {goal.max_drop:g}"))
+        if holds:
+            return tried, kept
+    return tried, None
+
+
+def attempts_line(tried: list[dict], feasible: int, config: CompressConfig) -> str:
+    """The attempts in one line: each plan's speed-up and drop, and why the search stopped."""
+    done = [t for t in tried if "drop" in t]
+    parts = [f"{t['plan']} {t['speedup']:.2f}x {-t['drop']:+.2f}" for t in done]
+    why = next((f"; {t['plan']} left out ({t['left_out']}, --time-budget)" for t in tried if "left_out" in t), "")
+    return (f"tried {', '.join(parts)} ({len(done)} of {feasible} plans meeting the goal, --max-candidates "
+            f"{config.max_candidates}){why}")
 
 
 def _labels(model, batches):

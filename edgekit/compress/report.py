@@ -102,10 +102,26 @@ def markdown(r: CompressReport) -> str:
         f = c["figures"]
         lines.append(f"| {c['plan']} | {f['latency_ms']:.2f} | {b['latency_ms'] / f['latency_ms']:.2f}x | "
                      f"{f['size_mb']:.2f} | {f['macs']:,} | {'; '.join(c['misses']) or 'holds'} |")
+    lines += ["", "## Attempts (recovered in turn, least compressed first, until one holds)", "",
+              "| plan | speed-up | held-out | drop | steps | minutes | result |", "|---|---:|---:|---:|---:|---:|---|"]
+    for t in r.tried:
+        speed = f"{t['speedup']:.2f}x" if "speedup" in t else ""
+        if "left_out" in t:
+            lines.append(f"| {t['plan']} | {speed} | | | | | left out: {t['left_out']} |")
+            continue
+        result = "holds" if t.get("holds", t["drop"] <= r.goal.get("max_drop", float("inf"))) else "misses --max-drop"
+        minutes = f"{t['seconds'] / 60:.1f}" if "seconds" in t else ""
+        lines.append(f"| {t['plan']} | {speed} | {100 * t['metric']:.2f} | {-t['drop']:+.2f} | {t['steps']} | {minutes} | "
+                     f"{result} |")
     lines += ["", "## Recovery (distillation from the original)", "", "| step | loss | held-out |", "|---:|---:|---:|"]
     for point in r.recovery.get("curve", []):
         loss = "" if point["loss"] is None else f"{point['loss']:.4f}"
         lines.append(f"| {point['step']} | {loss} | {100 * point['metric']:.2f} |")
+    tiles = r.recovery.get("tiles")
+    if tiles:
+        lines += ["", f"Recovered on {tiles['tiles']} tiles of {tiles['image']} chosen by the {tiles['chosen_by']}: "
+                  f"class shares {', '.join(f'{100 * s:.1f}%' for s in tiles['class_shares'])} (last: unsure) against "
+                  f"the image's {', '.join(f'{100 * s:.1f}%' for s in tiles['image_class_shares'])}."]
     lines += ["", f"Time: {', '.join(f'{k} {v:.0f} s' for k, v in r.seconds.items())}; "
               f"cache: {r.cache.get('hits', 0)} figures reused, {r.cache.get('misses', 0)} measured.", ""]
     return "\n".join(lines)

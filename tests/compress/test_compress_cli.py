@@ -56,9 +56,9 @@ def _lenient(folder):
     return str(path)
 
 
-def test_infeasible_goal_exits_2_and_writes_nothing(tiny_recipe, image_sets, tmp_path, capsys):
+def test_infeasible_goal_exits_1_and_writes_nothing(tiny_recipe, image_sets, tmp_path, capsys):
     out = tmp_path / "none"
-    assert main(_args(tiny_recipe, image_sets, out, tmp_path / "cache", "--max-size", "0.001")) == 2
+    assert main(_args(tiny_recipe, image_sets, out, tmp_path / "cache", "--max-size", "0.001")) == 1  # a check failed, not bad input
     err = capsys.readouterr().err
     assert "no level-1 plan meets the goal" in err and "best reachable" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".none*"))
@@ -91,3 +91,23 @@ def test_a_detector_is_refused_in_one_line_before_anything_is_read(tiny_recipe, 
         assert err.startswith("edgekit: error: edgekit compress recovers a pruned network by distilling its class scores")
         assert "edgekit build SOURCE --task detection" in err and "\n" not in err and "nowhere" not in err
         assert not out.exists()
+
+
+@pytest.mark.slow
+def test_one_large_image_is_cut_into_tiles_chosen_by_the_original(tiny_recipe, image_sets, tmp_path):
+    """--images big.png: the tiles the recovery used are in the report, as many as asked, each a
+    different place of the image, with the classes they cover beside the image's."""
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (256, 320, 3), dtype=np.uint8)).save(big)
+    out = tmp_path / "small"
+    assert main(_args(tiny_recipe, (big, image_sets[1]), out, tmp_path / "cache", "--max-size", "0.9",
+                      "--train-samples", "6")) == 0
+    report = json.loads((out / "report.json").read_text())
+    tiles = report["recovery"]["tiles"]
+    assert tiles["tiles"] == 6 and len({tuple(w[:2]) for w in tiles["windows"]}) == 6
+    assert all(w[2:] == [64, 64] and w[0] + 64 <= 256 and w[1] + 64 <= 320 for w in tiles["windows"])
+    assert len(tiles["class_shares"]) == 4 and abs(sum(tiles["class_shares"]) - 1) < 1e-6  # 3 classes + unsure
+    assert "tiles of " + str(big) in (out / "report.md").read_text()

@@ -17,3 +17,17 @@ def test_a_long_layer_list_is_cut_and_says_how_much_is_left_out():
     assert page.count("  - backbone.layer") == 40 and "and 5 more (all in report.json)" in page
     short = markdown(_report(3))
     assert short.count("  - backbone.layer") == 3 and "more (all in report.json)" not in short
+
+
+def test_every_attempt_is_listed_with_its_figures():
+    from dataclasses import replace
+
+    tried = ({"plan": "prune50", "speedup": 1.52, "metric": 0.6947, "drop": 0.53, "steps": 300, "seconds": 240.0,
+              "holds": False},
+             {"plan": "prune62", "speedup": 1.56, "metric": 0.6959, "drop": 0.41, "steps": 300, "seconds": 250.0,
+              "holds": True},
+             {"plan": "+2:4", "metric": 0.695, "drop": 0.5, "steps": 200})
+    page = markdown(replace(_report(1), goal={"speedup": 1.5, "max_drop": 0.5}, tried=tried))
+    assert "| prune50 | 1.52x | 69.47 | -0.53 | 300 | 4.0 | misses --max-drop |" in page
+    assert "| prune62 | 1.56x | 69.59 | -0.41 | 300 | 4.2 | holds |" in page
+    assert "| +2:4 |  | 69.50 | -0.50 | 200 |  | holds |" in page
