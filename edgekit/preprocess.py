@@ -11,8 +11,8 @@ in the manifest when nothing declared the normalisation.
 """
 from __future__ import annotations
 
-__all__ = ["Preprocess", "InputOptions", "pixel_types_for", "IMAGENET_MEAN", "IMAGENET_STD", "CHANNEL_ORDERS",
-           "ASSUMED"]
+__all__ = ["Preprocess", "InputOptions", "pixel_types_for", "pixel_types_text", "wrong_pixels_step", "IMAGENET_MEAN",
+           "IMAGENET_STD", "CHANNEL_ORDERS", "ASSUMED"]
 
 from dataclasses import dataclass, field, fields, replace
 
@@ -41,6 +41,27 @@ def pixel_types_for(scale: float) -> tuple[str, ...]:
     if scale <= 255:
         return ("uint8",) + FLOAT_TYPES
     return tuple(name for name, top in INT_TYPES if top >= scale and name != "uint8") + FLOAT_TYPES
+
+
+def pixel_types_text(scale: float) -> str:
+    """The files a declared ``scale`` fits, in words: ``uint8 or float files``, ``float files only``."""
+    ints = [t for t in pixel_types_for(scale) if t not in FLOAT_TYPES]
+    return f"{', '.join(ints)} or float files" if ints else "float files only"
+
+
+def wrong_pixels_step(kind: str, scale: float, channels: int = 3) -> str:
+    """What to do when files of ``kind`` meet a declared ``scale`` that does not fit them. A model
+    that takes raw 0..255 pixels is declared ``--scale 255 --mean 0,0,0 --std 0.00392157,...`` (std
+    in scaled units: 1/255), not ``--scale 1``, which declares floats already in 0..1."""
+    top = dict(INT_TYPES).get(kind)
+    if top is None:
+        return f"convert the image, or rebuild with --scale for {kind} files"
+    if scale <= 1:
+        raw = f"--scale {top} --mean {_numbers((0,) * channels)} --std {_numbers((round(1 / top, 8),) * channels)}"
+        return (f"convert the image to floats, or rebuild with --scale {top} for {kind} files (a model that takes "
+                f"raw 0..{top} pixels: {raw}, std in scaled units)")
+    examples = "e.g. 65535 for full-range uint16" if kind != "uint8" else "255"
+    return f"convert the image, or rebuild with --scale for {kind} ({examples})"
 
 
 def _numbers(values) -> str:

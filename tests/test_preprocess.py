@@ -45,3 +45,29 @@ def test_input_options_name_their_command_line_options():
     options = InputOptions(mean=(0.5,), channel_order="BGR")
     assert options.given() == {"mean": (0.5,), "channel_order": "BGR"}
     assert [InputOptions.option(k) for k in options.given()] == ["--mean", "--channel-order"]
+
+
+def test_uint8_files_on_a_scale_1_artifact_say_how_raw_pixels_are_declared(tmp_path):
+    """ddddocr's detector takes raw 0..255 pixels: `--scale 1` declares floats in 0..1 and refuses
+    uint8 files; the message had an empty slot ('for  or float files') and no way forward."""
+    import numpy as np
+
+    from edgekit.errors import InputError
+    from edgekit.images.pixels import PixelMap
+    from edgekit.images.readers import open_image
+
+    np.save(tmp_path / "page.npy", np.zeros((8, 8, 3), np.uint8))
+    with open_image(tmp_path / "page.npy") as source, pytest.raises(InputError) as info:
+        PixelMap.for_source(source, Preprocess(scale=1.0), (8, 8))
+    message = str(info.value)
+    assert "for  or" not in message and "declares scale 1 (it fits float files only)" in message
+    assert "--scale 255 --mean 0,0,0 --std 0.00392157,0.00392157,0.00392157" in message
+
+
+def test_std_help_says_how_raw_pixels_are_declared():
+    from click.testing import CliRunner
+
+    from edgekit.cli.main import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["build", "--help"], terminal_width=200).output.split())
+    assert "a model taking raw 0..255 RGB: --scale 255 --mean 0,0,0 --std 0.00392157" in text

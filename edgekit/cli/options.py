@@ -83,7 +83,9 @@ _DECLARED = "default: the recipe's or manifest's, else what the model says, else
 _PREPROCESS_OPTIONS = [
     click.option("--mean", type=FLOATS, help=f"Per-band mean in scaled units (pixel / scale), e.g. 0.485,0.456,0.406; "
                                              f"{_DECLARED}."),
-    click.option("--std", type=FLOATS, help=f"Per-band std in scaled units, e.g. 0.229,0.224,0.225; {_DECLARED}."),
+    click.option("--std", type=FLOATS, help=f"Per-band std in scaled units, e.g. 0.229,0.224,0.225 (a model taking raw "
+                                            f"0..255 RGB: --scale 255 --mean 0,0,0 --std 0.00392157,0.00392157,"
+                                            f"0.00392157); {_DECLARED}."),
     click.option("--channel-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False),
                  help=f"Colour order the model takes; {_DECLARED}."),
     click.option("--scale", type=float, help=SCALE_HELP + " Default: the recipe's or manifest's, else 255."),

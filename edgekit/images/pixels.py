@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.preprocess import Preprocess
+from edgekit.preprocess import Preprocess, pixel_types_text, wrong_pixels_step
 
 
 def band_index(bands: int, preprocess: Preprocess, name: str) -> np.ndarray | None:
@@ -46,11 +46,9 @@ def band_index(bands: int, preprocess: Preprocess, name: str) -> np.ndarray | No
 def _check_type(dtype, preprocess: Preprocess, name: str) -> None:
     kind = np.dtype(dtype).name
     if kind not in preprocess.pixel_types:
-        raise InputError(
-            f"{name} holds {kind} pixels but the artifact declares scale {preprocess.scale:g} "
-            f"(for {', '.join(t for t in preprocess.pixel_types if not t.startswith('float'))} or float files); "
-            f"convert the image or rebuild with --scale for {kind} (e.g. 65535 for full-range uint16)"
-        )
+        step = wrong_pixels_step(kind, preprocess.scale, preprocess.channels)
+        raise InputError(f"{name} holds {kind} pixels but the artifact declares scale {preprocess.scale:g} "
+                         f"(it fits {pixel_types_text(preprocess.scale)}); {step}")
 
 
 @dataclass(frozen=True)
