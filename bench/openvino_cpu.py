@@ -47,7 +47,7 @@ def time_all(folders: dict[tuple[str, str], Path], runs: int) -> dict[tuple[str,
     import numpy as np
 
     from edgekit.artifact.folder import load_artifact
-    from edgekit.profile.latency import interleaved_medians
+    from edgekit.timing import interleaved_medians
 
     with ExitStack() as stack:
         runners = [stack.enter_context(load_artifact(f).runner()) for f in folders.values()]

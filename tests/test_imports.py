@@ -32,7 +32,7 @@ def _device_modules() -> list[str]:
 
 def test_device_path_modules_import_no_torch():
     names = _device_modules()
-    assert "edgekit.tiling.execute" in names and "edgekit.profile.latency" in names
+    assert "edgekit.tiling.execute" in names and "edgekit.profile.measure" in names
     assert _heavy_after("import importlib\n" + "".join(f"importlib.import_module({n!r})\n" for n in names)) == []
 
 

@@ -123,7 +123,7 @@ def choose_runtime(work: Path, candidates: list[Candidate], feed: dict[str, np.n
 def _time_in_turns(work: Path, usable: list[Candidate], feed: dict[str, np.ndarray], runs: int) -> dict[str, float]:
     """Median ms of each candidate's artifact, opened as `edgekit infer` opens it, in turns."""
     from edgekit.artifact.folder import Artifact
-    from edgekit.profile.latency import interleaved_medians
+    from edgekit.timing import interleaved_medians
 
     with ExitStack() as stack:
         runners = [stack.enter_context(Artifact(work, c.manifest).runner()) for c in usable]

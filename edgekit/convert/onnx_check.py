@@ -61,7 +61,7 @@ def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0, runtime: s
     """
     import onnx
 
-    from edgekit.profile.latency import interleaved_medians
+    from edgekit.timing import interleaved_medians
 
     feed = random_input(onnx.load(str(paths[0]), load_external_data=False))
     with ExitStack() as stack:

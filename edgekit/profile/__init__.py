@@ -4,7 +4,7 @@ Measuring lives in ``measure`` (one artifact) and ``compare`` (several on the sa
 formatting in ``format`` and ``plot``, apart from measuring.
 """
 from edgekit.profile.compare import CompareConfig, CompareReport, compare_artifacts
-from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats
+from edgekit.timing import LatencyStats, TimingConfig, latency_stats
 from edgekit.profile.measure import ProfileConfig, ProfileReport, profile_artifact
 
 __all__ = [

@@ -26,7 +26,7 @@ from edgekit.errors import ConfigError, InputError
 from edgekit.evaluate import Scorer
 from edgekit.metrics import iou_from_confusion
 from edgekit.images import PixelMap, check_mask, fit_image, list_images, match_masks, open_image, read_mask
-from edgekit.profile.latency import LatencyStats, TimingConfig, latency_stats, time_calls
+from edgekit.timing import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.measure import input_hw, supported_batches
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner

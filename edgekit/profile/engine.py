@@ -22,7 +22,7 @@ import numpy as np
 
 from edgekit.compile.placement import layer_device
 from edgekit.errors import EdgekitError
-from edgekit.profile.latency import TimingConfig, time_calls
+from edgekit.timing import TimingConfig, time_calls
 from edgekit.profile.layers import LayerReport, layer_report
 from edgekit.runtime.trt import cuda_call, deserialize_engine, import_cudart, import_tensorrt
 

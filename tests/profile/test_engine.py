@@ -8,7 +8,7 @@ import pytest
 
 from edgekit.errors import BackendUnavailableError
 from edgekit.profile import engine
-from edgekit.profile.latency import TimingConfig
+from edgekit.timing import TimingConfig
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 

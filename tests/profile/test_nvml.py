@@ -78,7 +78,7 @@ def test_without_nvml_or_gpu_the_reader_says_why(monkeypatch):
 
 def test_cpu_artifact_profile_says_why_it_has_no_power(cpu_artifact):
     from edgekit.profile.measure import ProfileConfig, profile_artifact
-    from edgekit.profile.latency import TimingConfig
+    from edgekit.timing import TimingConfig
 
     timing = TimingConfig(warmup_s=0.0, iterations=2, min_iterations=1)
     report = profile_artifact(cpu_artifact, ProfileConfig(batches=(1,), timing=timing, layers=False))

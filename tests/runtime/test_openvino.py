@@ -88,7 +88,7 @@ def test_compile_refuses_an_ir_that_differs(tmp_path: Path, monkeypatch):
 
 def test_per_layer_profile_names_kernels_and_precision(tmp_path: Path):
     from edgekit.profile.measure import ProfileConfig, profile_artifact
-    from edgekit.profile.latency import TimingConfig
+    from edgekit.timing import TimingConfig
 
     folder = compile_artifact(_as_openvino(make_cpu_artifact(tmp_path / "a")))
     report = profile_artifact(folder, ProfileConfig(timing=TimingConfig(warmup_s=0.0, iterations=3), layers=True,

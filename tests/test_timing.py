@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ConfigError
-from edgekit.profile.latency import TimingConfig, latency_stats, time_calls
+from edgekit.timing import TimingConfig, latency_stats, time_calls
 
 
 def test_stats_match_numpy_on_known_samples():

@@ -1,7 +1,8 @@
-"""The timing loop and its statistics: warm-up by time, counted runs by time or count.
+"""The timing loop and its statistics: warm-up by time, counted runs by time or count, and timing in turns.
 
-Host wall clock (``time.perf_counter_ns``) around a callable; the callable decides what is
-inside the measurement (end-to-end with copies, or compute only). NumPy only.
+A base-layer module (it imports no edgekit package): profile, compile, convert, compress, optimize
+and sweep all time through it. Host wall clock (``time.perf_counter_ns``) around a callable; the
+callable decides what is inside the measurement (end-to-end with copies, or compute only). NumPy only.
 """
 from __future__ import annotations
 
