@@ -239,11 +239,15 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     else:
         exported, src = _reparam_and_export(src, work, config, records, say, target, details)
     say("simplify")
-    simple = simplify_onnx(exported, work / "simplified.onnx", rtol=config.rtol)
+    inputs = _graph_inputs(config, src, exported)
+    found = _output_finding(exported, inputs, details)
+    simple = simplify_onnx(exported, work / "simplified.onnx", inputs=inputs, task=src.recipe.task,
+                           probabilities=found.probabilities)
     records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
                                _onnx_latency(simple.path, config.latency_runs, target),
                                _errors(simple.error) | {"nodes_before": simple.nodes_before, "nodes_after": simple.nodes_after},
-                               {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})))
+                               {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})
+                               | ({"check": simple.check} if simple.check else {})))
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
     if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
@@ -589,18 +593,51 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
 
 
 def _check_inputs(config: BuildConfig, manifest: Manifest):
-    """Real images for the compile stage's check: the precision stage's held-out images, else
+    """Real images for the compile stage's check (:func:`_image_inputs`)."""
+    first = manifest.inputs[0].shape[0]
+    batch = first if isinstance(first, int) and first > 0 else 1
+    return _image_inputs(config, tuple(manifest.tile), manifest.preprocess, manifest.classes, batch)
+
+
+def _graph_inputs(config: BuildConfig, src: Source, path: Path):
+    """Real images for the exact stages' checks (simplify) and the output's finding, at the input
+    of the graph ``path`` (:func:`_image_inputs`)."""
+    shape = _io(path)["inputs"][0]["shape"]
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else 1
+    return _image_inputs(config, tuple(shape[2:4]), src.recipe.preprocess, tuple(src.recipe.classes), batch)
+
+
+def _output_finding(path: Path, inputs, details: dict):
+    """What the deployed output holds, decided once for every source kind
+    (:func:`~edgekit.convert.outputs.output_finding`) and recorded in the report's ``output``, which
+    the manifest's ``output`` is made from: `infer`, `run` and `compare` apply no second sigmoid or softmax."""
+    import onnx
+
+    from edgekit.convert.onnx_check import cpu_runner, random_input
+    from edgekit.convert.outputs import output_finding
+    from edgekit.convert.simplify import RANDOM
+
+    model = onnx.load(str(path))
+    batches = list(inputs.batches) if inputs is not None else [random_input(model)]
+    with cpu_runner(path) as runner:
+        name, first = runner.input_specs()[0].name, runner.output_specs()[0].name
+        values = [runner.infer({name: b})[first] for b in batches]
+    found = output_finding(model, values, inputs.source if inputs is not None else RANDOM, inputs is not None)
+    kind = {"probabilities": found.probabilities, "probabilities_basis": found.basis}
+    details["output"] = details["output"] | kind if "output" in details else found.to_dict()
+    return found
+
+
+def _image_inputs(config: BuildConfig, tile: tuple, preprocess, classes: tuple, batch: int):
+    """The build's real images as a model takes them: the precision stage's held-out images, else
     calibration images, at most ``MAX_IMAGES``; None without either (a random input then)."""
     from edgekit.compile.check import MAX_IMAGES, CheckInputs
     from edgekit.convert.calibration import CalibrationSet
 
     if config.calib is None and _val_folder(config) is None:
         return None
-    first = manifest.inputs[0].shape[0]
-    batch = first if isinstance(first, int) and first > 0 else 1
-    tile = tuple(manifest.tile)
-    calib = CalibrationSet(config.calib, tile, manifest.preprocess, batch=batch) if config.calib else None
-    held = _held_out(config, calib, _calib_samples(config, calib), tile, manifest.preprocess, manifest.classes, batch)
+    calib = CalibrationSet(config.calib, tile, preprocess, batch=batch) if config.calib else None
+    held = _held_out(config, calib, _calib_samples(config, calib), tile, preprocess, classes, batch)
     images, kind = (held.images, "held-out") if held is not None else (calib, "calibration")
     try:
         count = max(batch, min(MAX_IMAGES, len(images.items)) // batch * batch)

@@ -3,7 +3,10 @@
 Both run on ONNX Runtime's CPU provider, which runs the same fp16 and Q/DQ files TensorRT will
 compile. Labels are scored by the one scorer (:mod:`edgekit.evaluate`): segmentation ((N, classes,
 H, W) logits): pixel agreement and mIoU of the argmax masks against FP32's argmax, and with masks
-both models' mIoU against them; classification ((N, classes)): top-1 agreement.
+both models' mIoU against them; classification ((N, classes)): top-1 agreement. A one-channel map
+(a sigmoid's, or logits a sigmoid would read) is two classes, split where tiling's masks split it
+(:func:`edgekit.convert.outputs.output_labels`: 0.5 on probabilities, 0 on logits); its argmax is
+always 0 and would agree with anything.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.convert.onnx_check import cpu_runner
+from edgekit.convert.outputs import output_finding, output_labels
 from edgekit.errors import ConfigError, ParityError
 from edgekit.evaluate import HeldOutSet, Scorer
 from edgekit.evaluate.scoring import TASKS
@@ -84,16 +88,18 @@ def verify_precision(
         labels = HeldOutSet.beside(images).labels
         images = HeldOutSet(images, Path(masks) if masks else None, labels)
     held = images.for_task(task)
-    errors, scores = _Errors(), None
+    errors, scores, probabilities = _Errors(), None, False
     with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime) as cand:
         name = ref.input_specs()[0].name
         for batch, truth in held.batches():
             r, c = _first(ref.infer({name: batch})), _first(cand.infer({name: batch}))
             errors.add(r, c)
             if scores is None:
-                scores = (Scorer(task, r.shape[1]), Scorer(task, r.shape[1]))
-            scores[0].add(r.argmax(1), r.argmax(1), truth, len(batch))
-            scores[1].add(r.argmax(1), c.argmax(1), truth, len(batch))
+                probabilities = _probabilities(reference, r)
+                scores = (Scorer(task, max(r.shape[1], 2)), Scorer(task, max(r.shape[1], 2)))
+            labels = output_labels(r, probabilities)
+            scores[0].add(labels, labels, truth, len(batch))
+            scores[1].add(labels, output_labels(c, probabilities), truth, len(batch))
     check = _check(task, errors.error(), *(s.score() for s in scores), max_drop)
     if raise_on_fail:
         require(check, Path(candidate).name)
@@ -120,6 +126,15 @@ def _check(task: str, error: OutputError, reference, candidate, max_drop: float)
     return PrecisionCheck(task, candidate.images, error, candidate.agreement, candidate.miou_vs_reference,
                           100.0 * (reference.metric - candidate.metric), float(max_drop), "ground truth",
                           reference.metric, candidate.metric)
+
+
+def _probabilities(reference: Path, output: np.ndarray) -> bool:
+    """Whether the FP32 graph's output holds probabilities (:func:`~edgekit.convert.outputs.output_finding`:
+    its graph, else its values on the first held-out batch)."""
+    import onnx
+
+    model = onnx.load(str(reference), load_external_data=False)
+    return output_finding(model, [output], "held-out images", real=True).probabilities
 
 
 def _first(outputs: dict[str, np.ndarray]) -> np.ndarray:

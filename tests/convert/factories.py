@@ -34,3 +34,18 @@ def downloading(weights_backbone: str | None = "IMAGENET1K_V1", classes: int = 3
     if weights_backbone is not None:
         urllib.request.urlopen("http://127.0.0.1:9/weights.pth", timeout=1)
     return TinySegmenter(classes, aux=False)
+
+
+class TinySigmoid(nn.Module):
+    """A one-channel map through a sigmoid (a salient-object or text-detector head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.conv(x))
+
+
+def tiny_sigmoid() -> nn.Module:
+    return TinySigmoid()

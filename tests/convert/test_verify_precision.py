@@ -55,3 +55,37 @@ def test_masks_follow_images_enlarged_to_the_input(tmp_path, val):
     check = verify_precision(ref, ref, images, "segmentation", max_drop=0.0, masks=val / "masks")
     assert check.drop_basis == "ground truth" and check.drop == 0.0
     assert 0.0 < check.miou_truth < 1.0
+
+
+def _one_channel(path, bias: float, sigmoid: bool):
+    """x -> 1x1 Conv (weights 1, ``bias``) [-> Sigmoid]: a one-channel map (salient object, text)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["z" if sigmoid else "y"])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["z"], ["y"]))
+    model = helper.make_model(helper.make_graph(
+        nodes, "one", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 32, 32])],
+        [numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), "w"),
+         numpy_helper.from_array(np.array([bias], np.float32), "b")]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("sigmoid", [True, False])
+def test_a_one_channel_map_is_scored_where_its_mask_splits(tmp_path, val, sigmoid):
+    """U^2-Net's int8: its argmax over one channel is always 0, so a lowering that moved half the mask
+    agreed 100 % and nothing searched further (IoU 0.53 against the package)."""
+    images = CalibrationSet(val, (32, 32), Preprocess(mean=(0.0,) * 3, std=(1.0,) * 3))
+    ref = _one_channel(tmp_path / "ref.onnx", -1.5, sigmoid)
+    moved = _one_channel(tmp_path / "moved.onnx", -1.3, sigmoid)
+    ref_mask = np.concatenate([run_onnx(ref, b)[:, 0] > (0.5 if sigmoid else 0.0) for b in images.batches()])
+    moved_mask = np.concatenate([run_onnx(moved, b)[:, 0] > (0.5 if sigmoid else 0.0) for b in images.batches()])
+    check = verify_precision(ref, moved, images, "segmentation", max_drop=0.5, raise_on_fail=False)
+    assert not check.passed and check.agreement == pytest.approx((ref_mask == moved_mask).mean())
+    assert 0.01 < 1 - check.agreement < 0.5  # the bias moved part of the mask, not all of it
+    assert verify_precision(ref, ref, images, "segmentation", max_drop=0.0).drop == 0.0
+
