@@ -39,6 +39,8 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
               help="Load checkpoints or model files holding pickled Python objects (they can run code).")
 @click.option("--output", help="The model output to deploy when it returns several (default: the first at "
                                "the input's spatial layout).")
+@click.option("--input-layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False),
+              help="Axis order of an ONNX source's input (default: told by its shape; NHWC gets a Transpose in front).")
 @TASK
 @preprocess_options
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")

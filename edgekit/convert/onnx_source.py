@@ -7,13 +7,19 @@ What other tools write, and what happens to it here:
     * an old opset (< 13; per-channel Q/DQ needs 13, ModelOpt and the fp16 pass want 17): upgraded
       with onnx's version converter, or a one-line error naming the op it could not convert;
     * external-data files: read and written back into one file (an error names a missing one);
-    * several image inputs, an input that is not (N, C, H, W), or float16 weights (the precision
-      stage starts from float32): refused in one line naming the reason;
+    * a channels-last image input (N, H, W, C), as Keras and TensorFlow export it: recognised when
+      its last axis holds 1, 3 or 4 channels and its second does not, or declared with
+      ``--input-layout NHWC``; a Transpose is put in front so the deployable graph takes
+      (N, C, H, W) like every other artifact, and one behind each 4-D output, which such a graph
+      gives channels-last too, so `infer` stitches (N, C, h, w) as always;
+    * several outputs and ``--output NAME``: the others are left out of the deployable graph;
+    * several image inputs, an input that is not 4-D, or float16 weights (the precision stage starts
+      from float32): refused in one line naming the reason;
     * an op ONNX Runtime cannot run: named in one line.
 """
 from __future__ import annotations
 
-__all__ = ["OnnxPreparation", "prepare_onnx", "MIN_OPSET", "TARGET_OPSET"]
+__all__ = ["OnnxPreparation", "prepare_onnx", "input_layout", "MIN_OPSET", "TARGET_OPSET", "LAYOUTS"]
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +29,8 @@ from edgekit.errors import ConfigError, SourceError
 MIN_OPSET = 13
 TARGET_OPSET = 17
 FLOAT, FLOAT16 = 1, 10
+LAYOUTS = ("NCHW", "NHWC")
+CHANNEL_COUNTS = (1, 3, 4)  # grey, RGB, RGBA/RGB+NIR: what a channels axis of an image input holds
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,10 @@ class OnnxPreparation:
         opset_before / opset_after: default-domain opset.
         external_data: whether the weights were in external files.
         float16: whether the graph holds float16 weights or inputs.
+        layout: the input's layout as the file has it (``NHWC``: Transposes were put around it).
+        layout_basis: what said so (the shape, or ``--input-layout``).
+        transposed: outputs given channels-last by the file, turned to (N, C, h, w).
+        dropped: outputs left out (``--output``).
     """
 
     path: Path
@@ -46,6 +58,10 @@ class OnnxPreparation:
     opset_after: int = 0
     external_data: bool = False
     float16: bool = False
+    layout: str = "NCHW"
+    layout_basis: str = ""
+    transposed: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts = [f"input {self.input_name} {list(self.input_shape)}"]
@@ -55,12 +71,18 @@ class OnnxPreparation:
             parts.append(f"opset {self.opset_before} -> {self.opset_after}")
         if self.external_data:
             parts.append("external data folded in")
+        if self.layout == "NHWC":
+            behind = f" and behind {', '.join(self.transposed)}" if self.transposed else ""
+            parts.append(f"channels-last input ({self.layout_basis}): Transpose to NCHW in front{behind}")
+        if self.dropped:
+            parts.append(f"left out: {', '.join(self.dropped)}")
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "input_name": self.input_name, "input_shape": list(self.input_shape),
                 "pinned": dict(self.pinned), "opset_before": self.opset_before, "opset_after": self.opset_after,
-                "external_data": self.external_data, "float16": self.float16}
+                "external_data": self.external_data, "float16": self.float16, "layout": self.layout,
+                "layout_basis": self.layout_basis, "transposed": list(self.transposed), "dropped": list(self.dropped)}
 
 
 def _load(path: Path):
@@ -94,14 +116,99 @@ def _image_input(model):
                           "image input (N, C, H, W): export it with the others folded in as constants")
     dims = inputs[0].type.tensor_type.shape.dim
     if len(dims) != 4:
-        raise SourceError(f"the ONNX input {inputs[0].name} has {len(dims)} dimensions; edgekit expects (N, C, H, W)")
+        raise SourceError(f"the ONNX input {inputs[0].name} has {len(dims)} dimensions; edgekit expects (N, C, H, W) "
+                          "or, with --input-layout NHWC, (N, H, W, C)")
     return inputs[0]
 
 
-def _pin(model, value, input_size: tuple[int, int] | None, batch: int | None) -> dict:
+def _dims(value) -> str:
+    return "(" + ", ".join(str(d.dim_value or d.dim_param or "?") for d in value.type.tensor_type.shape.dim) + ")"
+
+
+def input_layout(value, declared: str | None = None) -> tuple[str, str]:
+    """(``NCHW`` or ``NHWC``, what said so) of a 4-D image input: ``declared`` (``--input-layout``),
+    else its shape: channels last when its last axis holds 1, 3 or 4 and its second does not."""
+    if declared:
+        layout = declared.upper()
+        if layout not in LAYOUTS:
+            raise ConfigError(f"unknown input layout {declared!r}; choose one of: {', '.join(LAYOUTS)}")
+        return layout, "--input-layout"
+    dims = value.type.tensor_type.shape.dim
+    second, last = dims[1].dim_value, dims[3].dim_value
+    if last in CHANNEL_COUNTS and second not in CHANNEL_COUNTS:
+        return "NHWC", f"shape {_dims(value)}: {last} channels last"
+    return "NCHW", f"shape {_dims(value)}"
+
+
+def _rename_uses(graph, old: str, new: str) -> None:
+    """Every node input ``old`` (in subgraphs too, which may read outer names) becomes ``new``."""
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _rename_uses(sub, old, new)
+
+
+def _permuted(value, perm: tuple[int, ...]) -> None:
+    """``value``'s shape with its axes in ``perm`` order."""
+    dims = [(d.dim_value, d.dim_param) for d in value.type.tensor_type.shape.dim]
+    for dim, i in zip(value.type.tensor_type.shape.dim, perm):
+        dim.Clear()
+        if dims[i][0] > 0:
+            dim.dim_value = dims[i][0]
+        elif dims[i][1]:
+            dim.dim_param = dims[i][1]
+
+
+def _channels_first(model, value) -> tuple[str, ...]:
+    """A Transpose (N, C, H, W) -> (N, H, W, C) in front of the input ``value`` and one
+    (N, h, w, C) -> (N, C, h, w) behind each 4-D output; names are kept. Returns those outputs."""
+    from onnx import helper
+
+    graph = model.graph
+    inner = f"{value.name}__nhwc"
+    _rename_uses(graph, value.name, inner)
+    graph.node.insert(0, helper.make_node("Transpose", [value.name], [inner], perm=[0, 2, 3, 1],
+                                          name=f"{value.name}__to_nhwc"))
+    _permuted(value, (0, 3, 1, 2))
+    transposed = []
+    inputs = {v.name for v in graph.input}
+    for out in graph.output:
+        if len(out.type.tensor_type.shape.dim) != 4 or out.name in inputs:
+            continue
+        inner = f"{out.name}__nhwc"
+        for node in graph.node:
+            for i, name in enumerate(node.output):
+                if name == out.name:
+                    node.output[i] = inner
+        _rename_uses(graph, out.name, inner)
+        graph.node.append(helper.make_node("Transpose", [inner], [out.name], perm=[0, 3, 1, 2],
+                                           name=f"{out.name}__to_nchw"))
+        _permuted(out, (0, 3, 1, 2))
+        transposed.append(out.name)
+    del graph.value_info[:]  # inferred again, under the new names
+    return tuple(transposed)
+
+
+def _keep_output(model, name: str | None) -> tuple[str, ...]:
+    """Leave every output but ``name`` out of the graph (``--output``); returns those left out."""
+    if name is None:
+        return ()
+    names = [o.name for o in model.graph.output]
+    if name not in names:
+        raise ConfigError(f"the ONNX model has no output {name!r}; its outputs: {', '.join(names)}")
+    kept = [o for o in model.graph.output if o.name == name]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    return tuple(n for n in names if n != name)
+
+
+def _pin(model, value, input_size: tuple[int, int] | None, batch: int | None, channels: int | None = None) -> dict:
     """Give every symbolic dimension of the input a value; shapes downstream are inferred again."""
     dims = value.type.tensor_type.shape.dim
-    wanted = [batch or 1, None, *(input_size or (None, None))]
+    wanted = [batch or 1, channels, *(input_size or (None, None))]
     pinned = {}
     for i, dim in enumerate(dims):
         if dim.dim_value > 0:
@@ -110,10 +217,13 @@ def _pin(model, value, input_size: tuple[int, int] | None, batch: int | None) ->
                                   f"{input_size[0]}x{input_size[1]}: drop --input-size or export it with a dynamic size")
             continue
         name = dim.dim_param or f"dim{i}"
+        if wanted[i] is None and i == 1:
+            raise ConfigError(f"the ONNX input {value.name} {_dims(value)} has a symbolic channel axis ({name}) where "
+                              "(N, C, H, W) puts channels; if it takes channels last (N, H, W, C) build with "
+                              "--input-layout NHWC, else export it with a fixed channel count")
         if wanted[i] is None:
-            axis = "channels" if i == 1 else "height and width"
-            raise ConfigError(f"the ONNX input {value.name} has a symbolic {axis} ({name}); "
-                              + ("export it with a fixed channel count" if i == 1 else "pass --input-size H W"))
+            raise ConfigError(f"the ONNX input {value.name} has a symbolic height and width ({name}); "
+                              "pass --input-size H W")
         dim.Clear()
         dim.dim_value = int(wanted[i])
         pinned[name if name not in pinned else f"{name}{i}"] = int(wanted[i])
@@ -160,7 +270,8 @@ def _check_runs(path: Path) -> None:
 
 
 def prepare_onnx(path: Path, out: Path, input_size: tuple[int, int] | None = None, batch: int | None = 1,
-                 precision: str = "fp32") -> OnnxPreparation:
+                 precision: str = "fp32", layout: str | None = None, output: str | None = None,
+                 channels: int | None = None) -> OnnxPreparation:
     """Pin, upgrade and fold a foreign ONNX file into ``out``, or say in one line why it cannot be.
 
     Args:
@@ -169,6 +280,10 @@ def prepare_onnx(path: Path, out: Path, input_size: tuple[int, int] | None = Non
         input_size: (height, width) for symbolic spatial dimensions.
         batch: the batch for a symbolic batch dimension (None: 1).
         precision: the precision asked for (float16 graphs only build as they are, ``fp32``).
+        layout: ``NCHW`` or ``NHWC`` (``--input-layout``); None: told by the input's shape (:func:`input_layout`).
+        output: the one output to keep (``--output``); None: all of them.
+        channels: the value of a symbolic channel axis (the channels mean/std declare); None: it is
+            an error (the axis may not be the channels: ``--input-layout`` says which it is).
     """
     import onnx
 
@@ -177,7 +292,10 @@ def prepare_onnx(path: Path, out: Path, input_size: tuple[int, int] | None = Non
         raise SourceError(f"ONNX file {path} does not exist")
     model, external = _load(path)
     value = _image_input(model)
-    pinned = _pin(model, value, tuple(input_size) if input_size and input_size[0] else None, batch)
+    dropped = _keep_output(model, output)
+    layout, basis = input_layout(value, layout)
+    transposed = _channels_first(model, value) if layout == "NHWC" else ()
+    pinned = _pin(model, value, tuple(input_size) if input_size and input_size[0] else None, batch, channels)
     before = _opset(model)
     model = _upgrade(model, path)
     fp16 = _float16(model)
@@ -191,4 +309,5 @@ def prepare_onnx(path: Path, out: Path, input_size: tuple[int, int] | None = Non
     onnx.save(model, str(out))
     _check_runs(Path(out))
     shape = tuple(d.dim_value for d in _image_input(model).type.tensor_type.shape.dim)
-    return OnnxPreparation(Path(out), value.name, shape, pinned, before, _opset(model), external, fp16)
+    return OnnxPreparation(Path(out), value.name, shape, pinned, before, _opset(model), external, fp16, layout, basis,
+                           transposed, dropped)

@@ -54,6 +54,8 @@ class BuildConfig:
             (``--no-verify``) builds it without them, marked unverified.
         task: ``--task`` (None: what the model or recipe says, else its output shapes:
             :mod:`edgekit.convert.task`).
+        input_layout: ``--input-layout``: ``NCHW`` or ``NHWC``, the layout an ONNX source's input has
+            (None: told by its shape; :mod:`edgekit.convert.onnx_source`).
         runtime: ``--runtime``: pin a cpu target's runtime (``onnxruntime``, ``openvino``); None: each
             of the target's runtimes measured on the verified graph, the faster kept
             (:mod:`edgekit.compile.choice`).
@@ -84,6 +86,7 @@ class BuildConfig:
     inputs: InputOptions = InputOptions()
     verify: bool = True
     runtime: str | None = None
+    input_layout: str | None = None
     dla_core: int | None = None
 
 
@@ -229,7 +232,9 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
 
         say("prepare ONNX")
         size = config.input_size or (tuple(src.recipe.input_size) if all(src.recipe.input_size) else None)
-        prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", size, config.batch, config.precision)
+        channels = src.recipe.preprocess.channels if config.input_layout else None  # the layout said: pin them
+        prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", size, config.batch, config.precision,
+                            config.input_layout, config.output, channels)
         load_checked(prep.path)
         records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), None,
                                    {"opset_before": prep.opset_before, "opset_after": prep.opset_after},

@@ -100,3 +100,81 @@ def test_float16_weights_build_only_as_they_are(tmp_path):
     with pytest.raises(SourceError, match="float16 weights"):
         prepare_onnx(path, tmp_path / "p.onnx", None, precision="int8")
     assert prepare_onnx(path, tmp_path / "q.onnx", None).float16
+
+
+def _nhwc_graph(path: Path, dims=("N", "M1", "M2", 3)) -> Path:
+    """A Keras-style graph: (N, H, W, C) in, Transpose, Conv, Transpose, (N, H, W, 4) map and (N, 2) scores out."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["h"], ["map"], perm=[0, 2, 3, 1]),
+             helper.make_node("ReduceMean", ["map"], ["scores"], axes=[1, 2], keepdims=0)]
+    model = helper.make_model(helper.make_graph(
+        nodes, "keras", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(dims))],
+        [helper.make_tensor_value_info("map", TensorProto.FLOAT, [dims[0], dims[1], dims[2], 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [dims[0], 4])], [w]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 7
+    onnx.save(model, str(path))
+    return path
+
+
+def _ort(path: Path, x: np.ndarray) -> dict:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x})))
+
+
+@pytest.mark.parametrize("dims, layout, basis", [
+    (("N", "M1", "M2", 3), None, "shape (N, M1, M2, 3): 3 channels last"),  # MTCNN's P-Net (keras2onnx)
+    ((1, 16, 16, 3), None, "shape (1, 16, 16, 3): 3 channels last"),
+    (("N", "H", "W", "C"), "NHWC", "--input-layout"),  # the shape cannot tell
+])
+def test_a_channels_last_input_is_turned_to_nchw(tmp_path, dims, layout, basis):
+    path = _nhwc_graph(tmp_path / "k.onnx", dims)
+    prep = prepare_onnx(path, tmp_path / "p.onnx", (16, 16), layout=layout, channels=3 if layout else None)
+    assert prep.layout == "NHWC" and prep.layout_basis == basis and prep.transposed == ("map",)
+    assert prep.input_shape == (1, 3, 16, 16)
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    got = _ort(prep.path, x)
+    want = _ort(path, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(got["map"], want["map"].transpose(0, 3, 1, 2), atol=1e-5)  # (N, C, h, w) out
+    np.testing.assert_allclose(got["scores"], want["scores"], atol=1e-5)  # 2-D outputs as they were
+
+
+def test_a_symbolic_channel_axis_names_the_layout_option(tmp_path, capsys):
+    path = _nhwc_graph(tmp_path / "k.onnx", ("N", "H", "W", "C"))
+    with pytest.raises(ConfigError, match=r"symbolic channel axis \(H\).*--input-layout NHWC"):
+        prepare_onnx(path, tmp_path / "p.onnx", (16, 16))
+    code = main(["build", str(path), "-o", str(tmp_path / "out"), "--input-size", "16x16", "--latency-runs", "0"])
+    assert code == 2 and "--input-layout NHWC" in capsys.readouterr().err
+
+
+def test_a_channels_last_model_builds_and_infers_like_any_other(tmp_path):
+    from PIL import Image
+
+    from edgekit.artifact.manifest import read_manifest
+
+    path = _nhwc_graph(tmp_path / "k.onnx")
+    code = main(["build", str(path), "-o", str(tmp_path / "a"), "--input-size", "16x16", "--output", "map",
+                 "--task", "segmentation", "--latency-runs", "0", "--mean", "0,0,0", "--std", "1,1,1"])
+    assert code == 0
+    manifest = read_manifest(tmp_path / "a")
+    assert [tuple(t.shape) for t in manifest.inputs] == [(1, 3, 16, 16)]
+    assert [(t.name, tuple(t.shape)) for t in manifest.outputs] == [("map", (1, 4, 16, 16))]  # scores left out
+    pixels = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "s.png")
+    assert main(["infer", str(tmp_path / "a"), str(tmp_path / "s.png"), "-o", str(tmp_path / "m.png"), "--overlap", "0",
+                 "--no-progress"]) == 0
+    want = _ort(path, (pixels[None] / 255).astype(np.float32))["map"][0].argmax(-1)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), want)
+
+
+def test_output_keeps_one_output_of_an_onnx_file(tmp_path):
+    path = _nhwc_graph(tmp_path / "k.onnx", (1, 16, 16, 3))
+    prep = prepare_onnx(path, tmp_path / "p.onnx", None, output="scores")
+    assert prep.dropped == ("map",) and [o.name for o in onnx.load(str(prep.path)).graph.output] == ["scores"]
+    with pytest.raises(ConfigError, match="has no output 'logits'; its outputs: map, scores"):
+        prepare_onnx(path, tmp_path / "q.onnx", None, output="logits")
