@@ -107,7 +107,7 @@ class Source:
         with offline(self.name, factory):
             model = self._build(factory)
             if self.checkpoint is not None:
-                from edgekit.convert.checkpoint import load_checkpoint
+                from edgekit.nets.checkpoint import load_checkpoint
 
                 fit = load_checkpoint(model, self.checkpoint, self.trust_checkpoint)
         return model.eval(), fit

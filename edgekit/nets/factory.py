@@ -42,8 +42,8 @@ def model_from_recipe(recipe: Recipe, input_size: tuple[int, int] | None = None,
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load a checkpoint into ``model`` (one path for every caller: :mod:`edgekit.convert.checkpoint`)."""
-    from edgekit.convert.checkpoint import load_checkpoint as fit_and_load
+    """Load a checkpoint into ``model`` (one path for every caller: :mod:`edgekit.nets.checkpoint`)."""
+    from edgekit.nets.checkpoint import load_checkpoint as fit_and_load
 
     fit_and_load(model, path)
     return model

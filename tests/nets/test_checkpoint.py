@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgekit.convert.checkpoint import fit_state_dict, load_checkpoint
+from edgekit.nets.checkpoint import fit_state_dict, load_checkpoint
 from edgekit.errors import SourceError
 from tests.convert.factories import tiny
 
