@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options
+from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options, verbosity_options
 
 
 @click.command("inspect")
@@ -26,6 +26,7 @@ from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options
 @click.option("--trust-checkpoint", is_flag=True, help="Load files holding pickled Python objects (they can run code).")
 @preprocess_options
 @RECIPES_DIR
+@verbosity_options(final_line=False)
 def inspect(source, as_json, input_size, checkpoint, factory_args, task, trust_checkpoint, inputs, recipes_dir) -> None:
     """Print what edgekit reads from SOURCE (.onnx, timm:<name>, recipe, module:factory) without building it."""
     from edgekit.convert.source import resolve_source
@@ -37,9 +38,16 @@ def inspect(source, as_json, input_size, checkpoint, factory_args, task, trust_c
 
 
 def _tensors(src) -> tuple[list[dict], list[dict]]:
-    """The model's inputs and outputs: read from an ONNX graph, else seen in one run on zeros."""
+    """The model's inputs and outputs: read from an ONNX graph (symbolic output sizes inferred at the
+    input size the model or --input-size says, marked ``at``), else seen in one run on zeros."""
     if src.kind == "onnx":
-        return [dict(t) for t in src.contract.inputs], [dict(t) for t in src.contract.outputs]
+        outputs = [dict(t) for t in src.contract.outputs]
+        size = tuple(src.recipe.input_size) if all(src.recipe.input_size) else None
+        if size and any(not isinstance(d, int) for t in outputs for d in t["shape"][1:]):
+            from edgekit.convert.contract import outputs_at
+
+            outputs = [dict(t) | {"at": f"{size[0]}x{size[1]}"} for t in outputs_at(src.onnx_path, size)]
+        return [dict(t) for t in src.contract.inputs], outputs
     import torch
 
     from edgekit.convert.outputs import select_output
@@ -59,24 +67,29 @@ def _task(src, declared: str | None, outputs: list[dict], inputs: list[dict]) ->
 
     shape = inputs[0]["shape"] if inputs else ()
     deployed = [o for o in outputs if o.get("deployed")] or outputs  # a PyTorch model's chosen output, as build
+    fixed = len(shape) == 4 and all(isinstance(d, int) for d in shape[2:4])  # else the model's or --input-size
     try:
-        decision = task_of(src, declared, deployed, tuple(shape[2:4]) if len(shape) == 4 else None, check=False)
+        decision = task_of(src, declared, deployed, tuple(shape[2:4]) if fixed else None, check=False)
     except ConfigError as exc:
         return None, str(exc)
     return decision.task, decision.source
 
 
-def _layout(outputs: list[dict]) -> tuple[str | None, str]:
-    """Which detection layout of edgekit/detect/decode.py reads these outputs, or why none does."""
+def _layout(outputs: list[dict], input_hw: tuple | None) -> tuple[str | None, str]:
+    """Which detection layout of edgekit/detect/decode.py reads these outputs (at the input size),
+    the two the shapes fit (the build decides from the values), or why none does."""
     from types import SimpleNamespace
 
-    from edgekit.detect.decode import detect_format
+    from edgekit.detect.decode import candidate_formats, detect_format
     from edgekit.errors import DetectionError
 
+    specs = [SimpleNamespace(name=o["name"], shape=o["shape"]) for o in outputs]
     try:
-        return detect_format([SimpleNamespace(**o) for o in outputs]), "edgekit/detect/decode.py"
+        return detect_format(specs, input_hw), "edgekit/detect/decode.py"
     except DetectionError as exc:
-        return None, str(exc)
+        found = candidate_formats(specs, input_hw)
+        return (" or ".join(found), "the shapes fit both; `edgekit build` decides from the outputs on its inputs"
+                ) if found else (None, str(exc))
 
 
 def _view(src, declared_task: str | None) -> dict:
@@ -90,14 +103,15 @@ def _view(src, declared_task: str | None) -> dict:
             "classes_source": contract.source_of("classes") if not src.recipe.path and src.recipe.classes else (
                 f"recipe {Path(src.recipe.path).name}" if src.recipe.classes else None),
             "said": contract.to_dict()}
-    layout, where = _layout(outputs)
+    layout, where = _layout(outputs, tuple(src.recipe.input_size) if all(src.recipe.input_size) else None)
     if task == "detection" or (task is None and layout):
         view["detection_layout"], view["detection_layout_source"] = layout, where
     return view
 
 
 def _shape(t: dict) -> str:
-    return f"{t['name']} {list(t['shape'])}" + (" (deployed)" if t.get("deployed") else "")
+    return f"{t['name']} {list(t['shape'])}" + (" (deployed)" if t.get("deployed") else "") + (
+        f" (at {t['at']}; symbolic in the file)" if t.get("at") else "")
 
 
 def _lines(view: dict) -> list[str]:

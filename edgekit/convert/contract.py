@@ -19,7 +19,7 @@ normalisation is assumed. Metadata is parsed with :func:`ast.literal_eval`, neve
 from __future__ import annotations
 
 __all__ = ["ModelContract", "ContractWarning", "contract_from_onnx", "contract_from_timm", "contract_from_torchvision",
-           "contract_from_safetensors", "input_preprocess", "TASK_WORDS"]
+           "contract_from_safetensors", "input_preprocess", "outputs_at", "TASK_WORDS"]
 
 import ast
 import json
@@ -247,6 +247,36 @@ def contract_from_onnx(path: Path) -> ModelContract:
     if "ultralytics" in meta.get("author", "").lower():
         return _ultralytics(contract, meta)
     return _generic(contract, meta, "ONNX metadata")
+
+
+def outputs_at(path: Path, input_size: tuple[int, int], batch: int = 1) -> tuple[dict, ...]:
+    """The outputs of the ONNX file ``path`` (``{"name", "shape"}``) with its first input pinned to
+    ``batch`` x C x ``input_size`` (NCHW): ONNX shape inference turns symbolic output sizes (an
+    Ultralytics export's ``(floor(height/2 - 1/2)...)``) into numbers; a size it cannot infer, or a
+    graph it cannot read, stays as the file declares it. Nothing is run."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    declared = _tensors(model.graph.output, ())
+    first = next((v for v in model.graph.input if v.name not in inits), None)
+    dims = first.type.tensor_type.shape.dim if first is not None else []
+    if len(dims) != 4 or dims[1].dim_value <= 0:
+        return declared
+    for dim, value in zip(dims, (batch, None, *input_size)):
+        if value is not None and dim.dim_value <= 0:
+            dim.dim_value = int(value)  # replaces the symbolic name
+    for out in model.graph.output:
+        for dim in out.type.tensor_type.shape.dim:
+            if dim.dim_value <= 0:
+                dim.Clear()  # unknown: inference fills it
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - what the file declares is the answer then
+        return declared
+    return tuple({"name": d["name"], "shape": tuple(v if isinstance(v, int) else w for v, w in zip(i["shape"], d["shape"]))}
+                 if len(i["shape"]) == len(d["shape"]) else d
+                 for d, i in zip(declared, _tensors(inferred.graph.output, ())))
 
 
 # ---- timm, torchvision, safetensors ----------------------------------------------------------------

@@ -9,7 +9,9 @@ The first that says it:
    ``task``), a manifest beside an ONNX file;
 3. its output shapes, where they decide it: one output (N, K) is classification; one output
    (N, C, h, w) whose h x w is the input's H x W divided by a stride of 1..``MAX_STRIDE`` is
-   segmentation; outputs one of the decoders of :mod:`edgekit.detect.decode` reads is detection;
+   segmentation; outputs one of the decoders of :mod:`edgekit.detect.decode` reads is detection
+   (where the shapes fit two layouts, YOLOX's raw head or boxes in pixels, a ``probe`` of the
+   model's outputs on the build's inputs decides which);
 4. else a one-line :class:`~edgekit.errors.ConfigError` asking for ``--task`` and saying why the
    shapes did not decide it.
 
@@ -19,7 +21,7 @@ the layouts edgekit reads and where a decoder is added (docs/detection.md, "Addi
 """
 from __future__ import annotations
 
-__all__ = ["TASKS", "TaskDecision", "resolve_task", "task_of", "said_by_source", "task_from_onnx"]
+__all__ = ["TASKS", "TaskDecision", "resolve_task", "task_of", "said_by_source", "task_from_onnx", "outputs_probe"]
 
 import warnings
 from dataclasses import dataclass, replace
@@ -27,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Sequence
 
-from edgekit.errors import ConfigError, DetectionError
+from edgekit.errors import ConfigError
 
 TASKS = ("segmentation", "classification", "detection")
 MAX_STRIDE = 32  # the coarsest logits edgekit reads as a mask (1/32 of the input)
@@ -43,7 +45,8 @@ class TaskDecision:
         task: ``segmentation``, ``classification`` or ``detection``.
         source: ``--task``, ``recipe tiny_fpn.yaml``, ``ONNX metadata (Ultralytics)``, or the
             output shape that decided it.
-        layout: the detection layout (one of :data:`edgekit.detect.decode.FORMATS`), or None.
+        layout: the detection layout (one of :data:`edgekit.detect.decode.FORMATS`), or None;
+            ``yolox or yolov5`` when only the outputs' values tell and no probe was given (inspect).
     """
 
     task: str
@@ -75,13 +78,31 @@ def _dims(shape: tuple) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
-def _layout(specs: list) -> str | None:
-    from edgekit.detect.decode import detect_format
+def _layout(specs: list, input_hw: tuple | None = None, probe=None) -> str | None:
+    """The detection layout of ``specs`` (None: no decoder reads them); where the shapes fit two,
+    the one the values of ``probe()`` (outputs by name) say, else both joined by ' or '."""
+    from edgekit.detect.decode import candidate_formats, detect_format
 
-    try:
-        return detect_format(specs)
-    except DetectionError:
-        return None
+    found = candidate_formats(specs, input_hw)
+    if len(found) > 1 and probe is not None:
+        return detect_format(specs, input_hw, probe())
+    return " or ".join(found) or None
+
+
+def outputs_probe(path: Path, inputs=None):
+    """A ``probe`` for :func:`resolve_task`: the outputs of the ONNX ``path``, run on the CPU, on the
+    first batch of ``inputs`` (the build's real images, :class:`~edgekit.compile.check.CheckInputs`),
+    else on one seeded random input."""
+    def run() -> dict:
+        import onnx
+
+        from edgekit.convert.onnx_check import cpu_runner, random_input
+
+        batch = next(iter(inputs.batches)) if inputs is not None else random_input(
+            onnx.load(str(path), load_external_data=False))
+        with cpu_runner(path) as runner:
+            return runner.infer({runner.input_specs()[0].name: batch})
+    return run
 
 
 def _stride(hw: tuple, input_hw: tuple | None) -> int | None:
@@ -95,14 +116,14 @@ def _stride(hw: tuple, input_hw: tuple | None) -> int | None:
     return next((s for s in range(1, MAX_STRIDE + 1) if hw[0] * s == input_hw[0] and hw[1] * s == input_hw[1]), None)
 
 
-def _by_shapes(specs: list, input_hw: tuple | None) -> tuple[str | None, str, str | None]:
+def _by_shapes(specs: list, input_hw: tuple | None, probe=None) -> tuple[str | None, str, str | None]:
     """(task, why, detection layout) from the output shapes; task None says why they do not decide it."""
     if not specs:
         return None, "its outputs are not known", None
     hw = "x".join(str(d) for d in input_hw) if input_hw else "unknown"
     first = specs[0]
     label_map = len(specs) == 1 and len(first.shape) == 3 and _stride(first.shape[1:], input_hw) == 1
-    layout = None if label_map else _layout(specs)
+    layout = None if label_map else _layout(specs, input_hw, probe)
     if layout:
         return "detection", f"{_shapes(specs)} {'is' if len(specs) == 1 else 'are'} the {layout} detection layout", layout
     if len(specs) > 1:
@@ -122,11 +143,11 @@ def _by_shapes(specs: list, input_hw: tuple | None) -> tuple[str | None, str, st
                   "and no detection layout reads it"), None
 
 
-def _readable(task: str, source: str, specs: list) -> str:
+def _readable(task: str, source: str, specs: list, input_hw: tuple | None = None, probe=None) -> str:
     """The detection layout of ``specs``, or the one-line error of a detector edgekit cannot decode."""
     from edgekit.detect.decode import FORMATS
 
-    layout = _layout(specs)
+    layout = _layout(specs, input_hw, probe)
     if layout is None:
         raise ConfigError(f"the task is {task} ({source}) but none of edgekit's detection decoders reads the outputs "
                           f"{_shapes(specs)}: it reads {', '.join(FORMATS[:-1])} and {FORMATS[-1]} (their shapes: "
@@ -136,7 +157,7 @@ def _readable(task: str, source: str, specs: list) -> str:
 
 def resolve_task(declared: str | None, said: str | None = None, outputs: Sequence | None = None,
                  input_hw: tuple | None = None, *, said_by: str = "", unsaid: str = "",
-                 check: bool = True) -> TaskDecision:
+                 check: bool = True, probe=None) -> TaskDecision:
     """The task by the rule of the module docstring.
 
     Args:
@@ -148,6 +169,8 @@ def resolve_task(declared: str | None, said: str | None = None, outputs: Sequenc
         unsaid: why what the model says was not used (a task edgekit does not build), for the error.
         check: False returns a declared or stated detector no decoder reads with layout None
             (`edgekit inspect` shows it) instead of stopping.
+        probe: called (once, only where the shapes fit two detection layouts) for the model's
+            outputs by name on the build's inputs (:func:`outputs_probe`), whose values decide.
 
     Raises:
         ConfigError: the task is not declared, said, nor decided by the shapes; or a detector's
@@ -168,13 +191,14 @@ def resolve_task(declared: str | None, said: str | None = None, outputs: Sequenc
             raise ConfigError(f"{said_by or 'the model'} says task {said!r}; edgekit builds {', '.join(TASKS)}: {ASK}")
         decision = TaskDecision(said, said_by or "the model")
     else:
-        task, why, layout = _by_shapes(specs or [], input_hw)
+        task, why, layout = _by_shapes(specs or [], input_hw, probe)
         if task is None:
             said_note = f"{unsaid}; " if unsaid else "nothing states the model's task and "
             raise ConfigError(f"{said_note}its outputs do not decide it: {why}; {ASK}")
         return TaskDecision(task, f"output shapes: {why}", layout)
     if decision.task == "detection" and specs is not None:
-        layout = _readable(decision.task, decision.source, specs) if check else _layout(specs)
+        layout = (_readable(decision.task, decision.source, specs, input_hw, probe) if check
+                  else _layout(specs, input_hw, probe))
         decision = replace(decision, layout=layout)
     return decision
 
@@ -196,12 +220,13 @@ def said_by_source(src) -> tuple[str | None, str, str]:
 
 
 def task_of(src, declared: str | None, outputs: Sequence | None, input_hw: tuple | None = None,
-            check: bool = True) -> TaskDecision:
+            check: bool = True, probe=None) -> TaskDecision:
     """The task of a resolved source (:func:`resolve_task` with what the source states);
     ``input_hw`` defaults to the recipe's input size."""
     said, said_by, unsaid = said_by_source(src)
     size = tuple(src.recipe.input_size) if src.recipe.input_size and all(src.recipe.input_size) else None
-    return resolve_task(declared, said, outputs, input_hw or size, said_by=said_by, unsaid=unsaid, check=check)
+    return resolve_task(declared, said, outputs, input_hw or size, said_by=said_by, unsaid=unsaid, check=check,
+                        probe=probe)
 
 
 def task_from_onnx(path: Path, declared: str | None) -> TaskDecision:

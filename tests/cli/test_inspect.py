@@ -8,7 +8,7 @@ import pytest
 
 from edgekit.cli.main import main
 from tests.conftest import tiny_segmenter_onnx
-from tests.convert.test_contract import ULTRALYTICS_META, with_metadata
+from tests.convert.test_contract import ULTRALYTICS_META, dynamic_yolo_onnx, with_metadata
 from tests.detect.detect_fixtures import square_finder_onnx
 
 
@@ -55,6 +55,23 @@ def test_a_detector_none_of_the_decoders_reads_is_said(tmp_path, capsys):
     path = with_metadata(tiny_segmenter_onnx(tmp_path / "odd.onnx"), ULTRALYTICS_META)
     code, out, _ = _inspect(capsys, path)
     assert code == 0 and "detection layout: none (unknown detection output layout: logits" in out
+
+
+def test_symbolic_output_sizes_are_pinned_at_the_model_s_imgsz_for_the_layout(tmp_path, capsys):
+    path = with_metadata(dynamic_yolo_onnx(tmp_path / "dyn.onnx"), ULTRALYTICS_META | {"imgsz": "[64, 48]"})
+    code, out, _ = _inspect(capsys, path)
+    assert code == 0 and "outputs: output0 [1, 5, 768] (at 64x48; symbolic in the file)" in out
+    assert "detection layout: yolov8 (edgekit/detect/decode.py)" in out
+    code, out, _ = _inspect(capsys, path, "--input-size", "32x32")  # the option pins it instead
+    assert "output0 [1, 5, 256] (at 32x32" in out
+
+
+def test_anchor_free_rows_show_both_layouts_the_build_decides_between(tmp_path, capsys):
+    from tests.detect.test_decode import _yolox
+    from tests.detect.detect_fixtures import constant_onnx
+
+    code, out, _ = _inspect(capsys, constant_onnx(tmp_path / "yolox.onnx", _yolox()), "--task", "detection")
+    assert code == 0 and "detection layout: yolox or yolov5 (the shapes fit both; `edgekit build` decides" in out
 
 
 def test_a_recipe_is_run_once_for_its_outputs(tiny_recipe, capsys):

@@ -11,7 +11,7 @@ import pytest
 
 from edgekit.cli.main import main
 from edgekit.convert.contract import (ContractWarning, ModelContract, contract_from_onnx, contract_from_safetensors,
-                                      contract_from_timm, contract_from_torchvision, input_preprocess)
+                                      contract_from_timm, contract_from_torchvision, input_preprocess, outputs_at)
 from edgekit.errors import ConfigError
 from edgekit.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputOptions, Preprocess
 from tests.conftest import tiny_segmenter_onnx
@@ -74,6 +74,35 @@ def test_ultralytics_imgsz_sizes_a_dynamic_input(tmp_path):
     path = with_metadata(_graph(tmp_path / "dyn.onnx"), ULTRALYTICS_META | {"imgsz": "[48, 32]"})
     c = contract_from_onnx(path)
     assert c.input_size == (48, 32) and "Ultralytics" in c.source_of("input_size")
+
+
+def dynamic_yolo_onnx(path: Path) -> Path:
+    """A YOLOv8-layout graph on a (batch, 3, height, width) input, as Ultralytics exports it with
+    dynamic axes: its one output (batch, 5, n) declares n as a formula of height and width."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((5, 3, 1, 1), 0.1, np.float32), "w")
+    shape = numpy_helper.from_array(np.array([0, 5, -1], np.int64), "shape")
+    nodes = [helper.make_node("AveragePool", ["images"], ["pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Conv", ["pooled", "w"], ["head"], kernel_shape=[1, 1]),
+             helper.make_node("Reshape", ["head", "shape"], ["output0"])]
+    graph = helper.make_graph(
+        nodes, "dynamic_yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 5, "floor(height/2)*floor(width/2)"])],
+        [weight, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def test_symbolic_output_sizes_are_inferred_at_a_pinned_input(tmp_path):
+    path = dynamic_yolo_onnx(tmp_path / "dyn.onnx")
+    assert contract_from_onnx(path).outputs[0]["shape"][2] == "floor(height/2)*floor(width/2)"  # as declared
+    assert outputs_at(path, (64, 48)) == ({"name": "output0", "shape": (1, 5, 32 * 24)},)
+    assert outputs_at(path, (64, 48), batch=2)[0]["shape"] == (2, 5, 32 * 24)
 
 
 def test_generic_metadata_keys_and_pixel_unit_means(tmp_path):

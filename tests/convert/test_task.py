@@ -175,3 +175,26 @@ def test_an_onnx_contract_s_outputs_are_what_the_rule_reads(tmp_path):
     assert decision.task == "segmentation"
     with pytest.raises(ConfigError, match="not the input's 30x30"):
         resolve_task(None, outputs=contract.outputs, input_hw=(30, 30))
+
+
+# ---- detection layouts only the values tell apart --------------------------------------------------
+@pytest.mark.parametrize("pixels, layout", [(False, "yolox"), (True, "yolov5")])
+def test_anchor_free_rows_are_decided_by_the_probe_of_the_model_s_outputs(tmp_path, pixels, layout):
+    from edgekit.convert.task import outputs_probe
+    from tests.detect.detect_fixtures import constant_onnx
+    from tests.detect.test_decode import _anchor_free
+
+    path = constant_onnx(tmp_path / "head.onnx", _anchor_free(pixels))
+    outputs = contract_from_onnx(path).outputs
+    decision = resolve_task(None, outputs=outputs, input_hw=(32, 32), probe=outputs_probe(path))
+    assert decision.task == "detection" and decision.layout == layout
+    assert resolve_task("detection", outputs=outputs, input_hw=(32, 32), probe=outputs_probe(path)).layout == layout
+    assert resolve_task(None, outputs=outputs, input_hw=(32, 32)).layout == "yolox or yolov5"  # no probe: both
+
+
+def test_the_probe_runs_only_where_the_shapes_fit_two_layouts(tmp_path):
+    def probe():
+        raise AssertionError("the shapes decide: nothing to run")
+
+    path = graph_onnx(tmp_path / "v8.onnx", "yolov8")
+    assert resolve_task(None, outputs=contract_from_onnx(path).outputs, input_hw=(32, 32), probe=probe).layout == "yolov8"
