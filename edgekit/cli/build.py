@@ -29,7 +29,8 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
 @click.option("--calib-tile", type=int, help="Cut calibration tiles of this size from large images.")
 @click.option("--val", type=click.Path(path_type=Path), help="Held-out images verifying fp16/int8 (default: <calib>_val).")
 @click.option("--verify/--no-verify", default=None,
-              help="--no-verify: build a trained model's fp16/int8 without held-out images, marked unverified.")
+              help="--no-verify: build a trained model's fp16/int8 without held-out images, or keep one that "
+                   "fails its check (with a warning), marked unverified.")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
 @click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")

@@ -418,7 +418,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     if held is None:
         _require_held_out(src, config, calib)
     lowered = lower_precision(onnx_in, deploy, spec, calib, held, recipe.task, target.max_accuracy_drop,
-                              enforce=src.trained, progress=say)
+                              enforce=src.trained and config.verify, progress=say)
     result, check, spec = lowered.result, lowered.check, lowered.spec
     note = ""
     if lowered.fell_back:
@@ -427,6 +427,10 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
         note = (f"{lowered.attempts[0].describe()} failed its check; kept {kept.describe()}{floats} "
                 f"after {len(lowered.attempts)} attempts: {'; '.join(a.describe() for a in lowered.attempts)}")
     warning = "" if lowered.verified else _unverified_line(config, lowered.error, src.trained)
+    if lowered.verified and not lowered.check.passed and src.trained:  # not enforced: --no-verify
+        from edgekit.convert.verify_precision import failure_line
+
+        warning = f"{failure_line(lowered.check, config.precision).split('; ')[0]}; kept as asked (--no-verify)"
     if warning:
         say(warning)
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),

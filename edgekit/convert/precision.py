@@ -292,7 +292,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     if enforce and not tried.check.passed:
         onnx_out.unlink(missing_ok=True)  # a model that failed its check is not left behind
         if spec.precision != "int8" or len(attempts) == 1:
-            require(tried.check, onnx_out.name)
+            require(tried.check, onnx_out.name, spec.precision)
         from edgekit.convert.int8_search import nothing_held
 
         raise ParityError(nothing_held(onnx_out.name, tried.check, attempts))

@@ -10,8 +10,9 @@ always 0 and would agree with anything.
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionCheck", "verify_precision", "require", "TASKS"]
+__all__ = ["PrecisionCheck", "verify_precision", "require", "failure_line", "resolution", "TASKS"]
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,16 +107,42 @@ def verify_precision(
     return check
 
 
-def require(check: PrecisionCheck, name: str) -> PrecisionCheck:
-    """Raise ParityError when ``check`` did not pass; return it otherwise."""
+METRICS = {"segmentation": "mIoU", "classification": "top-1 agreement", "detection": "mAP"}
+NEXT_STEP = {  # what a user can change, by the precision that failed (never fp16's own advice to fp16)
+    "int8": "try another --calib-method (entropy, max, percentile), more calibration images (--calib), "
+            "--precision fp16, or `edgekit optimize`",
+    "fp16": "keep it in float32 (--precision fp32), or let `edgekit optimize` choose the layers kept in float",
+}
+
+
+def require(check: PrecisionCheck, name: str, precision: str | None = None) -> PrecisionCheck:
+    """Raise ParityError (:func:`failure_line`) when ``check`` did not pass; return it otherwise."""
     if not check.passed:
-        metric = "mIoU" if check.task == "segmentation" else "top-1 agreement"
-        raise ParityError(
-            f"{name} loses {check.drop:.2f} points of {metric} ({check.drop_basis}) on "
-            f"{check.images} held-out images (tolerance {check.max_drop}); try --calib-method max|percentile, "
-            "more calibration images, nodes to exclude, fp16, or `edgekit optimize`"
-        )
+        raise ParityError(failure_line(check, name, precision))
     return check
+
+
+def resolution(check: PrecisionCheck) -> float | None:
+    """Points one image is worth, where whole images are scored (top-1: 100 / images); None for
+    pixel-level scores."""
+    return 100.0 / check.images if check.task == "classification" and check.images else None
+
+
+def failure_line(check: PrecisionCheck, name: str, precision: str | None = None) -> str:
+    """One line: the figure, then what the user can act on. Where one image is worth more than
+    the tolerance the figure cannot tell a flip from a loss: more held-out images, or --no-verify;
+    the lowering's own steps follow only when more than one image changed."""
+    line = (f"{name} loses {check.drop:.2f} points of {METRICS.get(check.task, 'mIoU')} ({check.drop_basis}) on "
+            f"{check.images} held-out images (tolerance {check.max_drop:g})")
+    step = resolution(check)
+    hint = NEXT_STEP.get(precision or "", "try another --precision, or `edgekit optimize`")
+    if step is None or step <= check.max_drop:
+        return f"{line}; {hint}"
+    need = math.ceil(100.0 / check.max_drop - 1e-9) if check.max_drop > 0 else None
+    coarse = (f"one image of {check.images} is {step:.2f} points, coarser than the tolerance: give "
+              f"{f'at least {need}' if need else 'more'} held-out images with --val FOLDER, or accept the "
+              "artifact with --no-verify")
+    return f"{line}; {coarse}" if check.drop <= step + 1e-9 else f"{line}; {coarse}; beyond one image, {hint}"
 
 
 def _check(task: str, error: OutputError, reference, candidate, max_drop: float) -> PrecisionCheck:

