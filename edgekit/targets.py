@@ -42,7 +42,8 @@ class Target:
             deployable ONNX, and edgekit's run-time commands are not available there.
         path / origin: the YAML file read, and where it was found (``package``, ``EDGEKIT_PATH``,
             ``--targets-dir``, ``file``); not keys of the file.
-        pinned: the runtime was pinned (``--runtime``, :meth:`with_runtime`); not a key of the file.
+        pinned: what pinned the runtime (``--runtime``, ``bf16``: :meth:`with_runtime`); "" when
+            nothing did. Not a key of the file.
     """
 
     name: str
@@ -63,7 +64,7 @@ class Target:
     runtimes: tuple[str, ...] = ()
     path: Path | None = None
     origin: str = ""
-    pinned: bool = False
+    pinned: str = ""
 
     @property
     def is_tensorrt(self) -> bool:
@@ -80,14 +81,14 @@ class Target:
         """The runtimes the compile stage may keep, ``backend`` first."""
         return (self.backend, *(r for r in self.runtimes if r != self.backend))
 
-    def with_runtime(self, runtime: str) -> "Target":
-        """This cpu target pinned to one runtime (``--runtime``): every stage times, verifies and
-        compiles on it, and nothing is chosen by measurement."""
+    def with_runtime(self, runtime: str, why: str = "--runtime") -> "Target":
+        """This cpu target pinned to one runtime (by ``why``: ``--runtime``, or a precision only it
+        runs): every stage times, verifies and compiles on it, and nothing is chosen by measurement."""
         if self.kind != "cpu":
             raise ConfigError(f"--runtime is for cpu targets; {self.name} runs a TensorRT engine: drop --runtime")
         if runtime not in CPU_RUNTIMES:
             raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(CPU_RUNTIMES)}")
-        return replace(self, backend=runtime, runtimes=(), pinned=True)
+        return replace(self, backend=runtime, runtimes=(), pinned=why)
 
     @property
     def trt_major(self) -> int | None:

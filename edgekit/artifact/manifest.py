@@ -20,7 +20,8 @@ from edgekit.errors import ArtifactError
 from edgekit.preprocess import Preprocess
 
 FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")  # what a deployable ONNX may be lowered to
+PRECISIONS = ("fp32", "fp16", "int8", "bf16")  # what a deployable ONNX may be lowered to (bf16: the FP32 graph,
+# computed in bfloat16 by OpenVINO's CPU plugin where the CPU has AVX-512 BF16 or AMX)
 SEAL_TABLES = ("files", "sealed")  # the seal itself: every other entry of a manifest is a setting it seals
 
 

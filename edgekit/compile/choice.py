@@ -14,7 +14,7 @@ build report; NumPy only, no torch.
 """
 from __future__ import annotations
 
-__all__ = ["CHOICE_KEY", "MARGIN", "Candidate", "RuntimeChoice", "choose_runtime", "pinned_choice"]
+__all__ = ["BF16_PIN", "CHOICE_KEY", "MARGIN", "Candidate", "RuntimeChoice", "choose_runtime", "pinned_choice"]
 
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -26,6 +26,7 @@ from edgekit.artifact.manifest import Manifest
 
 CHOICE_KEY = "runtime_choice"  # the manifest's session entry
 MARGIN = 1.05  # another runtime must be this much faster than the target's first to be kept
+BF16_PIN = "bf16, which only OpenVINO runs on a CPU"  # what pins a bf16 artifact's runtime
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RuntimeChoice:
         versions: runtime -> its version.
         runs / input / threads: timed runs per runtime, what they ran on, threads asked for.
         cpu: the CPU measured on (model name, cores).
+        note: what pinned it (``--runtime``, ``bf16``), when pinned.
     """
 
     kept: str
@@ -69,6 +71,7 @@ class RuntimeChoice:
     input: str = ""
     threads: int = 0
     cpu: str = ""
+    note: str = ""
 
     @property
     def pinned(self) -> bool:
@@ -90,9 +93,9 @@ class RuntimeChoice:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def pinned_choice(runtime: str) -> RuntimeChoice:
-    """The record of a runtime pinned with ``--runtime``: kept without measuring."""
-    return RuntimeChoice(runtime, "pinned", versions=_versions((runtime,)))
+def pinned_choice(runtime: str, why: str = "--runtime") -> RuntimeChoice:
+    """The record of a runtime pinned (by ``--runtime``, or a precision only it runs): kept without measuring."""
+    return RuntimeChoice(runtime, "pinned", versions=_versions((runtime,)), note=why)
 
 
 def choose_runtime(work: Path, candidates: list[Candidate], feed: dict[str, np.ndarray], source: str,

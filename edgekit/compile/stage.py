@@ -37,7 +37,7 @@ from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.artifact.layout import COMPILED, ENGINE, ENGINE_CACHE, ORT_PLAN, OV_IR, compiled_files
 from edgekit.artifact.manifest import Manifest, TensorSpec, seal
 from edgekit.compile.check import CheckInputs, PlanCheck, Reference
-from edgekit.compile.choice import CHOICE_KEY, Candidate, RuntimeChoice, choose_runtime, pinned_choice
+from edgekit.compile.choice import BF16_PIN, CHOICE_KEY, Candidate, RuntimeChoice, choose_runtime, pinned_choice
 from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, ParityError
 from edgekit.targets import Target, load_target
 
@@ -144,13 +144,19 @@ def compile_into(work: Path, manifest: Manifest, target: Target, settings: Compi
     settings = settings or CompileSettings()
     cpu = {k: v for k, v in manifest.session.items() if k not in ("onnxruntime", "openvino", CHOICE_KEY)}
     manifest = manifest.evolve(session=cpu) if not target.is_tensorrt else manifest
+    if manifest.precision == "bf16" and not target.is_tensorrt:  # OpenVINO's alone: ONNX Runtime has no bf16 CPU kernels
+        if target.pinned and target.backend != "openvino":
+            from edgekit.convert.onnx_check import BF16_ON_ORT
+
+            raise ConfigError(BF16_ON_ORT)
+        target = target.with_runtime("openvino", target.pinned or BF16_PIN)
     if len(target.choices) > 1:
         return _compile_chosen(work, manifest, target, settings, inputs)
     compiled, caught = _compile_on(target.backend, work, manifest, target, settings, inputs)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if target.pinned:
-        compiled = _with_choice(compiled, pinned_choice(target.backend))
+        compiled = _with_choice(compiled, pinned_choice(target.backend, target.pinned))
     return compiled
 
 
@@ -213,9 +219,11 @@ def _resolve_target(manifest: Manifest, name: str | Target | None, folder: Path 
             f"this artifact was built for {manifest.target}, not {target.name}: build one for {target.name} "
             f"on the workstation (`edgekit build RECIPE --target {target.name}`)"
         )
-    pinned = runtime or (manifest.backend if manifest.session.get(CHOICE_KEY, {}).get("pinned") else None)
-    if pinned and not target.is_tensorrt:
-        target = target.with_runtime(pinned)
+    recorded = manifest.session.get(CHOICE_KEY, {})
+    if runtime and not target.is_tensorrt:
+        target = target.with_runtime(runtime)
+    elif recorded.get("pinned") and not target.is_tensorrt:
+        target = target.with_runtime(manifest.backend, recorded.get("note") or "--runtime")
     elif manifest.backend not in target.choices:
         raise ArtifactError(f"target {target.name} uses {', '.join(target.choices)}, the manifest says {manifest.backend}")
     return target
@@ -288,6 +296,10 @@ def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: Comp
 
     if settings.optimization not in ORT_LEVELS:
         raise ConfigError(f"ONNX Runtime plan level {settings.optimization!r}; choose one of {', '.join(ORT_LEVELS)}")
+    if m.precision == "bf16":
+        from edgekit.convert.onnx_check import BF16_ON_ORT
+
+        raise ConfigError(BF16_ON_ORT)
     ort = _import_ort()
     threads = target.threads if settings.threads is None else settings.threads
     feeds, source = _feeds(m, 1, settings, inputs)

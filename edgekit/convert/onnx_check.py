@@ -70,12 +70,21 @@ def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0, runtime: s
         return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)
 
 
-def cpu_runner(path: Path, threads: int = 0, runtime: str = "onnxruntime"):
-    """A runner of an ONNX file on the cpu target's runtime (not yet active)."""
-    if runtime == "openvino":
-        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings
+BF16_ON_ORT = ("ONNX Runtime has no bf16 kernels for the CPU: bf16 runs on OpenVINO "
+               "(drop --runtime onnxruntime, or build --precision fp32)")
 
-        return OpenVINORunner(path, OpenVINOSettings(threads=threads))
+
+def cpu_runner(path: Path, threads: int = 0, runtime: str = "onnxruntime", precision: str = "fp32"):
+    """A runner of an ONNX file on the cpu target's runtime (not yet active), computing in
+    ``precision`` (``bf16``: the FP32 graph in bfloat16, OpenVINO only; else as the graph says)."""
+    if runtime == "openvino":
+        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings, precision_hint
+
+        return OpenVINORunner(path, OpenVINOSettings(threads=threads, precision_hint=precision_hint(precision)))
+    if precision == "bf16":
+        from edgekit.errors import ConfigError
+
+        raise ConfigError(BF16_ON_ORT)
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
 
     return OnnxRuntimeRunner(path, SessionSettings(threads=threads))

@@ -117,11 +117,30 @@ def _check(config: BuildConfig) -> Target:
     check_dla_core(config.dla_core, target, config.precision)
     if config.runtime:
         target = target.with_runtime(config.runtime)
+    if config.precision == "bf16":
+        target = _bf16_target(target)
     if target.backend == "openvino":
         from edgekit.runtime.openvino_rt import import_openvino
 
         import_openvino()  # missing: a one-line error before any work
     return target
+
+
+def _bf16_target(target: Target) -> Target:
+    """The target pinned to OpenVINO, which alone computes bf16 on a CPU, where this CPU does it
+    natively (AVX-512 BF16 or AMX: the build verifies bf16 by running it); else one line."""
+    from edgekit.compile.choice import BF16_PIN
+    from edgekit.convert.onnx_check import BF16_ON_ORT
+    from edgekit.profile.conditions import cpu_bf16, cpu_name
+
+    if target.is_tensorrt:
+        raise ConfigError(f"bf16 is a cpu precision (OpenVINO's); {target.name} takes --precision fp16 or int8")
+    if target.pinned and target.backend != "openvino":
+        raise ConfigError(BF16_ON_ORT)
+    if not cpu_bf16():
+        raise ConfigError(f"this CPU ({cpu_name()}) has neither AVX-512 BF16 nor AMX: bf16 would be emulated, slower "
+                          "than fp32; build --precision fp32 or int8 here, or bf16 on a CPU that has them")
+    return target.with_runtime("openvino", target.pinned or BF16_PIN)
 
 
 def _size_mb(path: Path) -> float:
@@ -199,16 +218,16 @@ def _latency(fn: Callable[[], object], runs: int) -> float | None:
     return 1000 * sorted(times)[len(times) // 2]
 
 
-def _onnx_latency(path: Path, runs: int, target: Target) -> float | None:
+def _onnx_latency(path: Path, runs: int, target: Target, precision: str = "fp32") -> float | None:
     """Median ms of ``path`` on the cpu runtime that stands for ``target`` (OpenVINO for its targets,
-    else ONNX Runtime), fed a random input shaped as the model declares it."""
+    else ONNX Runtime) computing in ``precision``, fed a random input shaped as the model declares it."""
     import numpy as np
 
     from edgekit.convert.onnx_check import cpu_runner
 
     if runs <= 0:
         return None
-    with cpu_runner(path, target.threads, target.cpu_runtime) as runner:
+    with cpu_runner(path, target.threads, target.cpu_runtime, precision) as runner:
         spec = runner.input_specs()[0]
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in spec.shape]
         feed = {spec.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
@@ -413,7 +432,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
                          calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
                          runtime=target.cpu_runtime, high_precision=high)
-    say(f"precision {config.precision} ({spec.flavor})")
+    say(f"precision {config.precision} ({'OpenVINO' if config.precision == 'bf16' else spec.flavor})")
     held = _held_out(config, calib, samples, size, recipe.preprocess, tuple(recipe.classes), batch)
     if held is None:
         _require_held_out(src, config, calib)
@@ -434,7 +453,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     if warning:
         say(warning)
     records.append(_precision_record(result, spec, check, lowered.error, target, src.trained, note, _size_mb(deploy),
-                                     _onnx_latency(deploy, config.latency_runs, target), warning))
+                                     _onnx_latency(deploy, config.latency_runs, target, config.precision), warning))
     if lowered.fell_back:
         record = records[-1]
         records[-1] = replace(record, metrics={**record.metrics, "attempts": len(lowered.attempts)},

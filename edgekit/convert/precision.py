@@ -9,6 +9,9 @@
   measured (bench/precision_cpu.py) faster than Conv/MatMul/Gemm only, whose float ops in between
   add a Q/DQ pair at every boundary (MobileOne-S1 2.0x vs 1.26x FP32's speed, FastViT-SA12+FPN
   0.96x vs 0.84x).
+* ``bf16`` (cpu targets, on OpenVINO): the FP32 graph unchanged, computed in bfloat16 by OpenVINO's
+  CPU plugin (``INFERENCE_PRECISION_HINT`` bf16) where the CPU has AVX-512 BF16 or AMX; verified,
+  like fp16, by running it so on the held-out images. ONNX Runtime has no bf16 CPU kernels.
 
 :func:`lower_precision` is the stage's verb: it lowers, verifies the result on held-out images
 against the input graph, and applies the stage's fallback policy (ModelOpt's fp16 between Q/DQ
@@ -87,6 +90,10 @@ class PrecisionSpec:
         ):
             if value not in choices:
                 raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
+        if self.precision == "bf16" and self.runtime != "openvino":
+            from edgekit.convert.onnx_check import BF16_ON_ORT
+
+            raise ConfigError(BF16_ON_ORT)
         if (self.calib_samples is not None and self.calib_samples < 1) or self.calib_chunk < 1:
             raise ConfigError("calibration needs at least 1 image (--calib-samples) and 1 batch per pass")
         if self.precision == "int8" and self.flavor == "tensorrt":
@@ -140,7 +147,7 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
         len(used)  # fail early, with counts, when the set is too small
     groups = 0
     with atomic_file(onnx_out) as tmp:
-        if spec.precision == "fp32":
+        if spec.precision in ("fp32", "bf16"):  # bf16: the runtime computes the FP32 graph in bfloat16
             shutil.copyfile(onnx_in, tmp)
         elif spec.precision == "fp16":
             _autocast_fp16(onnx_in, tmp, spec, used)
@@ -148,7 +155,7 @@ def set_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: Cal
             _modelopt_int8(onnx_in, tmp, spec, used)
         else:
             groups = _ort_int8(onnx_in, tmp, spec, used)
-    samples = 0 if used is None or spec.precision == "fp32" else len(used.items)
+    samples = 0 if used is None or spec.precision in ("fp32", "bf16") else len(used.items)
     if spec.precision == "fp16":
         samples = min(samples, FP16_CALIB_BATCHES * used.batch) if used is not None else 0
     result = describe_lowering(onnx_in, onnx_out, spec.precision, spec.flavor, samples, time.perf_counter() - start)
@@ -263,7 +270,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     onnx_out = Path(onnx_out)
     if held_out is None:
         result = set_precision(onnx_in, onnx_out, spec, calib)
-        return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out),
+        return LoweredPrecision(result, spec, None, _random_input_error(onnx_in, onnx_out, spec),
                                 (Attempt(spec.calib_method, spec.high_precision, None, None),))
     attempts: list[Attempt] = []
 
@@ -273,7 +280,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
 
         result = (lower or (lambda s_, p_: set_precision(onnx_in, p_, s_, calib)))(s, path)
         say("verify precision on held-out images")
-        check = _verify(onnx_in, path, held_out, task, max_drop, s.runtime)
+        check = _verify(onnx_in, path, held_out, task, max_drop, s.runtime, s.precision)
         attempts.append(Attempt(s.calib_method, s.high_precision, check.drop, check.passed, regions, nodes))
         return Tried(s, result, check, regions, nodes, len(attempts) - 1)
 
@@ -299,30 +306,38 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
     return LoweredPrecision(tried.result, tried.spec, tried.check, None, tuple(attempts), tried.index, sensitivity)
 
 
-def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float, runtime: str = "onnxruntime"):
+def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float, runtime: str = "onnxruntime",
+            precision: str = "fp32"):
     """The task's check: boxes (mAP against FP32's) for detection, labels for the other tasks, the
-    lowered graph run on ``runtime`` (detection: on ONNX Runtime)."""
+    lowered graph run on ``runtime`` in ``precision`` (bf16: OpenVINO's bfloat16)."""
     from edgekit.convert.verify_precision import verify_precision
 
     if task == "detection":
         from edgekit.detect.verify import verify_detection
 
-        return verify_detection(onnx_in, onnx_out, getattr(held_out, "images", held_out), max_drop)
-    return verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False, runtime=runtime)
+        return verify_detection(onnx_in, onnx_out, getattr(held_out, "images", held_out), max_drop,
+                                runtime=runtime, precision=precision)
+    return verify_precision(onnx_in, onnx_out, held_out, task, max_drop, raise_on_fail=False, runtime=runtime,
+                            precision=precision)
 
 
 def _can_fall_back(spec: PrecisionSpec) -> bool:
     return spec.flavor == "tensorrt" and spec.precision == "int8" and spec.high_precision == "fp16"
 
 
-def _random_input_error(onnx_in: Path, onnx_out: Path):
+def _random_input_error(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec | None = None):
+    """The lowered graph against ``onnx_in`` on one seeded random input (bf16: run so on OpenVINO)."""
     import onnx
 
-    from edgekit.convert.onnx_check import random_input, run_onnx
+    from edgekit.convert.onnx_check import cpu_runner, random_input, run_onnx
     from edgekit.metrics import output_error
 
     feed = random_input(onnx.load(str(onnx_in), load_external_data=False))
-    return output_error(run_onnx(onnx_in, feed), run_onnx(onnx_out, feed))
+    if spec is None or spec.precision != "bf16":
+        return output_error(run_onnx(onnx_in, feed), run_onnx(onnx_out, feed))
+    with cpu_runner(onnx_out, runtime=spec.runtime, precision=spec.precision) as runner:
+        got = next(iter(runner.infer({runner.input_specs()[0].name: feed}).values()))
+    return output_error(run_onnx(onnx_in, feed), got)
 
 
 # ---- calibration data for ONNX Runtime and ModelOpt ------------------------------------------

@@ -116,6 +116,8 @@ def _precision(r: StageRecord) -> str:
     m, f = r.metrics, r.facts
     text = (f"{f.get('fallback', '')}{f.get('flavor')} flavor, {m.get('qdq_pairs')} Q/DQ pairs, {m.get('fp16_nodes')} "
             f"fp16 nodes, {m.get('calib_images')} calibration images ({f.get('calib_method')})")
+    if r.stage == "precision bf16":
+        text = "the FP32 graph, computed in bfloat16 by OpenVINO (INFERENCE_PRECISION_HINT bf16)"
     if m.get("images"):
         text += (f", verified on {m['images']} held-out images: drop {m['drop']:.2f} points ({f.get('drop_basis')}), "
                  f"tolerance {m['tolerance']}")
@@ -140,7 +142,7 @@ def runtime_text(choice: dict) -> str:
 
     kept = choice["kept"]
     if choice.get("by") == "pinned":
-        return f"runtime {name(kept)}, pinned by --runtime (not measured)"
+        return f"runtime {name(kept)}, pinned by {choice.get('note') or '--runtime'} (not measured)"
     ms = choice.get("ms", {})
     text = f"runtime {name(kept)} kept"
     if len(ms) > 1:

@@ -66,7 +66,7 @@ class PrecisionCheck:
 
 def verify_precision(
     reference: Path, candidate: Path, images: CalibrationSet | HeldOutSet, task: str, max_drop: float,
-    raise_on_fail: bool = True, masks: Path | None = None, runtime: str = "onnxruntime",
+    raise_on_fail: bool = True, masks: Path | None = None, runtime: str = "onnxruntime", precision: str = "fp32",
 ) -> PrecisionCheck:
     """Compare ``candidate`` with the FP32 ``reference`` on ``images`` (not seen by calibration).
 
@@ -82,6 +82,7 @@ def verify_precision(
             the drop is then measured against them.
         runtime: the CPU runtime that runs ``candidate`` (``onnxruntime`` or ``openvino``, the
             target's); the reference runs on ONNX Runtime.
+        precision: what ``candidate`` computes in (``bf16``: the FP32 graph in bfloat16, on OpenVINO).
     """
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
@@ -90,7 +91,7 @@ def verify_precision(
         images = HeldOutSet(images, Path(masks) if masks else None, labels)
     held = images.for_task(task)
     errors, scores, probabilities = _Errors(), None, False
-    with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime) as cand:
+    with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime, precision=precision) as cand:
         name = ref.input_specs()[0].name
         for batch, truth in held.batches():
             r, c = _first(ref.infer({name: batch})), _first(cand.infer({name: batch}))

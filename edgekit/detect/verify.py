@@ -23,17 +23,18 @@ def _boxes(runner, batch: np.ndarray, conf: float):
 
 
 def verify_detection(reference: Path, candidate: Path, images: CalibrationSet, max_drop: float,
-                     conf: float = 0.25) -> PrecisionCheck:
+                     conf: float = 0.25, runtime: str = "onnxruntime", precision: str = "fp32") -> PrecisionCheck:
     """Boxes of ``candidate`` against FP32's (taken as truth) on held-out tiles.
 
     ``agreement`` is the candidate's mAP@0.5 with FP32's boxes over ``conf`` as truth; ``drop`` is
-    100 x (1 - agreement). Tiles where FP32 finds nothing are skipped by COCO's protocol.
+    100 x (1 - agreement). Tiles where FP32 finds nothing are skipped by COCO's protocol. The
+    reference runs on ONNX Runtime's CPU provider, the candidate on ``runtime`` in ``precision``
+    (the target's: :func:`~edgekit.convert.onnx_check.cpu_runner`).
     """
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+    from edgekit.convert.onnx_check import cpu_runner
 
-    settings = SessionSettings(providers=("CPUExecutionProvider",))
     truth, preds, errors = [], [], []
-    with OnnxRuntimeRunner(reference, settings) as ref, OnnxRuntimeRunner(candidate, settings) as cand:
+    with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime, precision=precision) as cand:
         for batch in images.batches():
             ref_out, ref_boxes = _boxes(ref, batch, conf)
             cand_out, cand_boxes = _boxes(cand, batch, 0.001)

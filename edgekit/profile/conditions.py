@@ -6,7 +6,7 @@ optional: what cannot be read is None.
 """
 from __future__ import annotations
 
-__all__ = ["Conditions", "cpu_clock", "cpu_name", "cpu_vnni", "gpu_clocks"]
+__all__ = ["Conditions", "cpu_bf16", "cpu_clock", "cpu_name", "cpu_vnni", "gpu_clocks"]
 
 import os
 import shutil
@@ -92,6 +92,14 @@ def cpu_vnni() -> tuple[str, ...]:
     kernels need to beat fp32. Empty when it has none or /proc/cpuinfo cannot be read."""
     flags = set((_cpuinfo_field("flags") or "").split())
     return tuple(f for f in ("avx512_vnni", "avx_vnni") if f in flags)
+
+
+def cpu_bf16() -> tuple[str, ...]:
+    """The CPU's bfloat16 flags (amx_bf16, avx512_bf16): the instructions OpenVINO's bf16 kernels
+    need (without them it would emulate bf16, slower than f32). Empty when it has none or
+    /proc/cpuinfo cannot be read."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return tuple(f for f in ("amx_bf16", "avx512_bf16") if f in flags)
 
 
 def gpu_clocks() -> dict | None:
