@@ -45,7 +45,7 @@ def main() -> None:
     from edgekit.compress.search import Goal
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.data import bluemarble
-    from edgekit.optimize.cache import default_cache_dir
+    from edgekit.cache import default_cache_dir
     from edgekit.profile.conditions import cpu_name
 
     import onnxruntime

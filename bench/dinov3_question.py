@@ -77,7 +77,7 @@ def main() -> None:
     from edgekit.convert.export import ExportSpec, export_onnx
     from edgekit.convert.onnx_check import time_onnx
     from edgekit.convert.source import resolve_source
-    from edgekit.optimize.cache import default_cache_dir
+    from edgekit.cache import default_cache_dir
 
     with tempfile.TemporaryDirectory() as tmp:  # the two originals timed in turns: the ViT's speed-up goal
         paths = []

@@ -47,7 +47,7 @@ def compress(source, out, max_drop, speedup, max_latency, max_size, steps, lr, c
     from edgekit.compress.distill import DistillSettings
     from edgekit.compress.pipeline import CompressConfig, compress as run_compress
     from edgekit.compress.search import Goal
-    from edgekit.optimize.cache import default_cache_dir
+    from edgekit.cache import default_cache_dir
     from edgekit.optimize.constraints import parse_latency
 
     goal = Goal(max_drop, speedup, parse_latency(max_latency), max_size)

@@ -50,7 +50,7 @@ def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candi
              no_search, compress_level, images, compress_speedup, compress_steps, **options) -> None:
     """Find the fastest artifact of SOURCE that holds the constraints on the target."""
     from edgekit.optimize import Constraints, OptimizeConfig, optimize as run_optimize
-    from edgekit.optimize.cache import default_cache_dir
+    from edgekit.cache import default_cache_dir
     from edgekit.optimize.constraints import parse_latency, parse_throughput
 
     constraints = Constraints(max_drop, parse_latency(max_latency), parse_throughput(min_throughput), max_size)

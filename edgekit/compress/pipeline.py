@@ -145,7 +145,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     from edgekit.convert.reparam import reparameterize
     from edgekit.convert.source import resolve_source
     from edgekit.convert.task import said_by_source, task_of
-    from edgekit.optimize.cache import MeasurementCache, content_key
+    from edgekit.cache import MeasurementCache, content_key
     from edgekit.targets import load_target
 
     say = progress or (lambda _m: None)

@@ -10,7 +10,7 @@ reparameterized model. Levels widen the plans tried:
 
 Each plan's figures (latency of its exported ONNX on the CPU runtime, timed in turns with the
 original and the other plans, size, params, MACs) are measured once and kept in a
-:class:`~edgekit.optimize.cache.MeasurementCache` under a key of the source's hash, the plans, the
+:class:`~edgekit.cache.MeasurementCache` under a key of the source's hash, the plans, the
 input shape and the runtime version, so a rerun measures nothing twice. Plans that meet the
 speed/size goal are tried from the least compressed; an
 infeasible goal is a one-line ConfigError with the best reachable figures.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.errors import ConfigError
-from edgekit.optimize.cache import MeasurementCache, content_key
+from edgekit.cache import MeasurementCache, content_key
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Callable
 from edgekit.artifact.layout import COMPILED, MANIFEST, MODEL, REPORTS
 from edgekit.artifact.manifest import Manifest, read_manifest, seal
 from edgekit.atomic import atomic_dir
-from edgekit.optimize.cache import MeasurementCache, content_key
+from edgekit.cache import MeasurementCache, content_key
 from edgekit.targets import Target
 
 _SKIP = {MANIFEST, *REPORTS, *COMPILED}  # written anew for the chosen graph

@@ -4,7 +4,7 @@
     -> regions of the best int8 graph -> sensitivity per region -> cost per node on the target
     -> search (edgekit.optimize.search) -> the fastest candidate that holds -> artifact folder
 
-Every measurement goes through the on-disk cache (edgekit.optimize.cache), so reruns and new
+Every measurement goes through the on-disk cache (edgekit.cache), so reruns and new
 budgets reuse them and an interrupted run resumes. The reference (FP32) outputs on the validation
 set are computed only when a measurement is actually missing.
 """
@@ -23,7 +23,7 @@ from typing import Callable
 from edgekit.artifact.layout import MODEL
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
 from edgekit.errors import ConfigError
-from edgekit.optimize.cache import MeasurementCache, content_key, default_cache_dir
+from edgekit.cache import MeasurementCache, content_key, default_cache_dir
 from edgekit.optimize.candidates import KINDS, CandidateSpec, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import INT8_MAC_COST, QDQ_COST, NodeCost, estimated_node_costs, profiled_node_costs

@@ -48,7 +48,7 @@ def test_plans_are_timed_in_turns_with_the_original_and_cached_as_one_set(tmp_pa
 
     from edgekit.compress.search import measure_plans
     from edgekit.convert import onnx_check
-    from edgekit.optimize.cache import MeasurementCache
+    from edgekit.cache import MeasurementCache
     from tests.compress.compress_fixtures import TinyCnn
 
     calls = []

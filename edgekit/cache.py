@@ -1,5 +1,8 @@
 """Measurements and intermediate models kept on disk, keyed by content hashes.
 
+A base-layer module (it imports only edgekit.atomic): optimize and compress keep their figures
+through it.
+
 A key is the sha256 of a JSON description whose parts are content hashes (of the ONNX measured,
 the validation images, the calibration images) and settings, so a rerun, or the same run with
 another budget, finds every measurement it already made; each is written the moment it is made
