@@ -237,7 +237,7 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
                  "total": time.perf_counter() - clock["start"]},
         cache={"hits": cache.hits, "misses": cache.misses},
     )
-    from edgekit.compress.output import write_output
+    from edgekit.artifact.compressed import write_output
 
     with atomic_dir(Path(out)) as folder:
         write_output(folder, recovery.model, recipe, source, candidate.plan.name,

@@ -99,7 +99,7 @@ class Source:
 
         torch.manual_seed(0)  # random-weight recipes build the same network every time
         if self.kind == "compressed":
-            from edgekit.compress.output import load_compressed
+            from edgekit.artifact.compressed import load_compressed
 
             return load_compressed(self.recipe.path).eval(), None
         factory = _import_factory(self.factory) if self.kind == "factory" else None
@@ -347,7 +347,7 @@ def resolve_source(
 
 
 def _compressed_source(source: str, input_size: tuple[int, int] | None) -> Source:
-    from edgekit.compress.output import DESCRIPTION, is_compressed_output
+    from edgekit.artifact.compressed import DESCRIPTION, is_compressed_output
 
     if not is_compressed_output(source):
         raise SourceError(f"{source} is a folder without {DESCRIPTION}; give a recipe, timm:<name>, module:factory, "

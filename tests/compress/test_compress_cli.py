@@ -68,7 +68,7 @@ def test_tampered_module_is_refused(tmp_path):
     import torch
     import yaml
 
-    from edgekit.compress.output import load_compressed
+    from edgekit.artifact.compressed import load_compressed
     from edgekit.errors import SourceError
 
     torch.save(torch.nn.Conv2d(3, 3, 1), tmp_path / "model.pt")

@@ -73,7 +73,7 @@ def test_compress_with_sparsity_builds_for_tensorrt_with_sparse_weights(tiny_rec
     import yaml
 
     from edgekit.cli.main import main
-    from edgekit.compress.output import load_compressed
+    from edgekit.artifact.compressed import load_compressed
     from edgekit.convert.pipeline import BuildConfig, build
     from tests.conftest import image_sets
 

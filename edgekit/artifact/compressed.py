@@ -1,5 +1,8 @@
 """A compress output folder: the compressed module, its recipe-like description, the report.
 
+Written by `edgekit compress`, read as a source by `edgekit build`: one owner of the format, in
+the artifact layer both import.
+
     OUT/compress.yaml   a recipe (task, input, classes, preprocessing) whose ``model`` section
                         names the module file, its sha256, the original source and the plan
     OUT/model.pt        the whole compressed module (torch.save)
@@ -20,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from edgekit.errors import SourceError
 from edgekit.artifact.manifest import sha256_file
+from edgekit.errors import SourceError
 
 DESCRIPTION = "compress.yaml"
 MODULE_FILE = "model.pt"
