@@ -53,7 +53,8 @@ class DetectConfig:
         conf: minimum score of a box.
         tile_iou: IoU threshold of the per-tile NMS of raw heads (YOLOv8/YOLOv5 formats).
         merge: how boxes from overlapping tiles are merged.
-        det_format: output layout (one of :data:`edgekit.detect.decode.FORMATS`); None: from the outputs.
+        det_format: output layout (one of :data:`edgekit.detect.decode.FORMATS`); None: the one the build
+            recorded (manifest ``output.det_format``), else read from the output shapes.
         batch / backend / threads: as for segmentation.
         overview: also detect on the whole image shrunk to one tile, for objects larger than a tile.
     """
@@ -167,7 +168,8 @@ def write_detections(artifact: Artifact | Path | str, image: Path | str, outputs
 def _run(manifest: Manifest, runner: Runner, source: ImageSource, sink: Callable[[Detections], None],
          config: DetectConfig, preview: Preview | None) -> DetectResult:
     plan = plan_tiles(manifest, runner, source, config.overlap, config.batch)
-    fmt = config.det_format or detect_format(runner.output_specs())
+    fmt = config.det_format or manifest.output.get("det_format") or detect_format(runner.output_specs(),
+                                                                                tuple(manifest.tile))
     counts = {"tiles": 0, "skipped": 0, "boxes": 0}
 
     def emit(det: Detections) -> None:

@@ -98,8 +98,9 @@ def _detections(path: Path, batches: list[np.ndarray], threads: int, conf: float
 
     with _session(path, threads) as runner:
         name, specs = runner.input_specs()[0].name, runner.output_specs()
-        fmt = detect_format(specs)
-        return [d for b in batches for d in decode(runner.infer({name: b}), specs, fmt, conf, tuple(b.shape[2:4]))]
+        outputs = [runner.infer({name: b}) for b in batches]
+    fmt = detect_format(specs, tuple(batches[0].shape[2:4]), outputs[0])  # shapes, else the values, as build
+    return [d for b, o in zip(batches, outputs) for d in decode(o, specs, fmt, conf, tuple(b.shape[2:4]))]
 
 
 class Evaluator:

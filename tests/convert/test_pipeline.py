@@ -300,3 +300,26 @@ def test_a_compile_fallback_in_a_build_is_one_line_and_in_the_report(tiny_recipe
     assert stage["metrics"]["holds"] is True and stage["metrics"]["max_abs"] == 0.0
     assert "plan level basic" in (out / "report.md").read_text()
     assert load_artifact(out).manifest.session["onnxruntime"]["optimization"] == "basic"
+
+
+@pytest.mark.parametrize("pixels, layout", [(False, "yolox"), (True, "yolov5")])
+def test_the_build_decides_anchor_free_rows_from_their_values_and_infer_reads_its_choice(tmp_path, pixels, layout):
+    """YOLOX's raw head and YOLOv6-style boxes in pixels have the same shape (one row per grid cell):
+    the build runs the graph, records the layout in the manifest, and infer finds the same box."""
+    from edgekit.detect.execute import DetectConfig, detect_image
+    from tests.detect.detect_fixtures import anchor_free_finder_onnx
+
+    from edgekit.preprocess import InputOptions
+
+    onnx_path = anchor_free_finder_onnx(tmp_path / "head.onnx", pixels=pixels)
+    declared = InputOptions(mean=(0.0,) * 3, std=(1.0,) * 3, channel_order="RGB")  # pixels / 255
+    out = build(str(onnx_path), tmp_path / "det", BuildConfig(precision="fp32", latency_runs=0, inputs=declared)).folder
+    manifest = load_artifact(out).manifest
+    assert manifest.task == "detection" and manifest.output["det_format"] == layout
+    image = np.full((64, 64, 3), 20, np.uint8)
+    image[40:48, 16:24] = 255  # fills the stride-8 cell (2, 5) of the tile at (0, 32)
+    np.save(tmp_path / "img.npy", image)
+    found = []
+    detect_image(out, tmp_path / "img.npy", found.append, DetectConfig(overlap=16, conf=0.5))  # seams: one box
+    boxes = np.concatenate([d.boxes for d in found])
+    np.testing.assert_allclose(boxes, [[16, 40, 24, 48]], atol=1e-3)

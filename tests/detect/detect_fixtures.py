@@ -105,3 +105,44 @@ def expected_boxes(corners: list[tuple[int, int]], square: int = 9) -> np.ndarra
     """x1, y1, x2, y2 of each square, sorted by (y1, x1)."""
     b = np.array([[c, r, c + square, r + square] for r, c in corners], np.float32)
     return b[np.lexsort((b[:, 0], b[:, 1]))]
+
+
+def anchor_free_finder_onnx(path: Path, size: int = 32, pixels: bool = False) -> Path:
+    """A one-class anchor-free head (1, N, 6), one row per grid cell of strides 8, 16, 32: a cell
+    whose pixels are all bright has objectness ~1 and a box that is the cell itself. ``pixels``
+    False: YOLOX's raw head (offsets 0.5, log sizes 0); True: the same boxes already in pixels
+    (centre and size of the cell), as YOLOv6 exports them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits, nodes, levels = [], [], []
+    inits += [numpy_helper.from_array(np.array([60.0], np.float32), "gain"),
+              numpy_helper.from_array(np.array([-0.95 * 60.0], np.float32), "bias")]
+    nodes.append(helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=1))
+    for stride in (8, 16, 32):
+        side = size // stride
+        ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
+        box = np.stack([(xs + 0.5) * stride, (ys + 0.5) * stride, np.full_like(xs, stride), np.full_like(xs, stride)]) \
+            if pixels else np.stack([np.full_like(xs, 0.5), np.full_like(xs, 0.5), 0 * xs, 0 * xs])
+        inits += [numpy_helper.from_array(box[None], f"box{stride}"),
+                  numpy_helper.from_array(np.ones((1, 1, side, side), np.float32), f"cls{stride}"),
+                  numpy_helper.from_array(np.array([1, 6, side * side], np.int64), f"flat{stride}")]
+        nodes += [helper.make_node("AveragePool", ["gray"], [f"mean{stride}"], kernel_shape=[stride, stride],
+                                   strides=[stride, stride]),
+                  helper.make_node("Mul", [f"mean{stride}", "gain"], [f"m{stride}"]),
+                  helper.make_node("Add", [f"m{stride}", "bias"], [f"a{stride}"]),
+                  helper.make_node("Sigmoid", [f"a{stride}"], [f"obj{stride}"]),
+                  helper.make_node("Concat", [f"box{stride}", f"obj{stride}", f"cls{stride}"], [f"level{stride}"], axis=1),
+                  helper.make_node("Reshape", [f"level{stride}", f"flat{stride}"], [f"rows{stride}"])]
+        levels.append(f"rows{stride}")
+    nodes += [helper.make_node("Concat", levels, ["rows"], axis=2),
+              helper.make_node("Transpose", ["rows"], ["output"], perm=[0, 2, 1])]
+    n = sum((size // s) ** 2 for s in (8, 16, 32))
+    graph = helper.make_graph(nodes, "anchor_free_finder",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
