@@ -46,7 +46,7 @@ def main() -> None:
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.data import bluemarble
     from edgekit.cache import default_cache_dir
-    from edgekit.profile.conditions import cpu_name
+    from edgekit.machine import cpu_name
 
     import onnxruntime
 

@@ -32,7 +32,7 @@ def main() -> None:
     from edgekit.artifact.folder import load_artifact
     from edgekit.detect.execute import DetectConfig, detect_image
     from edgekit.images import open_image
-    from edgekit.profile.conditions import cpu_name
+    from edgekit.machine import cpu_name
     from edgekit.tiling.plan import plan_tiles
 
     artifact = load_artifact(args.artifact)

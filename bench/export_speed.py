@@ -111,7 +111,7 @@ def transformers(out: Path, runs: int) -> None:
 def main() -> None:
     import onnxruntime
 
-    from edgekit.profile.conditions import cpu_name, cpu_vnni
+    from edgekit.machine import cpu_name, cpu_vnni
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgekit_export_speed"))

@@ -68,7 +68,7 @@ def truth_miou(folder: Path) -> float | None:
 def main() -> None:
     import onnxruntime
 
-    from edgekit.profile.conditions import cpu_name, cpu_vnni
+    from edgekit.machine import cpu_name, cpu_vnni
     from edgekit.runtime.openvino_rt import openvino_version
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -160,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     wanted = [w for w in args.only.split(",") if w]
     zoo = [z for z in ZOO if not wanted or any(w in z[1] for w in wanted)]
-    from edgekit.profile.conditions import cpu_name, cpu_vnni
+    from edgekit.machine import cpu_name, cpu_vnni
 
     import onnxruntime
 

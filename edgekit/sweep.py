@@ -135,7 +135,7 @@ def sweep(recipes: list[str], config: SweepConfig = SweepConfig(), progress: Pro
                  for recipe in recipes for size in config.sizes for precision in config.precisions]
         timings = _time_in_turns([b[2] for b in built], config, say)
         rows = tuple(_row(*b, timing, config, _reference(b, built)) for b, timing in zip(built, timings))
-    from edgekit.profile.conditions import cpu_name
+    from edgekit.machine import cpu_name
 
     return SweepReport(target.name, cpu_name(), rows)
 

@@ -109,7 +109,7 @@ def choose_runtime(work: Path, candidates: list[Candidate], feed: dict[str, np.n
         feed: the input timed (one batch), described by ``source``.
         runs: timed runs per runtime, after one warm-up run each.
     """
-    from edgekit.profile.conditions import cpu_name
+    from edgekit.machine import cpu_name
 
     usable = [c for c in candidates if c.manifest is not None]
     unusable = {c.runtime: c.reason for c in candidates if c.manifest is None}

@@ -112,7 +112,7 @@ def _data(config: CompressConfig, recipe):
 
 
 def _runtime(target) -> tuple[str, str]:
-    from edgekit.profile.conditions import cpu_name
+    from edgekit.machine import cpu_name
 
     if target.cpu_runtime == "openvino":
         import openvino

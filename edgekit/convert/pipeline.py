@@ -131,7 +131,7 @@ def _bf16_target(target: Target) -> Target:
     natively (AVX-512 BF16 or AMX: the build verifies bf16 by running it); else one line."""
     from edgekit.compile.choice import BF16_PIN
     from edgekit.convert.onnx_check import BF16_ON_ORT
-    from edgekit.profile.conditions import cpu_bf16, cpu_name
+    from edgekit.machine import cpu_bf16, cpu_name
 
     if target.is_tensorrt:
         raise ConfigError(f"bf16 is a cpu precision (OpenVINO's); {target.name} takes --precision fp16 or int8")
@@ -169,8 +169,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         if target.max_opset is not None:
             details["opset"] = _fit_opset(deploy, target, config, records, say)
         shutil.rmtree(work)
-        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"),
-                             details.get("task", {}).get("layout"))
+        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else target.next_step(out, config.precision, deploy.name, config.dla_core)
         if complete:
@@ -276,18 +275,15 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
     if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
-        src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details, probed=(path, inputs))
+        src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details)
     return path, io, src
 
 
-def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict,
-                 probed: tuple | None = None) -> Source:
-    """The source with its task decided by the one rule (:mod:`edgekit.convert.task`), recorded in the
-    report (and a detector's layout in the manifest); ``probed``, the graph and the build's inputs, is
-    run where only the outputs' values tell the layout (anchor-free rows: yolox or yolov5)."""
-    from edgekit.convert.task import outputs_probe, task_of
+def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict) -> Source:
+    """The source with its task decided by the one rule (:mod:`edgekit.convert.task`), recorded in the report."""
+    from edgekit.convert.task import task_of
 
-    decision = task_of(src, config.task, outputs, input_hw, probe=outputs_probe(*probed) if probed else None)
+    decision = task_of(src, config.task, outputs, input_hw)
     details["task"] = decision.to_dict()
     return decision.applied(src)
 
@@ -467,7 +463,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
 
 def int8_slower_note(fp32_ms: float, int8_ms: float, runtime: str = "onnxruntime") -> dict | None:
     """When int8 is slower than fp32 on this CPU: both figures, the CPU, its VNNI flags, the runtime's version."""
-    from edgekit.profile.conditions import cpu_name, cpu_vnni
+    from edgekit.machine import cpu_name, cpu_vnni
 
     if int8_ms <= fp32_ms:
         return None
@@ -680,10 +676,8 @@ def _image_inputs(config: BuildConfig, tile: tuple, preprocess, classes: tuple, 
 
 
 def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict,
-              output: dict | None = None, layout: str | None = None) -> Manifest:
+              output: dict | None = None) -> Manifest:
     import importlib.metadata as md
-
-    from edgekit.detect.decode import FORMATS
 
     def version(dist):
         try:
@@ -712,8 +706,7 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
                               "dla": config.dla_core is not None, "dla_core": config.dla_core,
                               # `edgekit compress --sparsity 2:4` weights: TensorRT's sparse tensor-core kernels
                               "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
-        output=({k: output[k] for k in ("stride", "probabilities") if k in output} if output else {})
-        | ({"det_format": layout} if layout in FORMATS else {}),  # decided once: infer and run read it
+        output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
         opset=_deployable_opset(deploy),
     )
 

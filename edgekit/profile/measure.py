@@ -12,7 +12,7 @@ import numpy as np
 
 from edgekit.errors import BackendUnavailableError, InputError
 from edgekit.artifact.manifest import TensorSpec
-from edgekit.profile.conditions import Conditions, measured_conditions
+from edgekit.machine import Conditions, measured_conditions
 from edgekit.timing import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.layers import LayerReport, layers_from_ort_profile
 from edgekit.profile.memory import MemoryReport, device_memory_used_mb, peak_rss_mb, reset_peak_rss, rss_mb

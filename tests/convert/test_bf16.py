@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit import machine
 from edgekit.convert.calibration import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, lower_precision
 from edgekit.errors import ConfigError, ParityError
-from edgekit.profile import conditions
 from tests.convert.test_precision import PRE, SIZE, small_cnn_onnx, smooth_images
 
 ov = pytest.importorskip("openvino")
-needs_bf16 = pytest.mark.skipif(not conditions.cpu_bf16(), reason="this CPU has neither AVX-512 BF16 nor AMX")
+needs_bf16 = pytest.mark.skipif(not machine.cpu_bf16(), reason="this CPU has neither AVX-512 BF16 nor AMX")
 
 
 def test_fp32_is_pinned_where_the_plugin_would_run_bf16(tmp_path: Path):
@@ -27,7 +27,7 @@ def test_fp32_is_pinned_where_the_plugin_would_run_bf16(tmp_path: Path):
     default = ov.Core().compile_model(str(path), "CPU", {}).get_property("INFERENCE_PRECISION_HINT")
     with OpenVINORunner(path, OpenVINOSettings()) as runner:
         assert runner.execution_precision() == "f32"
-    assert (str(default) == "<Type: 'bfloat16'>") == bool(conditions.cpu_bf16())
+    assert (str(default) == "<Type: 'bfloat16'>") == bool(machine.cpu_bf16())
 
 
 @needs_bf16
@@ -57,11 +57,11 @@ def test_build_refuses_bf16_where_it_cannot_run(tiny_recipe, tmp_path: Path, mon
     from edgekit.cli.main import main
 
     args = ["build", str(tiny_recipe), "--precision", "bf16", "--latency-runs", "0", "-o"]
-    monkeypatch.setattr(conditions, "cpu_bf16", lambda: ())
+    monkeypatch.setattr(machine, "cpu_bf16", lambda: ())
     assert main([*args, str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert "neither AVX-512 BF16 nor AMX" in err and "--precision fp32" in err and len(err.splitlines()) == 1
-    monkeypatch.setattr(conditions, "cpu_bf16", lambda: ("avx512_bf16",))
+    monkeypatch.setattr(machine, "cpu_bf16", lambda: ("avx512_bf16",))
     assert main([*args, str(tmp_path / "b"), "--runtime", "onnxruntime"]) == 2
     assert "ONNX Runtime has no bf16 kernels" in capsys.readouterr().err
     assert main([*args, str(tmp_path / "c"), "--target", "jetson-orin-nx"]) == 2

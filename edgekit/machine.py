@@ -1,4 +1,7 @@
-"""What a measurement was taken under: clocks, governor, threads, copies, CUDA graphs.
+"""What a measurement was taken under: clocks, governor, threads, copies, CUDA graphs; what this CPU is.
+
+A base-layer module (it imports no edgekit package): profile, compile, convert, compress, optimize
+and sweep read this machine through it.
 
 A profile is only comparable across machines and TensorRT versions when it says these things
 (trtexec changed its defaults for copies and CUDA graphs between releases). Every probe is
