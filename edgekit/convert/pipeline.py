@@ -169,7 +169,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         if target.max_opset is not None:
             details["opset"] = _fit_opset(deploy, target, config, records, say)
         shutil.rmtree(work)
-        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"))
+        manifest = _manifest(src, target, config, deploy, io, precision_info, details.get("output"),
+                             details.get("task", {}).get("layout"))
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else target.next_step(out, config.precision, deploy.name, config.dla_core)
         if complete:
@@ -275,15 +276,18 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
     if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
-        src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details)
+        src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details, probed=(path, inputs))
     return path, io, src
 
 
-def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict) -> Source:
-    """The source with its task decided by the one rule (:mod:`edgekit.convert.task`), recorded in the report."""
-    from edgekit.convert.task import task_of
+def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict,
+                 probed: tuple | None = None) -> Source:
+    """The source with its task decided by the one rule (:mod:`edgekit.convert.task`), recorded in the
+    report (and a detector's layout in the manifest); ``probed``, the graph and the build's inputs, is
+    run where only the outputs' values tell the layout (anchor-free rows: yolox or yolov5)."""
+    from edgekit.convert.task import outputs_probe, task_of
 
-    decision = task_of(src, config.task, outputs, input_hw)
+    decision = task_of(src, config.task, outputs, input_hw, probe=outputs_probe(*probed) if probed else None)
     details["task"] = decision.to_dict()
     return decision.applied(src)
 
@@ -676,8 +680,10 @@ def _image_inputs(config: BuildConfig, tile: tuple, preprocess, classes: tuple, 
 
 
 def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io: dict, precision_info: dict,
-              output: dict | None = None) -> Manifest:
+              output: dict | None = None, layout: str | None = None) -> Manifest:
     import importlib.metadata as md
+
+    from edgekit.detect.decode import FORMATS
 
     def version(dist):
         try:
@@ -706,7 +712,8 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
                               "dla": config.dla_core is not None, "dla_core": config.dla_core,
                               # `edgekit compress --sparsity 2:4` weights: TensorRT's sparse tensor-core kernels
                               "sparse_weights": recipe.model.get("sparsity") == "2:4"}} if target.is_tensorrt else {},
-        output={k: output[k] for k in ("stride", "probabilities") if k in output} if output else {},
+        output=({k: output[k] for k in ("stride", "probabilities") if k in output} if output else {})
+        | ({"det_format": layout} if layout in FORMATS else {}),  # decided once: infer and run read it
         opset=_deployable_opset(deploy),
     )
 
