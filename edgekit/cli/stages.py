@@ -111,7 +111,7 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     model's metadata; where nothing says it, with none (mean 0, std 1), and a warning. The task, by
     the same rule: --task, the manifest, the metadata, else the output shapes.
     """
-    from edgekit.convert.calibration import CalibrationSet
+    from edgekit.evaluate.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec, lower_precision
     from edgekit.convert.task import task_from_onnx
     from edgekit.evaluate import HeldOutSet

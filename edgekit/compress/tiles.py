@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.convert.calibration import CalibrationSet, Sample
+from edgekit.evaluate.image_set import CalibrationSet, Sample
 from edgekit.errors import CalibrationError
 from edgekit.preprocess import Preprocess
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from edgekit.artifact.manifest import PRECISIONS
 from edgekit.atomic import atomic_file
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.errors import CalibrationError, ConfigError, ParityError
 
 FLAVORS = ("tensorrt", "onnxruntime")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.onnx_check import cpu_runner
 from edgekit.convert.outputs import output_finding, output_labels
 from edgekit.errors import ConfigError, ParityError

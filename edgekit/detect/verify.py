@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.verify_precision import PrecisionCheck
 from edgekit.detect.decode import decode, detect_format
 from edgekit.detect.evaluate import coco_map

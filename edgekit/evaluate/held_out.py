@@ -4,7 +4,7 @@ Truth is a folder of label masks named like the images (segmentation; ``<images>
 or a ``labels.csv`` beside the images (classification): one ``file,class`` row per image, the class
 an index (``0``) or a name of the model's classes, a header row allowed.
 
-Images are read and fitted by the calibration set (:class:`~edgekit.convert.calibration.CalibrationSet`,
+Images are read and fitted by the calibration set (:class:`~edgekit.evaluate.image_set.CalibrationSet`,
 the one pixel path); each mask is cut exactly like its image (:func:`edgekit.images.fit_mask` for
 a folder image, the same window for a tile of a large image).
 """
@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edgekit.convert.calibration import CalibrationSet, Sample
+from edgekit.evaluate.image_set import CalibrationSet, Sample
 from edgekit.errors import InputError
 from edgekit.images import fit_mask, match_masks, read_mask
 

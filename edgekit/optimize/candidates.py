@@ -19,7 +19,7 @@ __all__ = ["CandidateSpec", "candidate_specs", "make_candidate", "KINDS"]
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.errors import ConfigError
 from edgekit.optimize.graph import QUANTIZABLE_OPS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.errors import InputError
 from edgekit.evaluate import HeldOutSet, Scorer
 from edgekit.preprocess import Preprocess

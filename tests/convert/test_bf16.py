@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit import machine
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, lower_precision
 from edgekit.errors import ConfigError, ParityError
 from tests.convert.test_precision import PRE, SIZE, small_cnn_onnx, smooth_images

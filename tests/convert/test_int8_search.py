@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.convert.calibration import CalibrationSet
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, lower_precision
 from edgekit.errors import ParityError
 from edgekit.evaluate import HeldOutSet

@@ -1,4 +1,8 @@
-"""Calibration images: a folder of pictures, or one large image cut into tiles, as model-input batches.
+"""Image sets: a folder of pictures, or one large image cut into tiles, as model-input batches.
+
+The one image-set loader: build calibration and verification, held-out scoring, optimize and
+compress read their images through it. It sits in evaluate, above tiling, because a large image is
+cut by the tile planner.
 
 Images are read as they are needed, one batch at a time, so a set of any size costs the memory of
 one batch. The order is fixed (sorted names or tile positions, then a seeded shuffle), so the first
