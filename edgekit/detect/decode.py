@@ -338,8 +338,8 @@ DECODERS = {"yolov8": _yolov8, "yolov5": _yolov5, "end2end": _end2end, "efficien
 
 
 def _checked(boxes, scores, classes, tile: tuple[int, int]) -> Detections:
-    """Clip boxes to the tile, dropping empty ones; a box that is not finite, inverted, or wholly
-    beyond a tile's width from the tile (another coordinate system) is an error."""
+    """The boxes as :class:`Detections`; a box that is not finite, inverted, or wholly beyond a
+    tile's width from the tile (another coordinate system) is an error."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     h, w = tile
     bad = ~np.isfinite(boxes).all(1) | (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
@@ -348,14 +348,22 @@ def _checked(boxes, scores, classes, tile: tuple[int, int]) -> Detections:
         b = boxes[np.argmax(bad)]
         raise DetectionError(f"the detector returned a box outside the {w}x{h} tile ({', '.join(f'{v:g}' for v in b)}); "
                              "is --det-format right, and are its boxes in input pixels?")
-    boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
+    return Detections(boxes, np.asarray(scores, np.float32), np.asarray(classes).astype(np.int32))
+
+
+def _clipped(det: Detections, tile: tuple[int, int]) -> Detections:
+    """The boxes clipped to the tile, empty ones dropped."""
+    h, w = tile
+    boxes = np.clip(det.boxes, 0, np.array([w, h, w, h], np.float32))
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    return Detections(boxes[keep], np.asarray(scores, np.float32)[keep], np.asarray(classes).astype(np.int32)[keep])
+    return Detections(boxes[keep], det.scores[keep], det.classes[keep])
 
 
 def decode(outputs: dict[str, np.ndarray], specs: Sequence, fmt: str, conf: float, tile: tuple[int, int],
            iou: float | None = 0.5) -> list[Detections]:
-    """Boxes per image of a batch, in tile pixels, over ``conf``, after per-class NMS (``iou``; None: none).
+    """Boxes per image of a batch, in tile pixels, over ``conf``, after per-class NMS (``iou``; None:
+    none) on the boxes as decoded, then clipped to the tile (the packages' order: a box past the
+    border suppresses with its whole extent).
 
     Args:
         outputs: the runner's outputs by name.
@@ -374,5 +382,5 @@ def decode(outputs: dict[str, np.ndarray], specs: Sequence, fmt: str, conf: floa
             keep = np.concatenate([np.flatnonzero(det.classes == c)[nms(det.boxes[det.classes == c],
                                    det.scores[det.classes == c], iou)] for c in np.unique(det.classes)])
             det = det.take(np.sort(keep))
-        result.append(det)
+        result.append(_clipped(det, tile))
     return result

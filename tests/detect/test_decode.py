@@ -269,3 +269,15 @@ def test_picodet_levels_are_counted_in_the_tile_s_cells(tmp_path):
     assert detect_format(specs) == "picodet"  # no input size: the shapes alone
     with pytest.raises(DetectionError, match="not PicoDet's levels at the 64x64 tile"):
         decode(out, specs, "picodet", conf=0.25, tile=(64, 64))
+
+
+def test_nms_sees_the_boxes_as_decoded_before_they_are_clipped(tmp_path):
+    """As the packages do: a box reaching past the tile suppresses with its whole extent, so a box
+    inside it that overlaps only its clipped part is kept."""
+    out = np.zeros((1, 4 + 1, 8), np.float32)
+    out[0, :4, :] = [[16], [16], [2], [2]]
+    out[0, :4, 0], out[0, 4, 0] = _cxcywh(np.array([[-20, 0, 12, 10]], np.float32))[0], 0.9  # clipped: 0, 0, 12, 10
+    out[0, :4, 1], out[0, 4, 1] = _cxcywh(np.array([[0, 0, 12, 10]], np.float32))[0], 0.8   # IoU 0.375 unclipped
+    out, specs = run_onnx(constant_onnx(tmp_path / "m.onnx", {"output0": out}))
+    (det,) = decode(out, specs, "yolov8", conf=0.25, tile=TILE)
+    np.testing.assert_allclose(_sorted(det)[0], [[0, 0, 12, 10], [0, 0, 12, 10]])
