@@ -187,7 +187,8 @@ def _row(name: str, precision: str, folder: Path, built, profiles: list, config:
 def _accuracy(built, model: Path, config: SweepConfig, reference: Path) -> tuple[float | None, str]:
     """(points, what they are): mIoU against ground truth, for trained weights and a validation set
     with masks; for a detector, mAP@0.5 against the ``reference`` model's boxes on the validation images."""
-    from edgekit.optimize.evaluate import Evaluator, ValidationData
+    from edgekit.evaluate import ValidationData
+    from edgekit.optimize.evaluate import Evaluator
 
     m = built.manifest
     batch = m.batch if isinstance(m.batch, int) else 1

@@ -98,8 +98,8 @@ class CompressResult:
 def _data(config: CompressConfig, recipe):
     """(training set, held-out set); the training set is None for one large image, whose tiles are
     chosen once the original is loaded (:mod:`edgekit.compress.tiles`)."""
+    from edgekit.evaluate import ValidationData
     from edgekit.evaluate.image_set import CalibrationSet
-    from edgekit.optimize.evaluate import ValidationData
 
     val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
     if Path(config.images).is_file():

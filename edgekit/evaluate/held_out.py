@@ -10,7 +10,7 @@ a folder image, the same window for a tile of a large image).
 """
 from __future__ import annotations
 
-__all__ = ["HeldOutSet", "read_labels", "LABELS_FILE"]
+__all__ = ["HeldOutSet", "ValidationData", "read_labels", "LABELS_FILE"]
 
 import csv
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ import numpy as np
 from edgekit.evaluate.image_set import CalibrationSet, Sample
 from edgekit.errors import InputError
 from edgekit.images import fit_mask, match_masks, read_mask
+from edgekit.preprocess import Preprocess
 
 LABELS_FILE = "labels.csv"
 
@@ -132,3 +133,38 @@ class HeldOutSet:
                 "labels": sha256_file(self.labels) if self.labels else None,
                 "shape": [self.batch, self.images.preprocess.channels, *self.images.input_size],
                 "preprocess": self.images.preprocess.to_dict()}
+
+
+class ValidationData:
+    """Validation images as model-input batches (held in memory: keep the set small), with masks.
+
+    A :class:`~edgekit.evaluate.HeldOutSet` read once: the same pixel path and mask fitting as
+    build verification.
+
+    Args:
+        folder: images; a ``masks`` subfolder with label images of the same names is used when present.
+        input_size: the model's (height, width).
+        preprocess: the model's normalisation.
+        batch: the model's batch size.
+        samples: images to use (None: all).
+        masks: a mask folder other than ``<folder>/masks``.
+        ground_truth: False ignores masks (agreement with FP32 becomes the metric).
+    """
+
+    def __init__(self, folder: Path, input_size: tuple[int, int], preprocess: Preprocess, batch: int = 1,
+                 samples: int | None = None, masks: Path | None = None, ground_truth: bool = True):
+        images = CalibrationSet(Path(folder), input_size, preprocess, samples=samples, batch=batch)
+        self.folder = Path(folder)
+        self.held = HeldOutSet.beside(images, masks) if ground_truth else HeldOutSet(images)
+        self.items = images.items
+        pairs = list(self.held.batches())
+        self.batches = [x for x, _ in pairs]
+        self.masks = [t for _, t in pairs] if self.held.masks is not None else None
+
+    @property
+    def has_masks(self) -> bool:
+        return self.masks is not None
+
+    def key(self) -> dict:
+        """What identifies this set's content (for caches)."""
+        return self.held.key()

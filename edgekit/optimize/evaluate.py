@@ -9,7 +9,7 @@ A candidate's *drop* is the FP32 model's metric minus its own, in points (0-100 
 """
 from __future__ import annotations
 
-__all__ = ["ValidationData", "Accuracy", "Evaluator", "measure_latency"]
+__all__ = ["Accuracy", "Evaluator", "measure_latency"]
 
 import time
 from dataclasses import asdict, dataclass
@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.errors import InputError
-from edgekit.evaluate import HeldOutSet, Scorer
-from edgekit.preprocess import Preprocess
+from edgekit.evaluate import Scorer, ValidationData
 
 
 @dataclass(frozen=True)
@@ -41,39 +39,7 @@ class Accuracy:
         return asdict(self)
 
 
-class ValidationData:
-    """Validation images as model-input batches (held in memory: keep the set small), with masks.
 
-    A :class:`~edgekit.evaluate.HeldOutSet` read once: the same pixel path and mask fitting as
-    build verification.
-
-    Args:
-        folder: images; a ``masks`` subfolder with label images of the same names is used when present.
-        input_size: the model's (height, width).
-        preprocess: the model's normalisation.
-        batch: the model's batch size.
-        samples: images to use (None: all).
-        masks: a mask folder other than ``<folder>/masks``.
-        ground_truth: False ignores masks (agreement with FP32 becomes the metric).
-    """
-
-    def __init__(self, folder: Path, input_size: tuple[int, int], preprocess: Preprocess, batch: int = 1,
-                 samples: int | None = None, masks: Path | None = None, ground_truth: bool = True):
-        images = CalibrationSet(Path(folder), input_size, preprocess, samples=samples, batch=batch)
-        self.folder = Path(folder)
-        self.held = HeldOutSet.beside(images, masks) if ground_truth else HeldOutSet(images)
-        self.items = images.items
-        pairs = list(self.held.batches())
-        self.batches = [x for x, _ in pairs]
-        self.masks = [t for _, t in pairs] if self.held.masks is not None else None
-
-    @property
-    def has_masks(self) -> bool:
-        return self.masks is not None
-
-    def key(self) -> dict:
-        """What identifies this set's content (for caches)."""
-        return self.held.key()
 
 
 def _session(path: Path, threads: int = 0):

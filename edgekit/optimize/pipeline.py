@@ -103,8 +103,8 @@ class _Run:
     """State of one optimize run: the FP32 graph, the data, the cache, the files made."""
 
     def __init__(self, base: Path, config: OptimizeConfig, target: Target, cache: MeasurementCache, scratch: Path, say: Progress):
+        from edgekit.evaluate import ValidationData
         from edgekit.evaluate.image_set import CalibrationSet
-        from edgekit.optimize.evaluate import ValidationData
 
         self.config, self.target, self.cache, self.scratch, self.say = config, target, cache, scratch, say
         self.manifest = read_manifest(base)
