@@ -72,6 +72,8 @@ class SweepRow:
         size_mb: deployable model file; params: parameters after reparameterization.
         accuracy: in points, ``metric`` says what: mIoU against ground truth, or a detector's
             mAP@0.5 against its reference artifact's boxes; None: speed only.
+        runtime: what ran it (the artifact's backend: the build's choice on the cpu target,
+            OpenVINO for bf16).
     """
 
     recipe: str
@@ -84,6 +86,7 @@ class SweepRow:
     params: int | None
     accuracy: float | None
     metric: str = "mIoU vs ground truth"
+    runtime: str = ""
 
     @property
     def label(self) -> str:
@@ -107,7 +110,9 @@ class SweepReport:
                  "speed only" if r.accuracy is None else f"{r.accuracy:.2f} {r.metric.split()[0]}"] for r in self.rows]
 
     def to_markdown(self) -> str:
-        lines = [f"Sweep on {self.target} ({self.device}), batch 1, end-to-end latency on ONNX Runtime.", "",
+        runtimes = sorted({r.runtime for r in self.rows if r.runtime}) or ["onnxruntime"]
+        lines = [f"Sweep on {self.target} ({self.device}), batch 1, end-to-end latency on each artifact's runtime "
+                 f"({', '.join(runtimes)}: the build's choice, in the JSON per row).", "",
                  "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in self.table_rows()]) + "\n"
 
@@ -181,28 +186,32 @@ def _row(name: str, precision: str, folder: Path, built, profiles: list, config:
     return SweepRow(name, precision, tuple(profiles[0].input_hw),
                     statistics.median(b.end_to_end.p50 for b in batches) / per_image,
                     max(b.end_to_end.p99 for b in batches) / per_image, statistics.median(b.mpx_per_s for b in batches),
-                    model.stat().st_size / 1e6, params, *_accuracy(built, model, config, reference))
+                    model.stat().st_size / 1e6, params, *_accuracy(built, model, config, reference), built.manifest.backend)
 
 
 def _accuracy(built, model: Path, config: SweepConfig, reference: Path) -> tuple[float | None, str]:
     """(points, what they are): mIoU against ground truth, for trained weights and a validation set
-    with masks; for a detector, mAP@0.5 against the ``reference`` model's boxes on the validation images."""
+    with masks; for a detector, mAP@0.5 against the ``reference`` model's boxes on the validation images.
+    A bf16 artifact is scored computing in bf16 (on OpenVINO), as it runs."""
     from edgekit.evaluate import ValidationData
     from edgekit.optimize.evaluate import Evaluator
 
     m = built.manifest
+    precision = "bf16" if m.precision == "bf16" else "fp32"
     batch = m.batch if isinstance(m.batch, int) else 1
     if m.task == "detection":
         if config.val is None:
             return None, ""
         data = ValidationData(config.val, tuple(m.tile), m.preprocess, batch, ground_truth=False)
         what = f"mAP50 vs {reference.parent.name.rsplit('-', 1)[-1]}'s boxes"
-        return 100 * Evaluator(reference, data, "detection").accuracy(model).metric, what
+        return 100 * Evaluator(reference, data, "detection").accuracy(model, precision).metric, what
     trained = bool(built.report.details.get("source", {}).get("checkpoint")) or _recipe_trained(built)
     if not trained or config.val is None or not (Path(config.val) / "masks").is_dir():
         return None, ""
     data = ValidationData(config.val, tuple(m.tile), m.preprocess, batch)
-    return 100 * Evaluator(model, data, m.task).reference.metric, "mIoU vs ground truth"
+    evaluator = Evaluator(model, data, m.task)
+    scored = evaluator.accuracy(model, precision) if precision == "bf16" else evaluator.reference
+    return 100 * scored.metric, "mIoU vs ground truth"
 
 
 def _recipe_trained(built) -> bool:

@@ -30,7 +30,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
 @TASK
 @preprocess_options
-@click.option("--candidates", default="fp16,int8,dynamic", show_default=True, help="Whole-model kinds besides fp32.")
+@click.option("--candidates", default="fp16,int8,dynamic,bf16", show_default=True,
+              help="Whole-model kinds besides fp32 (bf16: on OpenVINO, where the CPU has AVX-512 BF16 or AMX).")
 @click.option("--calib-methods", help="int8 calibration methods (default: every one the target takes).")
 @click.option("--calib-samples", type=int, default=16, show_default=True)
 @click.option("--val-samples", type=int, help="Validation images per candidate (default: all).")

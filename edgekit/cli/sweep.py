@@ -20,7 +20,7 @@ def _sizes(ctx, param, value: str | None):
 @click.argument("recipes", nargs=-1, required=True)
 @click.option("--target", default="cpu", show_default=True, help="Device profile (measured on this machine).")
 @click.option("--input-size", "sizes", callback=_sizes, help="Comma-separated sizes, e.g. 512,1024 (default: each recipe's).")
-@click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated: fp32,fp16,int8.")
+@click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated: fp32,fp16,int8,bf16 (bf16: OpenVINO, where the CPU has AVX-512 BF16 or AMX).")
 @click.option("--calib", type=click.Path(path_type=Path), help="Calibration images (int8).")
 @click.option("--val", type=click.Path(path_type=Path),
               help="Validation images: with masks/, mIoU of trained recipes; a detector's mAP against its first row's boxes.")

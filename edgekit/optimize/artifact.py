@@ -46,7 +46,7 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
 
 
 def _precision_label(kind: str) -> str:
-    return {"fp32": "fp32", "fp16": "fp16"}.get(kind, "int8")
+    return {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}.get(kind, "int8")
 
 
 def write_artifact(base: Path, model: Path, out: Path, target: Target, kind: str, decision: dict,

@@ -1,4 +1,4 @@
-"""Whole-model candidates: fp32, fp16, static int8 per calibration method, dynamic int8.
+"""Whole-model candidates: fp32, fp16, static int8 per calibration method, dynamic int8, bf16.
 
 Mixtures (static int8 with some nodes kept in float) are cut from the static int8 graphs by
 ``edgekit.optimize.graph.mixed_precision_model``; the search decides which.
@@ -11,11 +11,14 @@ Mixtures (static int8 with some nodes kept in float) are cut from the static int
   from it (removing a node's Q/DQ pair there could drop an op folded into a quantized range).
 * ``dynamic``: ONNX Runtime's dynamic quantization of MatMul / Gemm (weights int8, activations
   quantized at run time), cpu target only: what ViT compression studies found best on CPUs.
+* ``bf16`` (cpu target, where the CPU has AVX-512 BF16 or AMX and OpenVINO is installed): the FP32
+  graph computed in bfloat16 by OpenVINO, measured (accuracy and latency) on OpenVINO so.
 """
 from __future__ import annotations
 
-__all__ = ["CandidateSpec", "candidate_specs", "make_candidate", "KINDS"]
+__all__ = ["CandidateSpec", "candidate_specs", "make_candidate", "bf16_here", "KINDS"]
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +28,14 @@ from edgekit.errors import ConfigError
 from edgekit.optimize.graph import QUANTIZABLE_OPS
 from edgekit.targets import Target
 
-KINDS = ("fp16", "int8", "dynamic")
+KINDS = ("fp16", "int8", "dynamic", "bf16")
 ORT_METHODS = ("max", "entropy", "percentile")
 TRT_METHODS = ("max", "entropy")
 
 
 @dataclass(frozen=True)
 class CandidateSpec:
-    """One whole-model candidate: ``kind`` (fp32, fp16, int8, dynamic) and, for int8, ``method``."""
+    """One whole-model candidate: ``kind`` (fp32, fp16, int8, dynamic, bf16) and, for int8, ``method``."""
 
     kind: str
     method: str | None = None
@@ -43,6 +46,21 @@ class CandidateSpec:
         if self.kind != "int8":
             return self.kind
         return f"int8-{self.method}-all" if self.all_ops else f"int8-{self.method}"
+
+    @property
+    def precision(self) -> str:
+        """What the runtime computes the candidate's graph in (``bf16`` on OpenVINO; else as the graph says)."""
+        return "bf16" if self.kind == "bf16" else "fp32"
+
+
+def bf16_here() -> str:
+    """Why bf16 cannot be measured here ("" when it can): OpenVINO computes it, on a CPU with AVX-512 BF16 or AMX."""
+    from edgekit.machine import cpu_bf16, cpu_name
+    from edgekit.runtime.openvino_rt import openvino_version
+
+    if not cpu_bf16():
+        return f"this CPU ({cpu_name()}) has neither AVX-512 BF16 nor AMX"
+    return "" if openvino_version() else "OpenVINO is not installed (pip install 'edgekit[openvino]')"
 
 
 def candidate_specs(target: Target, kinds: tuple[str, ...], methods: tuple[str, ...] | None) -> list[CandidateSpec]:
@@ -64,6 +82,8 @@ def candidate_specs(target: Target, kinds: tuple[str, ...], methods: tuple[str, 
             specs.append(CandidateSpec("int8", methods[0], all_ops=True))
     if "dynamic" in kinds and not target.is_tensorrt:
         specs.append(CandidateSpec("dynamic"))
+    if "bf16" in kinds and not target.is_tensorrt and not bf16_here():
+        specs.append(CandidateSpec("bf16"))
     return specs
 
 
@@ -75,6 +95,9 @@ def make_candidate(spec: CandidateSpec, fp32: Path, out: Path, target: Target, c
         return Path(fp32)
     if spec.kind == "dynamic":
         return _dynamic_int8(fp32, out)
+    if spec.kind == "bf16":  # the FP32 graph: OpenVINO computes it in bfloat16
+        shutil.copyfile(fp32, out)
+        return Path(out)
     # Q/DQ on Conv / MatMul / Gemm only: mixtures bypass a node's Q/DQ pairs, which is exact only
     # where no other op (e.g. a Relu folded into a Q range) was quantized
     op_types = QUANTIZABLE_OPS if flavor == "onnxruntime" and not spec.all_ops else None

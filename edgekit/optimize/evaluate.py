@@ -42,14 +42,15 @@ class Accuracy:
 
 
 
-def _session(path: Path, threads: int = 0):
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+def _session(path: Path, threads: int = 0, precision: str = "fp32"):
+    """ONNX Runtime's CPU provider; a bf16 candidate on OpenVINO, which computes it in bfloat16."""
+    from edgekit.convert.onnx_check import cpu_runner
 
-    return OnnxRuntimeRunner(path, SessionSettings(threads, "all", ("CPUExecutionProvider",)))
+    return cpu_runner(path, threads, "openvino" if precision == "bf16" else "onnxruntime", precision)
 
 
-def _outputs(path: Path, batches: list[np.ndarray], threads: int) -> list[np.ndarray]:
-    with _session(path, threads) as runner:
+def _outputs(path: Path, batches: list[np.ndarray], threads: int, precision: str = "fp32") -> list[np.ndarray]:
+    with _session(path, threads, precision) as runner:
         name = runner.input_specs()[0].name
         return [np.asarray(next(iter(runner.infer({name: b}).values()))) for b in batches]
 
@@ -58,11 +59,11 @@ REFERENCE_CONF = 0.25  # FP32's boxes at or above this score are a detector's tr
 SCORED_CONF = 0.001  # a candidate's boxes down to this score form its precision-recall curve
 
 
-def _detections(path: Path, batches: list[np.ndarray], threads: int, conf: float) -> list:
+def _detections(path: Path, batches: list[np.ndarray], threads: int, conf: float, precision: str = "fp32") -> list:
     """Boxes per image of a detector's raw outputs, decoded as `edgekit infer` decodes a tile."""
     from edgekit.detect.decode import decode, detect_format
 
-    with _session(path, threads) as runner:
+    with _session(path, threads, precision) as runner:
         name, specs = runner.input_specs()[0].name, runner.output_specs()
         outputs = [runner.infer({name: b}) for b in batches]
     fmt = detect_format(specs, tuple(batches[0].shape[2:4]), outputs[0])  # shapes, else the values, as build
@@ -99,17 +100,17 @@ class Evaluator:
             return "top-1 agreement with FP32"
         return "mIoU vs ground truth" if self.data.has_masks else "mIoU vs FP32 (no masks: agreement)"
 
-    def accuracy(self, path: Path) -> Accuracy:
-        """Run ``path`` on every batch and score it."""
+    def accuracy(self, path: Path, precision: str = "fp32") -> Accuracy:
+        """Run ``path`` (computing in ``precision``: bf16 on OpenVINO) on every batch and score it."""
         if self.task == "detection":
             from edgekit.detect.evaluate import coco_map
 
-            boxes = _detections(path, self.data.batches, self.threads, SCORED_CONF)
+            boxes = _detections(path, self.data.batches, self.threads, SCORED_CONF, precision)
             sizes = [tuple(b.shape[2:4]) for b in self.data.batches for _ in range(len(b))]
             found = coco_map(self.reference_boxes, boxes, sizes)["map50"]
             found = 1.0 if np.isnan(found) else found  # FP32 found nothing on these images: nothing to lose
             return Accuracy(found, found, len(self.data.items))
-        labels = [o.argmax(1) for o in _outputs(path, self.data.batches, self.threads)]
+        labels = [o.argmax(1) for o in _outputs(path, self.data.batches, self.threads, precision)]
         return self._score(labels)
 
     def drop(self, accuracy: Accuracy) -> float:
@@ -125,9 +126,10 @@ class Evaluator:
         return Accuracy(score.metric, score.agreement, len(self.data.items))
 
 
-def measure_latency(path: Path, feed: np.ndarray, runs: int = 5, threads: int = 0) -> float:
-    """Median milliseconds of ``runs`` ONNX Runtime runs of ``path`` on ``feed`` after one warm-up."""
-    with _session(path, threads) as runner:
+def measure_latency(path: Path, feed: np.ndarray, runs: int = 5, threads: int = 0, precision: str = "fp32") -> float:
+    """Median milliseconds of ``runs`` ONNX Runtime runs of ``path`` on ``feed`` after one warm-up
+    (bf16: OpenVINO's, computing in bfloat16)."""
+    with _session(path, threads, precision) as runner:
         name = runner.input_specs()[0].name
         runner.infer({name: feed})
         times = []

@@ -24,7 +24,7 @@ from edgekit.artifact.layout import MODEL
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
 from edgekit.errors import ConfigError
 from edgekit.cache import MeasurementCache, content_key, default_cache_dir
-from edgekit.optimize.candidates import KINDS, CandidateSpec, candidate_specs, make_candidate
+from edgekit.optimize.candidates import KINDS, CandidateSpec, bf16_here, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import INT8_MAC_COST, QDQ_COST, NodeCost, estimated_node_costs, profiled_node_costs
 from edgekit.optimize.graph import mixed_precision_model, quantized_nodes, regions_from_onnx
@@ -146,24 +146,27 @@ class _Run:
         return self._latency(self.fp32_key, lambda: self.fp32)
 
     # ---- measurements -------------------------------------------------------------------------
-    def _latency(self, model_key: str, path: Callable[[], Path]) -> float:
+    def _latency(self, model_key: str, path: Callable[[], Path], precision: str = "fp32") -> float:
         from edgekit.optimize.evaluate import measure_latency
 
-        key = content_key("latency", model_key, self.machine, self.config.latency_runs, self.val_key["shape"])
+        key = content_key("latency", model_key, self.machine, self.config.latency_runs, self.val_key["shape"], precision)
         return self.cache.measure("latency", key, lambda: {"ms": measure_latency(
-            path(), self.val.batches[0], self.config.latency_runs, self.target.threads)})["ms"]
+            path(), self.val.batches[0], self.config.latency_runs, self.target.threads, precision)})["ms"]
 
     def measure(self, name: str, model_key: str, path: Callable[[], Path], kind: str,
                 float_nodes: frozenset = frozenset(), quantized: set[str] | None = None) -> Measurement:
-        """Accuracy, latency and size of one candidate (cached by ``model_key``)."""
+        """Accuracy, latency and size of one candidate (cached by ``model_key``); bf16 measured on OpenVINO."""
+        precision = "bf16" if kind == "bf16" else "fp32"
+
         def accuracy() -> dict:
             self.say(f"measure {name}")
-            acc = self.evaluator.accuracy(path())
+            acc = self.evaluator.accuracy(path(), precision)
             return acc.to_dict() | {"size_mb": path().stat().st_size / 1e6}
 
         acc = self.cache.measure("accuracy", content_key("accuracy", model_key, self.val_key), accuracy)
         estimated = self.target.is_tensorrt
-        latency = self._estimated_latency(kind, float_nodes, quantized) if estimated else self._latency(model_key, path)
+        latency = (self._estimated_latency(kind, float_nodes, quantized) if estimated
+                   else self._latency(model_key, path, precision))
         return Measurement(name, 100 * (self.reference["metric"] - acc["metric"]), latency, acc["size_mb"], self.batch,
                            acc["metric"], acc["agreement"], tuple(sorted(float_nodes)), estimated,
                            estimate_rule(kind) if estimated else "")
@@ -335,5 +338,8 @@ def _notes(run: _Run, target: Target) -> tuple[str, ...]:
         notes.append(f"latency (*) is estimated, not measured on {target.name} (TensorRT is not run here): the rule "
                      "of each kind is listed under Latency; measure the artifact on the device with `edgekit profile`")
     else:
-        notes.append(f"latency: median of {run.config.latency_runs} ONNX Runtime CPU runs after a warm-up, batch {run.batch}")
+        notes.append(f"latency: median of {run.config.latency_runs} ONNX Runtime CPU runs after a warm-up, batch {run.batch}"
+                     " (bf16: OpenVINO's, computing in bfloat16)")
+        if "bf16" in run.config.candidates and bf16_here():
+            notes.append(f"bf16 not tried: {bf16_here()}")
     return tuple(notes)

@@ -34,7 +34,7 @@ def counted(monkeypatch) -> dict:
     calls = {"latency": 0, "accuracy": 0, "costs": 0}
     accuracy = evaluate.Evaluator.accuracy
 
-    def latency(path, feed, runs=5, threads=0):
+    def latency(path, feed, runs=5, threads=0, precision="fp32"):
         calls["latency"] += 1
         return 10.0 - sum(GAIN[n] for n in quantized_nodes(path))
 
@@ -42,9 +42,9 @@ def counted(monkeypatch) -> dict:
         calls["costs"] += 1
         return {n: NodeCost(3.0, 3.0 - GAIN[n]) for n in nodes}
 
-    def counted_accuracy(self, path):
+    def counted_accuracy(self, path, precision="fp32"):
         calls["accuracy"] += 1
-        return accuracy(self, path)
+        return accuracy(self, path, precision)
 
     monkeypatch.setattr(evaluate, "measure_latency", latency)
     monkeypatch.setattr(pipeline, "profiled_node_costs", costs)
