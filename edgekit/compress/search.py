@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, InfeasibleError
 from edgekit.cache import MeasurementCache, content_key
 
 
@@ -176,14 +176,14 @@ def feasible_plans(base: dict, measured: list[PlanFigures], goal: Goal, level: i
     """Plans meeting ``goal``'s speed/size limits, least compressed (most MACs, then slowest) first.
 
     Raises:
-        ConfigError: when none does; the message has the best reachable figures.
+        InfeasibleError: when none does; the message has the best reachable figures.
     """
     ok = [m for m in measured if not goal.misses(m.figures, base)]
     if ok:
         return sorted(ok, key=lambda m: (-m.figures.get("macs", 0), -m.figures["latency_ms"]))
     fast = min(measured, key=lambda m: m.figures["latency_ms"])
     small = min(measured, key=lambda m: m.figures["size_mb"])
-    raise ConfigError(
+    raise InfeasibleError(
         f"no level-{level} plan meets the goal ({'; '.join(goal.misses(fast.figures, base))}): best reachable "
         f"{base['latency_ms'] / fast.figures['latency_ms']:.2f}x ({fast.figures['latency_ms']:.1f} ms, {fast.plan.name}), "
         f"smallest {small.figures['size_mb']:.1f} MB; relax the goal or raise --level (nothing written)"

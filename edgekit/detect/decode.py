@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgekit.errors import DetectionError
+from edgekit.errors import DetectionError, DetectionOutputError
 
 FORMATS = ("yolov8", "yolov5", "end2end", "efficientnms", "onnxnms", "yolox", "picodet")
 END2END_MAX_K = 1000  # (B, K, 6) with K above this reads as YOLOv5 with one class
@@ -188,7 +188,7 @@ def _anchor_free(values: np.ndarray, hw: tuple[int, int]) -> str:
     """``yolox`` or ``yolov5`` for anchor-free rows, by which reading puts the centres in their own cells."""
     pred = np.asarray(values, np.float32)
     if not np.isfinite(pred[..., :2]).all():
-        raise DetectionError("the detector returned non-finite box centres; check the model "
+        raise DetectionOutputError("the detector returned non-finite box centres; check the model "
                                    "(an FP16/INT8 overflow?)")
     gx, gy, s = _grid(hw, _grid_strides(pred.shape[1], hw))
     as_pixels = np.median(np.abs(pred[..., 0] / s - gx - 0.5) + np.abs(pred[..., 1] / s - gy - 0.5))
@@ -328,8 +328,8 @@ def _onnxnms(out: dict, specs, conf: float, tile: tuple[int, int]) -> list[tuple
 
 def _over(score: np.ndarray, conf: float) -> np.ndarray:
     if np.isnan(score).any():
-        raise DetectionError("the detector returned NaN scores; check the model (an FP16/INT8 overflow?) "
-                             "or rebuild it at a higher precision")
+        raise DetectionOutputError("the detector returned NaN scores; check the model (an FP16/INT8 overflow?) "
+                                   "or rebuild it at a higher precision")
     return score >= conf
 
 
@@ -346,8 +346,9 @@ def _checked(boxes, scores, classes, tile: tuple[int, int]) -> Detections:
     bad |= (boxes[:, 2] < -w) | (boxes[:, 3] < -h) | (boxes[:, 0] > 2 * w) | (boxes[:, 1] > 2 * h)
     if bad.any():
         b = boxes[np.argmax(bad)]
-        raise DetectionError(f"the detector returned a box outside the {w}x{h} tile ({', '.join(f'{v:g}' for v in b)}); "
-                             "is --det-format right, and are its boxes in input pixels?")
+        raise DetectionOutputError(f"the detector returned a box outside the {w}x{h} tile "
+                                   f"({', '.join(f'{v:g}' for v in b)}); is --det-format right, and are its boxes "
+                                   "in input pixels?")
     return Detections(boxes, np.asarray(scores, np.float32), np.asarray(classes).astype(np.int32))
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 from edgekit.artifact.layout import MODEL
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, InfeasibleError
 from edgekit.cache import MeasurementCache, content_key, default_cache_dir
 from edgekit.optimize.candidates import KINDS, CandidateSpec, bf16_here, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
@@ -264,7 +264,7 @@ def optimize(source: str, out: Path, constraints: Constraints = Constraints(), c
         tried = [*candidates, *(result.steps if result else ())]
         feasible = [m for m in tried if constraints.holds(m)]
         if not feasible:
-            raise ConfigError(infeasible_message(tried, constraints))
+            raise InfeasibleError(infeasible_message(tried, constraints))
         chosen, decided_by = choose(feasible)
         report = OptimizeReport(
             source, target.name, constraints, run.reference["metric_name"], run.reference["metric"], tuple(candidates), chosen,

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.compile.placement import layer_device
-from edgekit.errors import EdgekitError
+from edgekit.errors import RunError
 from edgekit.timing import TimingConfig, time_calls
 from edgekit.profile.layers import LayerReport, layer_report
 from edgekit.runtime.trt import cuda_call, deserialize_engine, import_cudart, import_tensorrt
@@ -99,7 +99,7 @@ def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig, dla
         def run() -> None:
             cuda_call(cudart.cudaEventRecord(start, stream))
             if not context.execute_async_v3(int(stream)):
-                raise EdgekitError("TensorRT execute_async_v3 failed")
+                raise RunError("TensorRT execute_async_v3 failed")
             cuda_call(cudart.cudaEventRecord(stop, stream))
             cuda_call(cudart.cudaEventSynchronize(stop))
             times.append(float(cuda_call(cudart.cudaEventElapsedTime(start, stop))))

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import ArtifactError, BackendUnavailableError, DeviceMismatchError, EdgekitError, InputError
+from edgekit.errors import (ArtifactError, BackendUnavailableError, DeviceMismatchError, EdgekitError, InputError,
+                            RunError)
 from edgekit.artifact.manifest import TensorSpec
 from edgekit.runtime.base import Runner
 from edgekit.runtime.trt_buffers import (BufferPlan, GraphSchedule, RunShapes, TensorSlot, nbytes, output_rows,
@@ -74,7 +75,7 @@ def cuda_call(result):
     """cuda-python returns ``(error, values...)``: raise on an error, return the values."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise EdgekitError(f"CUDA call failed: {err}")
+        raise RunError(f"CUDA call failed: {err}")
     return values[0] if len(values) == 1 else tuple(values) if values else None
 
 
@@ -192,7 +193,7 @@ class TensorRTRunner(Runner):
             self._runtime, self._engine = deserialize_engine(trt, self.engine_path, self.dla_core, self._logger)
             self._context = self._engine.create_execution_context()
             if self._context is None:
-                raise EdgekitError(f"TensorRT could not create an execution context for {self.engine_path.name} "
+                raise RunError(f"TensorRT could not create an execution context for {self.engine_path.name} "
                                    "(not enough device memory?)")
             self._stream = cuda_call(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking))
             if self.profile:
@@ -210,7 +211,7 @@ class TensorRTRunner(Runner):
             self._host_ptrs[slot.name] = int(cuda_call(cudart.cudaMallocHost(slot.nbytes)))
             self._host[slot.name] = _pinned_view(self._host_ptrs[slot.name], slot.nbytes)
             if not self._context.set_tensor_address(slot.name, self._device_ptrs[slot.name]):
-                raise EdgekitError(f"TensorRT refused the buffer of {slot.name!r}")
+                raise RunError(f"TensorRT refused the buffer of {slot.name!r}")
 
     def _deactivate(self) -> None:
         cudart = self._cudart
@@ -302,7 +303,7 @@ class TensorRTRunner(Runner):
                                              self._stream))
         if not self._context.execute_async_v3(int(self._stream)):
             if check:
-                raise EdgekitError(f"TensorRT could not run {self.engine_path.name} (see the TensorRT log above)")
+                raise RunError(f"TensorRT could not run {self.engine_path.name} (see the TensorRT log above)")
             return False
         for slot in self._plan.outputs:
             size = nbytes(self._out_shapes[slot.name], slot.dtype)

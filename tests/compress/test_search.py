@@ -2,7 +2,7 @@
 import pytest
 
 from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, InfeasibleError
 
 BASE = {"latency_ms": 100.0, "size_mb": 40.0}
 
@@ -23,7 +23,7 @@ def test_each_constraint_is_respected_least_compressed_first(goal, names):
 
 
 def test_infeasible_goal_names_the_best_reachable_figures():
-    with pytest.raises(ConfigError, match=r"best reachable 2.22x \(45.0 ms, prune50\+rank25\), smallest 12.0 MB"):
+    with pytest.raises(InfeasibleError, match=r"best reachable 2.22x \(45.0 ms, prune50\+rank25\), smallest 12.0 MB"):
         feasible_plans(BASE, _measured(), Goal(speedup=3.0), 2)
 
 
