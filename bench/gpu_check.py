@@ -62,7 +62,7 @@ def environment() -> dict:
         facts["ort_providers"] = onnxruntime.get_available_providers()
         facts["onnxruntime"] = onnxruntime.__version__
     facts["build_extra"] = all(_has(m) for m in ("onnx", "onnxslim", "timm"))
-    from edgekit.runtime.device import cuda_device
+    from edgekit.device import cuda_device
 
     facts["cuda_driver_gpu"] = cuda_device()[0]  # the driver's view, torch or not
     return facts
@@ -172,7 +172,7 @@ def tensorrt_engine(work: Path, model: str, precision: str, reference_artifact) 
     from edgekit.artifact.folder import load_artifact
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.profile.measure import profile_artifact
-    from edgekit.runtime.device import local_device
+    from edgekit.device import local_device
 
     device = local_device()
     line = ".".join(tensorrt.__version__.split(".")[:2])

@@ -20,8 +20,8 @@ __all__ = ["DeviceNeeds", "needs_of_target", "needs_of_engine", "check_device", 
 
 from dataclasses import dataclass
 
+from edgekit.device import DeviceInfo
 from edgekit.errors import ConfigError, DeviceMismatchError
-from edgekit.runtime.device import DeviceInfo
 
 # L4T release major -> JetPack major (/etc/nv_tegra_release starts with "# R36 (release)").
 _JETPACK_OF_L4T = {"32": "4", "34": "5", "35": "5", "36": "6", "38": "7"}

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from edgekit.artifact.compat import check_device, needs_of_engine
 from edgekit.artifact.layout import compiled_files
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
+from edgekit.device import DeviceInfo, local_device
 from edgekit.errors import ArtifactError
-from edgekit.runtime.device import DeviceInfo, local_device
 from edgekit.runtime.open import BACKENDS  # noqa: F401  (the --backend choices; made in runtime)
 
 if TYPE_CHECKING:

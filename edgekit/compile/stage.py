@@ -492,7 +492,7 @@ def _compile_tensorrt(work: Path, m: Manifest, target: Target, settings: Compile
                       inputs: CheckInputs | None = None) -> Manifest:
     from edgekit.compile.engine import build_mode, device_dla_cores
     from edgekit.compile.engine_cache import timing_cache_file
-    from edgekit.runtime.device import local_device
+    from edgekit.device import local_device
     from edgekit.runtime.trt import import_tensorrt
 
     trt = import_tensorrt()

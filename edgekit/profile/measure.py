@@ -165,7 +165,7 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
                     else "not separable for this backend" if all(r.compute is None for r in results)
                     else "CUDA events around device compute, inputs resident")
     conditions = measured_conditions(backend, providers, config.threads, CPU_COPIES if on_cpu else GPU_COPIES, compute_note)
-    from edgekit.runtime.device import local_device
+    from edgekit.device import local_device
 
     return ProfileReport(str(artifact.folder), m.target, backend, m.precision, m.task, input_hw(spec, m.tile),
                          local_device().to_dict(), conditions, config.timing, results, memory, layers, tuple(dict.fromkeys(notes)))

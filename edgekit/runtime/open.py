@@ -61,7 +61,7 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
 
 
 def _onnxruntime(artifact: "Artifact", backend: str, threads: int, providers, device: int) -> "Runner":
-    from edgekit.runtime.device import gpu_count
+    from edgekit.device import gpu_count
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings, available_providers, providers_for
 
     settings = SessionSettings.from_dict(artifact.manifest.session.get("onnxruntime", {}))

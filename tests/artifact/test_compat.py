@@ -10,7 +10,7 @@ from edgekit.artifact.compat import (DeviceNeeds, check_device, jetpack_major, n
 from edgekit.artifact.folder import Artifact
 from edgekit.artifact.manifest import Manifest, TensorSpec
 from edgekit.errors import ConfigError, DeviceMismatchError
-from edgekit.runtime.device import DeviceInfo
+from edgekit.device import DeviceInfo
 from edgekit.targets import load_target
 
 ORIN_NX = DeviceInfo(gpu_name="Orin", compute_capability="8.7", tensorrt="10.3.0.30", jetpack="R36 (release)")

@@ -185,7 +185,7 @@ def test_a_dla_engine_lists_its_placement(trt, tmp_path: Path):
 
 
 def _this_gpu_target(folder: Path, trt) -> Path:
-    from edgekit.runtime.device import local_device
+    from edgekit.device import local_device
 
     folder.mkdir(parents=True, exist_ok=True)
     line = ".".join(trt.__version__.split(".")[:2])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 
-from edgekit.runtime import device
+from edgekit import device
 
 
 class FakeDriver:

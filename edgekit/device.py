@@ -1,6 +1,8 @@
 """What this machine can run: GPU name and compute capability, TensorRT, CUDA and ORT versions.
 
-Every probe is lazy and optional: a missing library reads as None, never as an error.
+A base-layer module (it imports no edgekit package): the artifact's device check, the runtimes,
+compile and profile read the device through it. Every probe is lazy and optional: a missing
+library reads as None, never as an error.
 """
 from __future__ import annotations
 
