@@ -14,12 +14,8 @@ from edgekit.detect.evaluate import coco_map
 from edgekit.metrics import output_error
 
 
-def _boxes(runner, batch: np.ndarray, conf: float):
-    name = runner.input_specs()[0].name
-    specs = runner.output_specs()
-    out = runner.infer({name: batch})
-    fmt = detect_format(specs)
-    return out, decode(out, specs, fmt, conf, tuple(batch.shape[2:4]))
+def _outputs(runner, batch: np.ndarray) -> dict:
+    return runner.infer({runner.input_specs()[0].name: batch})
 
 
 def verify_detection(reference: Path, candidate: Path, images: CalibrationSet, max_drop: float,
@@ -33,15 +29,17 @@ def verify_detection(reference: Path, candidate: Path, images: CalibrationSet, m
     """
     from edgekit.convert.onnx_check import cpu_runner
 
-    truth, preds, errors = [], [], []
+    truth, preds, errors, fmt = [], [], [], None
     with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime, precision=precision) as cand:
+        specs = ref.output_specs()
         for batch in images.batches():
-            ref_out, ref_boxes = _boxes(ref, batch, conf)
-            cand_out, cand_boxes = _boxes(cand, batch, 0.001)
+            hw = tuple(batch.shape[2:4])
+            ref_out, cand_out = _outputs(ref, batch), _outputs(cand, batch)
+            fmt = fmt or detect_format(specs, hw, ref_out)  # once, from FP32's outputs on real images
             errors.append((np.asarray(next(iter(ref_out.values())), np.float32),
                            np.asarray(next(iter(cand_out.values())), np.float32)))
-            truth += ref_boxes
-            preds += cand_boxes
+            truth += decode(ref_out, specs, fmt, conf, hw)
+            preds += decode(cand_out, specs, fmt, 0.001, hw)
     error = output_error(np.concatenate([e[0].ravel() for e in errors]), np.concatenate([e[1].ravel() for e in errors]))
     scores = coco_map(truth, preds, [tuple(images.input_size)] * len(truth))
     agreement = scores["map50"] if np.isfinite(scores["map50"]) else 1.0

@@ -107,17 +107,17 @@ def expected_boxes(corners: list[tuple[int, int]], square: int = 9) -> np.ndarra
     return b[np.lexsort((b[:, 0], b[:, 1]))]
 
 
-def anchor_free_finder_onnx(path: Path, size: int = 32, pixels: bool = False) -> Path:
+def anchor_free_finder_onnx(path: Path, size: int = 32, pixels: bool = False, bright: float = 0.95) -> Path:
     """A one-class anchor-free head (1, N, 6), one row per grid cell of strides 8, 16, 32: a cell
-    whose pixels are all bright has objectness ~1 and a box that is the cell itself. ``pixels``
-    False: YOLOX's raw head (offsets 0.5, log sizes 0); True: the same boxes already in pixels
-    (centre and size of the cell), as YOLOv6 exports them."""
+    whose mean brightness (0..1) is past ``bright`` has objectness ~1 and a box that is the cell
+    itself. ``pixels`` False: YOLOX's raw head (offsets 0.5, log sizes 0); True: the same boxes
+    already in pixels (centre and size of the cell), as YOLOv6 exports them."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     inits, nodes, levels = [], [], []
     inits += [numpy_helper.from_array(np.array([60.0], np.float32), "gain"),
-              numpy_helper.from_array(np.array([-0.95 * 60.0], np.float32), "bias")]
+              numpy_helper.from_array(np.array([-bright * 60.0], np.float32), "bias")]
     nodes.append(helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=1))
     for stride in (8, 16, 32):
         side = size // stride
