@@ -7,9 +7,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from edgekit.cli.console import stage_progress
+
 from edgekit.artifact.manifest import PRECISIONS
 from edgekit.targets import CPU_RUNTIMES
-from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
+from edgekit.cli.options import (BATCH, BATCH_HELP, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, AliasedOption,
+                                 preprocess_options, verbosity_options)
 
 
 @click.command()
@@ -32,14 +35,15 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
               help="--no-verify: build a trained model's fp16/int8 without held-out images, or keep one that "
                    "fails its check (with a warning), marked unverified.")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
-@click.option("--batch", type=BATCH, default="1", show_default=True, help="Batch size, or 'dynamic'.")
+@click.option("--batch", type=BATCH, default="1", show_default=True, help=BATCH_HELP)
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
 @click.option("--factory-arg", "factory_args", multiple=True, metavar="NAME=VALUE",
               help="Argument of a module:factory source, a Python literal (repeat): weights=None, num_classes=4.")
 @click.option("--trust-checkpoint", is_flag=True, default=None,
               help="Load checkpoints or model files holding pickled Python objects (they can run code).")
-@click.option("--output", help="The model output to deploy when it returns several (default: the first at "
-                               "the input's spatial layout).")
+@click.option("--output-name", "output", cls=AliasedOption, old=("--output",), metavar="NAME",
+              help="The model output to deploy when it returns several (default: the first at the input's "
+                   "spatial layout).")
 @click.option("--input-layout", type=click.Choice(["NCHW", "NHWC"], case_sensitive=False),
               help="Axis order of an ONNX source's input (default: told by its shape; NHWC gets a Transpose in front).")
 @TASK
@@ -47,15 +51,15 @@ from edgekit.cli.options import BATCH, RECIPES_DIR, SIZE, TARGETS_DIR, TASK, pre
 @click.option("--latency-runs", type=int, default=5, show_default=True, help="Timed runs per stage (0: none).")
 @TARGETS_DIR
 @RECIPES_DIR
+@verbosity_options
 def build(source, out, **options) -> None:
     """Build SOURCE (recipe, timm:<name>, module:factory, TorchScript .pt, torch.export .pt2 or .onnx)
     into a verified artifact."""
     from edgekit.convert.pipeline import BuildConfig, build as run_build
 
-    console = Console(stderr=True)
     config = BuildConfig(**{k: v for k, v in options.items() if (v is not None and v != ()) or k == "batch"})
-    with console.status("starting") as status:
-        result = run_build(source, out, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
+    with stage_progress() as say:
+        result = run_build(source, out, config, progress=say)
     table = Table(title=f"{source} -> {result.report.target} ({config.precision})")
     for i, name in enumerate(result.report.HEADER):
         table.add_column(name, no_wrap=i != 5, justify="left" if i in (0, 5) else "right")
@@ -71,6 +75,8 @@ def build(source, out, **options) -> None:
         from edgekit.convert.report import runtime_text
 
         click.echo(runtime_text(result.report.details["runtime"]))
-    click.echo(f"{'built' if result.complete else 'stopped'}: {out} ({result.report.seconds:.0f} s)")
-    if result.report.next_step:
-        click.echo(f"next, on the device: {result.report.next_step}")
+    if result.complete:
+        click.echo(f"built: {out} ({result.report.seconds:.0f} s)")
+    else:  # the last line says it: no engine here, and the command that builds it
+        click.echo(f"stopped before the engine (no TensorRT here): {out} ({result.report.seconds:.0f} s); "
+                   f"finish on the device: {result.report.next_step}")

@@ -7,13 +7,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, TARGETS_DIR
+from edgekit.cli.options import RECIPES_DIR, TARGETS_DIR, verbosity_options
 from edgekit.recipes import list_recipes
 from edgekit.targets import list_targets
 
 
 @click.command()
 @RECIPES_DIR
+@verbosity_options(final_line=False)
 def models(recipes_dir: Path | None) -> None:
     """List the model recipes: edgekit's, EDGEKIT_PATH's and --recipes-dir's."""
     table = Table(box=None)
@@ -28,6 +29,7 @@ def models(recipes_dir: Path | None) -> None:
 
 @click.command()
 @TARGETS_DIR
+@verbosity_options(final_line=False)
 def targets(targets_dir: Path | None) -> None:
     """List the device profiles: edgekit's, EDGEKIT_PATH's and --targets-dir's."""
     table = Table(box=None)

@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS
-from edgekit.cli.options import write_report_files
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import verbosity_options, write_report_files
 from edgekit.tiling.geometry import BLENDS
 
 
@@ -23,7 +24,8 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles (as `edgekit infer`).")
 @click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True,
               help="How overlapping tiles are merged (as `edgekit infer`).")
-@click.option("--batch", type=int, default=0, help="Images per call (default: each artifact's own batch).")
+@click.option("--batch", type=int, default=0, help="Images per inference call (default: each artifact's batch; "
+              "another works on an artifact built with --batch dynamic).")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of warm-up before timing.")
 @click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
 @click.option("--backend", type=click.Choice(BACKENDS), help="Runner for all (default: each manifest's).")
@@ -31,6 +33,7 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write latency vs accuracy and distributions as PNG.")
+@verbosity_options
 def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
     """Run several artifacts on the same images and compare them with the first (the reference)."""
     from rich.console import Console
@@ -40,11 +43,13 @@ def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch,
 
     config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit, overlap=overlap, blend=blend,
                            conf=conf)
-    console = Console(stderr=True)
-    with console.status("comparing ...") as status:
-        report = compare_artifacts(list(artifacts), images, masks, config, progress=status.update, boxes=boxes)
+    with stage_progress("comparing") as say:
+        report = compare_artifacts(list(artifacts), images, masks, config, progress=say, boxes=boxes)
     Console().print(compare_table(report))
     write_report_files(report, json_path, md_path, plot_path, compare_markdown, _plot)
+    click.echo(f"{len(report.results)} artifacts on {report.images} images, against {report.reference}: "  # final line
+               + "; ".join(f"{r.name} p50 {r.latency.p50:.1f} ms, agreement {100 * r.agreement:.2f}%"
+                           for r in report.results))
 
 
 def _plot(report, path):

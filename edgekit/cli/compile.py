@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.manifest import read_manifest
-from edgekit.cli.options import TARGETS_DIR
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import TARGETS_DIR, verbosity_options
 from edgekit.compile.choice import CHOICE_KEY
 from edgekit.compile.engine_cache import cache_line
 from edgekit.compile.stage import ORT_LEVELS, CompileSettings, CompileWarning, compile_artifact
@@ -40,6 +41,7 @@ from edgekit.targets import CPU_RUNTIMES
               help="Pin a cpu target's runtime (default: the one the build pinned, else each one measured here, "
                    "the faster kept).")
 @TARGETS_DIR
+@verbosity_options
 def compile(source: Path, out: Path | None, target: str | None, workspace: int | None, dla: bool | None,
             dla_core: int | None, timing_cache: Path | None, no_timing_cache: bool, cuda_graph: bool | None,
             rebuild: bool, optimization: str, runtime: str | None, targets_dir: Path | None) -> None:
@@ -50,15 +52,16 @@ def compile(source: Path, out: Path | None, target: str | None, workspace: int |
     started = time.time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
-        folder = compile_artifact(source, target=target, out=out, settings=settings)
+        with stage_progress(f"compiling {source} (a TensorRT engine takes minutes)"):
+            folder = compile_artifact(source, target=target, out=out, settings=settings)
     for w in (w for w in caught if issubclass(w.category, CompileWarning)):
         click.secho(f"edgekit: warning: {w.message}", fg="yellow", err=True)
     m = read_manifest(folder)
     check = m.session.get(m.backend, {}).get("verification", {})
     error = (f"; max error vs the ONNX {check['max_abs_error']:.3g} (budget {check['limit']:.3g}, {check['input']})"
              if check.get("limit") is not None else "")
-    click.echo(f"{m.target} ({m.backend}, {m.precision}): {folder / m.engine_file}{error}")
     if m.backend == "tensorrt":
         click.echo(cache_line(folder, m.session["tensorrt"]["engine_key"], started))
     if CHOICE_KEY in m.session:
         click.echo(runtime_text(m.session[CHOICE_KEY]))
+    click.echo(f"{m.target} ({m.backend}, {m.precision}): {folder / m.engine_file}{error}")  # the final line

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import SIZE, TASK, preprocess_options
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import SIZE, TASK, AliasedOption, preprocess_options, verbosity_options
 
 
 @click.command()
@@ -30,7 +31,8 @@ from edgekit.cli.options import SIZE, TASK, preprocess_options
 @click.option("--val-samples", type=int, help="Validation images used (default: all).")
 @click.option("--steps", type=int, default=200, show_default=True, help="Recovery steps at most (level 3: twice).")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Recovery learning rate.")
-@click.option("--batch", type=int, default=2, show_default=True, help="Recovery batch size.")
+@click.option("--train-batch", "batch", cls=AliasedOption, old=("--batch",), type=click.IntRange(min=1), default=2,
+              show_default=True, help="Training images per recovery step (distillation), not an inference batch.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=3, show_default=True,
               help="Plans meeting the goal recovered at most, least compressed first, until one holds --max-drop.")
 @click.option("--time-budget", "time_budget_min", type=float, default=60.0, show_default=True,
@@ -40,10 +42,9 @@ from edgekit.cli.options import SIZE, TASK, preprocess_options
 @click.option("--latency-runs", type=int, default=5, show_default=True)
 @click.option("--cache", type=click.Path(path_type=Path), help="Figure cache (default: ~/.cache/edgekit/optimize).")
 @click.option("--no-cache", is_flag=True, help="Measure everything again and keep nothing.")
+@verbosity_options
 def compress(source, out, max_drop, speedup, max_latency, max_size, steps, lr, cache, no_cache, **options) -> None:
     """Prune, factorize and cut SOURCE to meet the goal on the target, recovered by distillation."""
-    from rich.console import Console
-
     from edgekit.compress.distill import DistillSettings
     from edgekit.compress.pipeline import CompressConfig, compress as run_compress
     from edgekit.compress.search import Goal
@@ -54,9 +55,8 @@ def compress(source, out, max_drop, speedup, max_latency, max_size, steps, lr, c
     config = CompressConfig(**{k: v for k, v in options.items() if v is not None},
                             recovery=DistillSettings(steps=steps, lr=lr),
                             cache=None if no_cache else (cache or default_cache_dir()))
-    console = Console(stderr=True)
-    with console.status("starting") as status:
-        result = run_compress(source, out, goal, config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
+    with stage_progress() as say:  # the recovery's steps, loss and held-out score as they come
+        result = run_compress(source, out, goal, config, progress=say)
     r = result.report
     acc = r.accuracy
     for k, t in enumerate(r.tried, 1):  # every attempt, the last one the chosen plan

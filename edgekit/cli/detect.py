@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.cli.console import stage_progress
 from edgekit.detect.decode import FORMATS
 from edgekit.detect.execute import DetectConfig, DetectResult, write_detections
 from edgekit.detect.merge import METRICS, MODES, MergeConfig
@@ -77,7 +78,8 @@ def run_detection(art: Artifact, image: Path, output: Path, config: DetectConfig
     or none); returns the summary, a line per image."""
     if image.is_dir():
         return _run_folder(art, image, output, config, jsonl, preview)
-    return _run_one(art, image, DetectionOutputs(output, jsonl, preview), config)
+    with stage_progress(f"{image.name}: detecting"):
+        return _run_one(art, image, DetectionOutputs(output, jsonl, preview), config)
 
 
 def _run_one(art: Artifact, image: Path, outputs: DetectionOutputs, config: DetectConfig, runner=None) -> str:
@@ -101,11 +103,14 @@ def _run_folder(art: Artifact, folder: Path, output: Path, config: DetectConfig,
             if not out.parent.is_dir():
                 raise InputError(f"output folder {out.parent} does not exist; create it first")
             out.mkdir()
-    lines = []
+    from edgekit.cli.folders import check_images, each_image
+
+    def one(path: Path) -> str:
+        outputs = DetectionOutputs(output / f"{path.stem}.json", jsonl / f"{path.stem}.jsonl" if jsonl else None,
+                                   preview / f"{path.stem}.png" if preview else None)
+        return _run_one(art, path, outputs, config, runner)
+
     with art.runner(config.backend, config.threads) as runner:
-        for path in images:
-            outputs = DetectionOutputs(output / f"{path.stem}.json", jsonl / f"{path.stem}.jsonl" if jsonl else None,
-                                       preview / f"{path.stem}.png" if preview else None)
-            lines.append(_run_one(art, path, outputs, config, runner))
-            click.echo(lines[-1])
-    return f"{len(images)} images -> {output}"
+        check_images(images, art, runner, config.overlap, config.batch)  # a bad image stops here, nothing written
+        with stage_progress("detecting") as say:
+            return each_image(images, one, output, say)

@@ -6,8 +6,11 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS, load_artifact
+from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import (DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options,
                                 run_detection)
+from edgekit.cli.folders import check_images, each_image
+from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
 from edgekit.images import list_images
@@ -40,12 +43,13 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Class mask (uint8 .tif or .png); a folder when IMAGE is a folder.")
+@click.option("-o", "--out", "output", cls=AliasedOption, old=("--output",), type=click.Path(path_type=Path),
+              required=True, help="Class mask (uint8 .tif or .png), or boxes (detection); a folder when IMAGE is "
+              "a folder.")
 @click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles.")
 @click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True,
               help="How overlapping tiles are merged (weights probabilities, not class ids).")
-@click.option("--batch", type=int, default=None, help="Tiles per inference (default: the artifact's).")
+@click.option("--batch", type=int, default=None, help=RUN_BATCH_HELP)
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
 @click.option("--threads", type=int, default=0, help="Runner threads (0: the backend's default).")
 @click.option("--probabilities", type=click.Path(path_type=Path), default=None, help="Also write float16 probabilities (.tif).")
@@ -55,6 +59,7 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
 @click.option("--jsonl", type=click.Path(path_type=Path), default=None,
               help="Detection: also stream final boxes to this JSON Lines file as they come.")
 @click.pass_context
+@verbosity_options
 def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads, probabilities, preview, progress,
           conf, det_format, merge, merge_metric, merge_threshold, jsonl, overview) -> None:
     """Run ARTIFACT over IMAGE (TIFF/BigTIFF/GeoTIFF, PNG/JPEG, .npy, or a folder of them) tile by tile.
@@ -67,11 +72,13 @@ def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads,
     if art.manifest.task == "detection":
         click.echo(run_detection(art, image, output, detect_config(ctx.params, threads), jsonl, preview))
         return
-    config = TileConfig(overlap, blend, batch, backend, threads, progress)
+    config = TileConfig(overlap, blend, batch, backend, threads, progress and shows_progress())
     if not image.is_dir():
         click.echo(summary(infer_image(art, image, TileOutputs(output, probabilities, preview), config)))
         return
     images = list_images(image)
     with art.runner(backend, threads) as runner:
-        for path, outputs in zip(images, _folder_outputs(images, output, probabilities, preview)):
-            click.echo(summary(infer_image(art, path, outputs, config, runner=runner)))
+        check_images(images, art, runner, overlap, batch, blend)  # a bad image stops here, nothing written
+        outputs = dict(zip(images, _folder_outputs(images, output, probabilities, preview)))
+        click.echo(each_image(images, lambda p: summary(infer_image(art, p, outputs[p], config, runner=runner)),
+                              output))

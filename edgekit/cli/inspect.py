@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options
+from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options, verbosity_options
 
 
 @click.command("inspect")
@@ -26,6 +26,7 @@ from edgekit.cli.options import RECIPES_DIR, SIZE, preprocess_options
 @click.option("--trust-checkpoint", is_flag=True, help="Load files holding pickled Python objects (they can run code).")
 @preprocess_options
 @RECIPES_DIR
+@verbosity_options(final_line=False)
 def inspect(source, as_json, input_size, checkpoint, factory_args, task, trust_checkpoint, inputs, recipes_dir) -> None:
     """Print what edgekit reads from SOURCE (.onnx, timm:<name>, recipe, module:factory) without building it."""
     from edgekit.convert.source import resolve_source

@@ -92,8 +92,10 @@ def _edgekit_warnings(pending: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one line and exit non-zero; bugs keep their traceback; a
-    command that succeeds ends with one ``edgekit: warning:`` line per warning edgekit raised."""
+    """Entry point: user errors print one line and exit with their kind's status (2: bad input;
+    1: a check failed or the run was partial, :class:`~edgekit.errors.CheckError`); bugs keep their
+    traceback; a command that succeeds ends with one ``edgekit: warning:`` line per warning edgekit
+    raised (a former option name among them)."""
     pending: list[str] = []
     try:
         with _edgekit_warnings(pending):

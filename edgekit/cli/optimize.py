@@ -7,7 +7,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options, verbosity_options
 
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
@@ -26,7 +27,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--min-throughput", help="Images per second on the target, at least (25img/s).")
 @click.option("--max-size", type=float, help="Deployable model file, at most (MB).")
 @click.option("--input-size", type=SIZE, help="Input HxW (default: the recipe's).")
-@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per inference call: the artifact's batch, and what --max-latency limits.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="state_dict (.pt/.pth/.safetensors).")
 @TASK
 @preprocess_options
@@ -47,6 +49,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--compress-steps", type=int, default=200, show_default=True, help="--compress: recovery steps at most.")
 @TARGETS_DIR
 @RECIPES_DIR
+@verbosity_options
 def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candidates, calib_methods, cache, no_cache,
              no_search, compress_level, images, compress_speedup, compress_steps, **options) -> None:
     """Find the fastest artifact of SOURCE that holds the constraints on the target."""
@@ -57,10 +60,8 @@ def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candi
     constraints = Constraints(max_drop, parse_latency(max_latency), parse_throughput(min_throughput), max_size)
     config = OptimizeConfig(**{k: v for k, v in options.items() if v is not None}, candidates=_csv(candidates) or (),
                             calib_methods=_csv(calib_methods), cache=None if no_cache else (cache or default_cache_dir()), search=not no_search)
-    console = Console(stderr=True)
     compressed = None
-    with console.status("starting") as status:
-        say = lambda msg: status.update(f"[bold]{msg}[/]")  # noqa: E731
+    with stage_progress() as say:
         if compress_level:
             from edgekit.optimize.compressed import CompressPlan, compress_then_optimize
 
@@ -83,7 +84,7 @@ def optimize(source, out, max_drop, max_latency, min_throughput, max_size, candi
         table.add_row(*row)
     Console(width=max(Console().width, 110)).print(table)
     c = report.chosen
+    click.echo(f"decided by: {report.decided_by}")
     click.echo(f"chosen: {c.name}, {c.latency_ms:.1f} ms{' (estimated)' if c.latency_estimated else ''}, "
                f"{c.drop:.2f} points lost, {len(c.float_nodes)} nodes in float -> {out} ({report.seconds:.0f} s; "
-               f"{report.cache['hits']} measurements reused)")
-    click.echo(f"decided by: {report.decided_by}")
+               f"{report.cache['hits']} measurements reused)")  # the final line

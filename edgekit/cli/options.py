@@ -1,6 +1,8 @@
 """Option parsers shared by several commands."""
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import click
@@ -75,6 +77,10 @@ class FloatsType(click.ParamType):
 
 SIZE = SizeType()
 BATCH = BatchType()
+# --batch means one thing on every command: images (tiles) per inference call.
+BATCH_HELP = "Images per inference call: the model's batch axis, fixed when built (N), or 'dynamic'."
+RUN_BATCH_HELP = ("Images (tiles) per inference call (default: the artifact's batch; another works on an "
+                  "artifact built with --batch dynamic).")
 BANDS = BandsType()
 FLOATS = FloatsType()
 SCALE_HELP = "Input units: full-scale pixel value (255 8-bit, 4095 12-bit, 10000 reflectance, 65535 16-bit, 1 float)."
@@ -138,3 +144,57 @@ def write_report_files(report, json_path, md_path, plot_path, markdown, plot) ->
         click.echo(f"wrote {md_path}")
     if plot_path:
         click.echo(f"wrote {plot(report, plot_path)}")
+
+
+class RenamedOptionWarning(UserWarning):
+    """An option was given by the name it had before; the new one is named."""
+
+
+class AliasedOption(click.Option):
+    """An option that still answers to its former names (``old``), hidden from --help; using one
+    warns once (``edgekit: warning:``), naming the option to write instead."""
+
+    def __init__(self, *args, old: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.old = tuple(old)
+        self._old_dest = f"{self.name}\0old"
+
+    def add_to_parser(self, parser, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        if self.old:
+            parser.add_option(obj=self, opts=self.old, dest=self._old_dest,
+                              action="append" if self.multiple else "store", nargs=self.nargs)
+
+    def consume_value(self, ctx: click.Context, opts):
+        if self._old_dest in opts:
+            new = "/".join(self.opts)
+            if self.name in opts:
+                raise click.BadOptionUsage(self.old[0], f"{self.old[0]} is the former name of {new}: give {new} once")
+            warnings.warn(f"{'/'.join(self.old)} is now {new}", RenamedOptionWarning, stacklevel=1)
+            opts = {**opts, self.name: opts[self._old_dest]}
+        return super().consume_value(ctx, opts)
+
+
+def verbosity_options(fn=None, *, final_line: bool = True):
+    """``-q/--quiet`` and ``-v/--verbose`` (:mod:`edgekit.cli.console`), on every command.
+
+    Args:
+        final_line: under --quiet, print only the command's last line (its summary); False for a
+            command whose whole output is its answer (a listing), which --quiet leaves whole.
+    """
+    if fn is None:
+        return functools.partial(verbosity_options, final_line=final_line)
+
+    @functools.wraps(fn)
+    def command(*args, quiet: bool = False, verbose: bool = False, **kwargs):
+        from edgekit.cli.console import NORMAL, QUIET, VERBOSE, command_output
+
+        if quiet and verbose:
+            raise click.UsageError("--quiet and --verbose exclude each other: give one")
+        with command_output(QUIET if quiet else VERBOSE if verbose else NORMAL, final_line):
+            return fn(*args, **kwargs)
+
+    command = click.option("-v", "--verbose", is_flag=True,
+                           help="Also a line per stage (stderr) and the libraries' logs.")(command)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Only errors, warnings and the final line: no progress, no tables.")(command)

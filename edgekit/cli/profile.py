@@ -6,7 +6,8 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS
-from edgekit.cli.options import write_report_files
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import AliasedOption, verbosity_options, write_report_files
 from edgekit.errors import ConfigError
 
 
@@ -16,12 +17,14 @@ def _batches(text: str | None) -> tuple[int, ...]:
     try:
         return tuple(int(b) for b in text.split(",") if b.strip())
     except ValueError:
-        raise ConfigError(f"--batch takes comma-separated integers such as 1,4,8, not {text!r}") from None
+        raise ConfigError(f"--batches takes comma-separated integers such as 1,4,8, not {text!r}") from None
 
 
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--batch", "batch", help="Batch sizes, comma-separated (default: the artifact's own).")
+@click.option("--batches", "batch", cls=AliasedOption, old=("--batch",), metavar="N,N,...",
+              help="Images per inference call to time, one figure each, comma-separated: 1,4,8 (default: the "
+                   "artifact's batch; several need an artifact built with --batch dynamic).")
 @click.option("--warmup", type=float, default=1.0, show_default=True, help="Seconds of warm-up runs.")
 @click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of counted runs.")
 @click.option("--iterations", type=int, default=0, help="Count this many runs instead of running for --duration.")
@@ -33,6 +36,7 @@ def _batches(text: str | None) -> tuple[int, ...]:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the report (with every sample) as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the report as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write the latency distribution as PNG.")
+@verbosity_options
 def profile(artifact, batch, warmup, duration, iterations, backend, threads, layers, top, no_power, json_path, md_path, plot_path):
     """Latency, throughput and memory of an artifact on this device."""
     from rich.console import Console
@@ -42,13 +46,14 @@ def profile(artifact, batch, warmup, duration, iterations, backend, threads, lay
 
     config = ProfileConfig(_batches(batch), TimingConfig(warmup, duration, iterations), backend, threads, layers, top,
                            power=not no_power)
-    console = Console(stderr=True)
-    with console.status(f"profiling {artifact} ..."):
+    with stage_progress(f"profiling {artifact}"):
         report = profile_artifact(artifact, config)
     out = Console()
     for part in profile_tables(report):
         out.print(part)
     write_report_files(report, json_path, md_path, plot_path, profile_markdown, _plot)
+    click.echo(f"{artifact} ({report.backend}, {report.precision}): " + "; ".join(  # the final line
+        f"batch {b.batch} p50 {b.end_to_end.p50:.2f} ms, {b.images_per_s:.1f} images/s" for b in report.batches))
 
 
 def _plot(report, path):

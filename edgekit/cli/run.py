@@ -6,7 +6,9 @@ from pathlib import Path
 import click
 
 from edgekit.artifact.folder import BACKENDS
+from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options
+from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.run.jobs import BOX_FORMATS
 from edgekit.tiling.geometry import BLENDS
 
@@ -21,7 +23,8 @@ def _summary(s, task: str) -> str:
 @click.command()
 @click.argument("artifact", type=click.Path(path_type=Path))
 @click.argument("scenes")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", cls=AliasedOption, old=("--output",), type=click.Path(path_type=Path),
+              required=True,
               help="Output folder: masks (or boxes) keep the scenes' relative paths; manifest.jsonl records the run.")
 @click.option("--recursive", is_flag=True, help="Also take scenes from sub-folders of SCENES.")
 @click.option("--workers", type=int, default=0, help="Workers (0: cores // 4 here, GPUs or CPUs // 4 on Ray).")
@@ -32,7 +35,7 @@ def _summary(s, task: str) -> str:
               help="Tries per scene whose worker dies (segfault, OOM kill) before it is marked poisoned.")
 @click.option("--overlap", default=64, show_default=True, help="Pixels shared by neighbouring tiles.")
 @click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True)
-@click.option("--batch", type=int, default=None, help="Tiles per inference (default: the artifact's).")
+@click.option("--batch", type=int, default=None, help=RUN_BATCH_HELP)
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
 @click.option("--probabilities", is_flag=True, help="Also write float16 probabilities (<name>.probs.tif).")
 @click.option("--preview", is_flag=True, help="Also write a colour overlay (<name>.preview.png): classes, or boxes.")
@@ -42,6 +45,7 @@ def _summary(s, task: str) -> str:
 @detection_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.pass_context
+@verbosity_options
 def run(ctx, artifact, scenes, output, recursive, workers, threads, ray_address, max_attempts, overlap, blend, batch,
         backend, probabilities, preview, box_format, conf, det_format, merge, merge_metric, merge_threshold, overview,
         progress) -> None:
@@ -68,7 +72,7 @@ def run(ctx, artifact, scenes, output, recursive, workers, threads, ray_address,
         from edgekit.run.local import LocalBackend, cores
 
         runner = LocalBackend(workers or max(1, cores() // 4), threads)
-    summary = run_scenes(artifact, jobs, output, settings, runner, max_attempts, progress)
+    summary = run_scenes(artifact, jobs, output, settings, runner, max_attempts, progress and shows_progress())
     click.echo(_summary(summary, task) + f" -> {output / 'manifest.jsonl'}")
     if summary.failed or summary.poisoned:
         click.get_current_context().exit(1)

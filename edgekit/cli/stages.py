@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli.options import BATCH, SIZE, TASK, preprocess_options
+from edgekit.cli.options import BATCH, BATCH_HELP, SIZE, TASK, preprocess_options, verbosity_options
 
 _source_options = [
     click.argument("source"),
@@ -40,6 +40,7 @@ def _deployed(source, input_size, checkpoint, task, batch=1):
 @click.command()
 @source_options
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .pt2 (torch.export).")
+@verbosity_options
 def reparam(source, input_size, checkpoint, task, out) -> None:
     """Reparameterize and fuse SOURCE; save the deploy form as a torch.export program (.pt2)."""
     import torch
@@ -58,8 +59,9 @@ def reparam(source, input_size, checkpoint, task, out) -> None:
 @click.command()
 @source_options
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .onnx.")
-@click.option("--batch", type=BATCH, default="1", help="Batch size, or 'dynamic'.")
+@click.option("--batch", type=BATCH, default="1", help=BATCH_HELP)
 @click.option("--opset", type=int, default=18, show_default=True)
+@verbosity_options
 def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
     """Reparameterize SOURCE and export it to ONNX, verified against PyTorch with ONNX Runtime."""
     from edgekit.convert.export import ExportSpec, export_onnx
@@ -79,7 +81,8 @@ def export(source, input_size, checkpoint, task, out, batch, opset) -> None:
 
 @click.command()
 @click.argument("onnx_in", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .onnx.")
+@verbosity_options
 def simplify(onnx_in, out) -> None:
     """Simplify ONNX_IN with onnxsim (onnxslim as fallback), verified with ONNX Runtime."""
     from edgekit.convert.simplify import simplify_onnx
@@ -103,6 +106,7 @@ def simplify(onnx_in, out) -> None:
 @TASK
 @click.option("--max-drop", type=float, help="Points of the task metric allowed (default: the target's).")
 @preprocess_options
+@verbosity_options
 def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples, calib_memory, val, task, max_drop,
              inputs) -> None:
     """Lower ONNX_IN to fp16 or int8 (Q/DQ in the graph), verify it against ONNX_IN and fall back as `build` does.

@@ -7,7 +7,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options
+from edgekit.cli.console import stage_progress
+from edgekit.cli.options import RECIPES_DIR, SIZE, TARGETS_DIR, TASK, preprocess_options, verbosity_options
 
 
 def _sizes(ctx, param, value: str | None):
@@ -36,6 +37,7 @@ def _sizes(ctx, param, value: str | None):
 @preprocess_options
 @TARGETS_DIR
 @RECIPES_DIR
+@verbosity_options
 def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, targets_dir, recipes_dir, **options) -> None:
     """Build and profile RECIPES at each precision and input size on one target."""
     from edgekit.recipes import load_recipe
@@ -49,8 +51,8 @@ def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, target
 
     chosen = tuple(p.strip() for p in precisions.split(",") if p.strip())
     config = SweepConfig(precisions=chosen, sizes=sizes, duration_s=duration, **options)
-    with Console(stderr=True).status("starting") as status:
-        report = run_sweep(list(recipes), config, progress=lambda msg: status.update(f"[bold]{msg}[/]"))
+    with stage_progress() as say:
+        report = run_sweep(list(recipes), config, progress=say)
     table = Table(title=f"sweep on {report.target} ({report.device})")
     for i, name in enumerate(report.HEADER):
         table.add_column(name, justify="left" if i < 3 else "right")
@@ -66,3 +68,7 @@ def sweep(recipes, sizes, precisions, duration, plot, json_out, markdown, target
     written = [str(p) for p in (markdown, json_out, plot) if p]
     if written:
         click.echo(f"wrote {', '.join(written)}")
+    if report.rows:  # the final line
+        best = min(report.rows, key=lambda r: r.p50_ms)
+        click.echo(f"{len(report.rows)} artifacts on {report.target}; fastest: {best.recipe} {best.precision} at "
+                   f"{best.input_hw[0]}x{best.input_hw[1]}, p50 {best.p50_ms:.1f} ms")

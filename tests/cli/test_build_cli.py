@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from edgekit.cli.main import main
+from edgekit.detect.decode import FORMATS
 
 
 def test_models_and_targets_list_the_data_folders(capsys):
@@ -110,8 +111,8 @@ def test_a_pytorch_model_s_task_is_read_from_the_output_build_deploys(tmp_path, 
 
 @pytest.mark.parametrize("task, message", [
     (None, "its outputs do not decide it: output logits (1, 4, 7, 9) is 4-D but its h x w is not the input's 32x32"),
-    ("detection", "none of edgekit's detection decoders reads the outputs logits (1, 4, 7, 9): it reads yolov8, "
-                  "yolov5, end2end, efficientnms and onnxnms"),
+    ("detection", "none of edgekit's detection decoders reads the outputs logits (1, 4, 7, 9): it reads "
+                  f"{', '.join(FORMATS[:-1])} and {FORMATS[-1]}"),  # every decoder edgekit has, named
 ])
 def test_a_task_the_shapes_do_not_decide_or_no_decoder_reads_is_one_line_and_nothing_written(tmp_path, capsys, task,
                                                                                               message):

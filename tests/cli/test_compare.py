@@ -41,6 +41,8 @@ def test_compare_table_json_markdown_plot(setup, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "fp32" in out and "fp16" in out and "mIoU gt" in out
+    final = out.splitlines()[-1]  # the line --quiet keeps
+    assert final.startswith("2 artifacts on ") and "against fp32: fp32 p50 " in final and "; fp16 p50 " in final
     data = json.loads((tmp_path / "c.json").read_text())
     assert [r["name"] for r in data["results"]] == ["fp32", "fp16"] and data["ground_truth"] is True
     assert "| fp16 |" in (tmp_path / "c.md").read_text()

@@ -69,7 +69,8 @@ def test_png_in_png_out_and_a_folder(artifact, scene, tmp_path, capsys):
     code = main(["infer", str(artifact), str(scene.parent), "-o", str(tmp_path / "masks"), "--overlap", "8", "--no-progress"])
     assert code == 0
     assert _files(tmp_path / "masks") == ["copy.png", "grey.tif", "scene.tif"]
-    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[-1] == f"3 images -> {tmp_path / 'masks'}"  # a line per image, then the total
     png = np.asarray(Image.open(tmp_path / "masks" / "copy.png"))
     np.testing.assert_array_equal(png, tifffile.imread(tmp_path / "masks" / "scene.tif"))
 
@@ -149,3 +150,56 @@ def test_infer_runs_without_importing_torch(artifact, scene, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == [0, []]
+
+
+# --- a folder: every image checked before writing, a failure part way a partial run (exit 1) ------
+
+def _nonblank(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _png(path, seed: int = 0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+
+
+def test_infer_checks_every_image_of_a_folder_before_writing_any(cpu_artifact, tmp_path, capsys):
+    scenes, masks = tmp_path / "scenes", tmp_path / "masks"
+    scenes.mkdir()
+    _png(scenes / "a.png")
+    (scenes / "b.png").write_bytes(b"not a png")
+    assert main(["infer", str(cpu_artifact), str(scenes), "-o", str(masks), "--overlap", "16", "--no-progress"]) == 2
+    err = _nonblank(capsys.readouterr().err)
+    assert len(err) == 1 and "b.png" in err[0] and "not a readable image" in err[0]
+    assert not masks.exists() or not any(masks.iterdir())
+
+
+def test_infer_over_a_folder_that_fails_part_way_exits_1_saying_how_many_were_done(cpu_artifact, tmp_path, capsys):
+    """b.npy opens and plans fine (the check before writing passes), then its NaN pixels stop the
+    run after a.npy's mask was written: a partial run."""
+    scenes, masks = tmp_path / "scenes", tmp_path / "masks"
+    scenes.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(scenes / "a.npy", rng.random((64, 64, 3), dtype=np.float32) * 255)
+    nan = rng.random((64, 64, 3), dtype=np.float32) * 255
+    nan[40, 40] = np.nan
+    np.save(scenes / "b.npy", nan)
+    assert main(["infer", str(cpu_artifact), str(scenes), "-o", str(masks), "--overlap", "16", "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    err = _nonblank(captured.err)
+    assert len(err) == 1 and "partial: 1 of 2 images done" in err[0] and "b.npy" in err[0] and "NaN" in err[0]
+    assert "a.npy" in captured.out  # the image done was reported
+    assert sorted(p.name for p in masks.iterdir()) == ["a.tif"]
+
+
+def test_infer_over_a_folder_whose_first_image_fails_keeps_that_error(cpu_artifact, tmp_path, capsys):
+    """Nothing was written yet: the image's own error and status (bad input, 2), not a partial run."""
+    scenes, masks = tmp_path / "scenes", tmp_path / "masks"
+    scenes.mkdir()
+    nan = np.zeros((64, 64, 3), np.float32)
+    nan[0, 0] = np.nan
+    np.save(scenes / "a.npy", nan)
+    assert main(["infer", str(cpu_artifact), str(scenes), "-o", str(masks), "--overlap", "16", "--no-progress"]) == 2
+    assert "partial" not in capsys.readouterr().err and not any(masks.iterdir())

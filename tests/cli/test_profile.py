@@ -33,6 +33,7 @@ def test_profile_writes_json_markdown_and_plot(artifact, tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "end-to-end latency" in text and "top 2 layers" in text
+    assert text.splitlines()[-1].startswith(f"{artifact} (onnxruntime, fp32): batch 1 p50 ")  # the final line
     data = json.loads((out / "p.json").read_text())
     assert data["batches"][0]["end_to_end"]["count"] == 10
     assert (tmp_path / "p.md").read_text().startswith("- artifact")
@@ -45,12 +46,12 @@ def test_missing_artifact(tmp_path, capsys):
 
 
 def test_batch_beyond_fixed_batch(artifact, capsys):
-    assert main(["profile", str(artifact), "--batch", "1,4", "--iterations", "3"]) == 2
+    assert main(["profile", str(artifact), "--batches", "1,4", "--iterations", "3"]) == 2
     assert "takes batch 1 only" in _error_line(capsys)
 
 
 def test_bad_batch_list(artifact, capsys):
-    assert main(["profile", str(artifact), "--batch", "one"]) == 2
+    assert main(["profile", str(artifact), "--batches", "one"]) == 2
     assert "comma-separated integers" in _error_line(capsys)
 
 

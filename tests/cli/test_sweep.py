@@ -15,7 +15,10 @@ def test_sweep_two_tiny_recipes(tmp_path, capsys):
     code = main(["sweep", str(a), str(b), "--input-size", "64", "--duration", "0.2", "--plot", str(out) + ".png",
                  "--json", str(out) + ".json", "--markdown", str(out) + ".md"])
     assert code == 0, capsys.readouterr().err
+    final = capsys.readouterr().out.splitlines()[-1]  # the line --quiet keeps
     rows = json.loads((tmp_path / "sweep.json").read_text())["rows"]
+    best = min(rows, key=lambda r: r["p50_ms"])
+    assert final.startswith(f"2 artifacts on cpu; fastest: {best['recipe']} fp32 at 64x64, p50 ")
     assert {(r["recipe"], tuple(r["input_hw"])) for r in rows} == {(n, (s, s)) for n in ("tiny_convnext", "tiny_resnet") for s in (64,)}
     assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] and r["mpx_s"] > 0 and r["params"] > 0 for r in rows)
     assert all(r["accuracy"] is None and r["accuracy_note"] == "speed only" for r in rows)

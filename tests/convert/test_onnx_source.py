@@ -158,7 +158,7 @@ def test_a_channels_last_model_builds_and_infers_like_any_other(tmp_path):
     from edgekit.artifact.manifest import read_manifest
 
     path = _nhwc_graph(tmp_path / "k.onnx")
-    code = main(["build", str(path), "-o", str(tmp_path / "a"), "--input-size", "16x16", "--output", "map",
+    code = main(["build", str(path), "-o", str(tmp_path / "a"), "--input-size", "16x16", "--output-name", "map",
                  "--task", "segmentation", "--latency-runs", "0", "--mean", "0,0,0", "--std", "1,1,1"])
     assert code == 0
     manifest = read_manifest(tmp_path / "a")
