@@ -11,7 +11,9 @@ edgekit.profile (ONNX Runtime CPU) on this machine, same run; the machine may be
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 1 --speedup 1.5 --max-drop 0.5 --steps 300
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 1000
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 ... --images west.png --out runs/bench_compress_west
-A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize).
+A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize); a
+plan recovered to its last step is scored again in seconds, so a rerun with a larger --time-budget or
+--max-candidates goes on to the next plan.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def main() -> None:
     parser.add_argument("--train-samples", type=int, default=20)
     parser.add_argument("--images", type=Path, default=ROOT / CALIB, help="training images: a folder or one large image")
     parser.add_argument("--max-candidates", type=int, default=3)
-    parser.add_argument("--time-budget", type=float, default=60.0, help="minutes of recovery")
+    parser.add_argument("--time-budget", type=float, default=240.0,
+                        help="minutes of recovery (a shared 2-core machine took over an hour for one 300-step plan)")
     parser.add_argument("--no-int8", action="store_true", help="build and score FP32 only (INT8 adds no speed here)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_compress")
     args = parser.parse_args()
