@@ -12,7 +12,7 @@ edgekit.profile (ONNX Runtime CPU) on this machine, same run; the machine may be
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 1000
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 ... --images west.png --out runs/bench_compress_west
 A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize); a
-plan recovered to its last step is scored again in seconds, so a rerun with a larger --time-budget or
+plan recovered to its last step is only scored again (not trained), so a rerun with a larger --time-budget or
 --max-candidates goes on to the next plan.
 """
 from __future__ import annotations
