@@ -12,7 +12,7 @@ What other tools write, and what happens to it here:
       ``--input-layout NHWC``; a Transpose is put in front so the deployable graph takes
       (N, C, H, W) like every other artifact, and one behind each 4-D output, which such a graph
       gives channels-last too, so `infer` stitches (N, C, h, w) as always;
-    * several outputs and ``--output NAME``: the others are left out of the deployable graph;
+    * several outputs and ``--output-name NAME``: the others are left out of the deployable graph;
     * several image inputs, an input that is not 4-D, or float16 weights (the precision stage starts
       from float32): refused in one line naming the reason;
     * an op ONNX Runtime cannot run: named in one line.
@@ -47,7 +47,7 @@ class OnnxPreparation:
         layout: the input's layout as the file has it (``NHWC``: Transposes were put around it).
         layout_basis: what said so (the shape, or ``--input-layout``).
         transposed: outputs given channels-last by the file, turned to (N, C, h, w).
-        dropped: outputs left out (``--output``).
+        dropped: outputs left out (``--output-name``).
     """
 
     path: Path
@@ -193,7 +193,7 @@ def _channels_first(model, value) -> tuple[str, ...]:
 
 
 def _keep_output(model, name: str | None) -> tuple[str, ...]:
-    """Leave every output but ``name`` out of the graph (``--output``); returns those left out."""
+    """Leave every output but ``name`` out of the graph (``--output-name``); returns those left out."""
     if name is None:
         return ()
     names = [o.name for o in model.graph.output]
@@ -281,7 +281,7 @@ def prepare_onnx(path: Path, out: Path, input_size: tuple[int, int] | None = Non
         batch: the batch for a symbolic batch dimension (None: 1).
         precision: the precision asked for (float16 graphs only build as they are, ``fp32``).
         layout: ``NCHW`` or ``NHWC`` (``--input-layout``); None: told by the input's shape (:func:`input_layout`).
-        output: the one output to keep (``--output``); None: all of them.
+        output: the one output to keep (``--output-name``); None: all of them.
         channels: the value of a symbolic channel axis (the channels mean/std declare); None: it is
             an error (the axis may not be the channels: ``--input-layout`` says which it is).
     """

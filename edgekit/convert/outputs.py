@@ -3,7 +3,7 @@
 torchvision's segmenters return ``{"out": ..., "aux": ...}``, detection-style and HF models
 return tuples or ``ModelOutput`` dicts. :func:`select_output` runs the model once, names every
 tensor it returns, and wraps the model so it returns the chosen one: the name given
-(``--output NAME``), else the first with the input's spatial layout (N, C, H, W) at the input's
+(``--output-name NAME``), else the first with the input's spatial layout (N, C, H, W) at the input's
 height and width, else the first 4-D one (logits at a lower resolution), else the first tensor.
 The others are left out of the deployable graph and the report lists them.
 
@@ -110,7 +110,7 @@ def select_output(model, sample, name: str | None = None):
     Args:
         model: a torch module (or ScriptModule) in eval mode.
         sample: an input batch (N, C, H, W).
-        name: the output to keep (``--output``); None chooses as the module docstring says.
+        name: the output to keep (``--output-name``); None chooses as the module docstring says.
 
     Returns:
         ``(module, OutputChoice)``; the module is ``model`` itself when it returns one tensor.

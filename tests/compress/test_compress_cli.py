@@ -17,7 +17,7 @@ def image_sets(tmp_path):
 
 def _args(recipe, sets, out, cache, *goal):
     return ["compress", str(recipe), "--images", str(sets[0]), "--val", str(sets[1]), "-o", str(out),
-            "--cache", str(cache), "--steps", "4", "--batch", "2", "--latency-runs", "1", "--max-drop", "100", *goal]
+            "--cache", str(cache), "--steps", "4", "--train-batch", "2", "--latency-runs", "1", "--max-drop", "100", *goal]
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def test_compress_with_sparsity_builds_for_tensorrt_with_sparse_weights(tiny_rec
     train, val = image_sets(tmp_path, masks=False)
     out = tmp_path / "sparse"
     code = main(["compress", str(tiny_recipe), "--images", str(train), "--val", str(val), "-o", str(out),
-                 "--target", "jetson-orin-nx", "--no-cache", "--steps", "3", "--batch", "2", "--latency-runs", "1",
+                 "--target", "jetson-orin-nx", "--no-cache", "--steps", "3", "--train-batch", "2", "--latency-runs", "1",
                  "--max-drop", "100", "--max-size", "0.9", "--sparsity", "2:4"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
