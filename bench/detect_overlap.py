@@ -33,11 +33,12 @@ def main() -> None:
     from edgekit.detect.execute import DetectConfig, detect_image
     from edgekit.images import open_image
     from edgekit.machine import cpu_name
+    from edgekit.runtime.open import open_runner
     from edgekit.tiling.plan import plan_tiles
 
     artifact = load_artifact(args.artifact)
     config = DetectConfig(overlap=args.overlap, threads=args.threads)
-    with artifact.runner(threads=args.threads) as runner, open_image(args.image) as source:
+    with open_runner(artifact, threads=args.threads) as runner, open_image(args.image) as source:
         plan = plan_tiles(artifact.manifest, runner, source, args.overlap)
         feeds = [plan.feed(b.tiles) for b in plan.batches(source) if not b.skipped]
         tiles = sum(1 for b in plan.batches(source) if not b.skipped for _ in b.windows)

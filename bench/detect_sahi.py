@@ -39,13 +39,14 @@ def run_sahi(artifact: Path, image: Path, overlap: int, conf: float) -> list:
 
     from edgekit.detect.decode import decode, detect_format
     from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
 
     art = load_artifact(artifact)
     manifest = art.manifest
 
     class EdgekitOnnx(DetectionModel):
         def load_model(self):
-            self.model = art.runner(threads=2).__enter__()
+            self.model = open_runner(art, threads=2).__enter__()
             self.specs = self.model.output_specs()
             self.fmt = detect_format(self.specs)
 

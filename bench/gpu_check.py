@@ -152,9 +152,10 @@ def torch_cuda(artifact, reference, dtype: str, compiled: bool) -> dict:
 
 def ort_cuda(artifact, reference) -> dict:
     from edgekit.metrics import agreement
+    from edgekit.runtime.open import open_runner
     from edgekit.tiling.execute import predict_mask
 
-    with artifact.runner("onnxruntime", providers=("CUDAExecutionProvider",)) as runner:
+    with open_runner(artifact, "onnxruntime", providers=("CUDAExecutionProvider",)) as runner:
         if "CUDAExecutionProvider" not in runner.providers:
             raise RuntimeError(f"session fell back to {runner.providers}")
         predict_mask(artifact, IMAGE, runner=runner)

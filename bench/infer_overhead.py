@@ -23,6 +23,7 @@ import numpy as np
 
 from edgekit.data.bluemarble import data_dir
 from edgekit.artifact.folder import load_artifact
+from edgekit.runtime.open import open_runner
 from edgekit.tiling.execute import TileConfig, TileOutputs, infer_image, plan_for
 from edgekit.images import open_image
 
@@ -80,7 +81,7 @@ def main() -> None:
     artifact = load_artifact(args.artifact)
     config = TileConfig(args.overlap, args.blend, args.batch, threads=args.threads)
     m = artifact.manifest
-    with tempfile.TemporaryDirectory() as tmp, artifact.runner(threads=args.threads) as runner:
+    with tempfile.TemporaryDirectory() as tmp, open_runner(artifact, threads=args.threads) as runner:
         parts = strips(image, args.strip_rows, Path(tmp)) if args.strip_rows else [image]
         bare = infer = 0.0
         tiles = pixels = 0

@@ -525,6 +525,7 @@ def score_top1(artifact: Path, work: Path, oracle: dict) -> dict:
     """Top-1 agreement with the package's labels, each image through `edgekit compare`'s own
     classification step (compare reads no labels.csv: it scores classifiers against FP32 only)."""
     from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
     from edgekit.profile.compare import _classify
     from edgekit.profile.measure import input_hw
 
@@ -532,7 +533,7 @@ def score_top1(artifact: Path, work: Path, oracle: dict) -> dict:
     art = load_artifact(artifact)
     labels = oracle["labels"]
     agree = 0
-    with art.runner(None, 0) as runner:
+    with open_runner(art, None, 0) as runner:
         hw = input_hw(runner.input_specs()[0], art.manifest.tile)
         for name, label in labels.items():
             agree += int(_classify(art, runner, work / "images" / name, hw, 1)[0] == label)

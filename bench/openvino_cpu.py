@@ -47,10 +47,11 @@ def time_all(folders: dict[tuple[str, str], Path], runs: int) -> dict[tuple[str,
     import numpy as np
 
     from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
     from edgekit.timing import interleaved_medians
 
     with ExitStack() as stack:
-        runners = [stack.enter_context(load_artifact(f).runner()) for f in folders.values()]
+        runners = [stack.enter_context(open_runner(load_artifact(f))) for f in folders.values()]
         spec = runners[0].input_specs()[0]
         x = np.random.default_rng(0).standard_normal(spec.shape).astype(np.float32)
         times = interleaved_medians([lambda r=r: r.infer({spec.name: x}) for r in runners], runs)

@@ -23,6 +23,7 @@ from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.profile import ProfileConfig, TimingConfig, profile_artifact
 from edgekit.recipes import load_recipe
 from edgekit.artifact.folder import load_artifact
+from edgekit.runtime.open import open_runner
 
 CALIB, VAL = Path("calib/bluemarble"), Path("calib/bluemarble_val")
 
@@ -36,7 +37,7 @@ def held_out_miou(folder: Path, image, mask, col: int, tile: int = 512) -> float
     region, truth = image[:, col:], mask[:, col:]
     h, w = truth.shape
     cm = np.zeros((3, 3), np.int64)
-    with artifact.runner() as runner:
+    with open_runner(artifact) as runner:
         name = runner.input_specs()[0].name
         for r in sorted({*range(0, h - tile, tile), h - tile}):
             for c in sorted({*range(0, w - tile, tile), w - tile}):

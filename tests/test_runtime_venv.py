@@ -90,18 +90,20 @@ def test_compile_then_run_without_torch(device):
     code = (
         "import json, sys, numpy as np\n"
         "from edgekit.artifact.folder import load_artifact\n"
+        "from edgekit.runtime.open import open_runner\n"
         f"a = load_artifact({str(out_dir)!r})\n"
         "x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)\n"
-        "with a.runner() as r: y = r.infer({'input': x})['logits']\n"
+        "with open_runner(a) as r: y = r.infer({'input': x})['logits']\n"
         "print(json.dumps({'engine': a.manifest.engine_file, 'sum': float(y.sum()), "
         "'heavy': [m for m in ('torch', 'timm', 'modelopt') if m in sys.modules]}))\n"
     )
     got = json.loads(_run([device["py"], "-c", code], device["env"], cwd=device["tmp"]).stdout.strip().splitlines()[-1])
     assert got["engine"] == "model.ort.onnx" and got["heavy"] == []
     from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    with load_artifact(device["tmp"] / "workstation").runner() as r:  # the same model, run here
+    with open_runner(load_artifact(device["tmp"] / "workstation")) as r:  # the same model, run here
         assert got["sum"] == pytest.approx(float(r.infer({"input": x})["logits"].sum()), rel=1e-4, abs=1e-3)
 
 

@@ -1,23 +1,19 @@
-"""An artifact folder (output of `edgekit build` or `edgekit compile`), verified, and the runner for it."""
+"""An artifact folder (output of `edgekit build` or `edgekit compile`), verified.
+
+Its runner is opened by the runtime layer above it: :func:`edgekit.runtime.open.open_runner`.
+"""
 from __future__ import annotations
 
-__all__ = ["Artifact", "load_artifact", "BACKENDS"]
-
+__all__ = ["Artifact", "load_artifact"]
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from edgekit.artifact.compat import check_device, needs_of_engine
 from edgekit.artifact.layout import compiled_files
 from edgekit.artifact.manifest import Manifest, read_manifest, sha256_file
 from edgekit.device import DeviceInfo, local_device
 from edgekit.errors import ArtifactError
-from edgekit.runtime.open import BACKENDS  # noqa: F401  (the --backend choices; made in runtime)
-
-if TYPE_CHECKING:
-    from edgekit.runtime.base import Runner
-
 
 
 @dataclass(frozen=True)
@@ -50,13 +46,6 @@ class Artifact:
         if self.manifest.backend != "tensorrt" or not self.manifest.engine_file:
             return []
         return check_device(needs_of_engine(self.manifest, self.folder), device or local_device())
-
-    def runner(self, backend: str | None = None, threads: int = 0, providers: tuple[str, ...] | None = None,
-               device: int = 0) -> "Runner":
-        """A runner for this artifact: :func:`edgekit.runtime.open.open_runner`."""
-        from edgekit.runtime.open import open_runner
-
-        return open_runner(self, backend, threads, providers, device)
 
 
 def load_artifact(folder: Path | str, verify: bool = True) -> Artifact:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.artifact.folder import BACKENDS
+from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import stage_progress
 from edgekit.cli.options import verbosity_options, write_report_files
 from edgekit.tiling.geometry import BLENDS

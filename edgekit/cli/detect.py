@@ -15,6 +15,7 @@ from edgekit.detect.outputs import DetectionOutputs
 from edgekit.errors import InputError
 from edgekit.artifact.folder import Artifact
 from edgekit.images import list_images
+from edgekit.runtime.open import open_runner
 
 
 SEGMENTATION_ONLY = ("blend", "probabilities")
@@ -110,7 +111,7 @@ def _run_folder(art: Artifact, folder: Path, output: Path, config: DetectConfig,
                                    preview / f"{path.stem}.png" if preview else None)
         return _run_one(art, path, outputs, config, runner)
 
-    with art.runner(config.backend, config.threads) as runner:
+    with open_runner(art, config.backend, config.threads) as runner:
         check_images(images, art, runner, config.overlap, config.batch)  # a bad image stops here, nothing written
         with stage_progress("detecting") as say:
             return each_image(images, one, output, say)

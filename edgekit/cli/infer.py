@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.artifact.folder import BACKENDS, load_artifact
+from edgekit.artifact.folder import load_artifact
 from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import (DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options,
                                 run_detection)
@@ -14,6 +14,7 @@ from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
 from edgekit.images import list_images
+from edgekit.runtime.open import BACKENDS, open_runner
 
 
 def summary(r: InferResult) -> str:
@@ -77,7 +78,7 @@ def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads,
         click.echo(summary(infer_image(art, image, TileOutputs(output, probabilities, preview), config)))
         return
     images = list_images(image)
-    with art.runner(backend, threads) as runner:
+    with open_runner(art, backend, threads) as runner:
         check_images(images, art, runner, overlap, batch, blend)  # a bad image stops here, nothing written
         outputs = dict(zip(images, _folder_outputs(images, output, probabilities, preview)))
         click.echo(each_image(images, lambda p: summary(infer_image(art, p, outputs[p], config, runner=runner)),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from edgekit.artifact.folder import BACKENDS
+from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options
 from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options

@@ -126,10 +126,11 @@ def choose_runtime(work: Path, candidates: list[Candidate], feed: dict[str, np.n
 def _time_in_turns(work: Path, usable: list[Candidate], feed: dict[str, np.ndarray], runs: int) -> dict[str, float]:
     """Median ms of each candidate's artifact, opened as `edgekit infer` opens it, in turns."""
     from edgekit.artifact.folder import Artifact
+    from edgekit.runtime.open import open_runner
     from edgekit.timing import interleaved_medians
 
     with ExitStack() as stack:
-        runners = [stack.enter_context(Artifact(work, c.manifest).runner()) for c in usable]
+        runners = [stack.enter_context(open_runner(Artifact(work, c.manifest))) for c in usable]
         medians = interleaved_medians([lambda r=r: r.infer(feed) for r in runners], runs)
     return {c.runtime: ms for c, ms in zip(usable, medians)}
 

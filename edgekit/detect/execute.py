@@ -37,6 +37,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
+from edgekit.runtime.open import open_runner
 from edgekit.tiling.geometry import Window
 from edgekit.images import ImageSource, open_image
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
@@ -137,7 +138,7 @@ def detect_image(artifact: Artifact | Path | str, image: Path | str, sink: Calla
     tile = tuple(int(v) for v in artifact.manifest.tile)
     with open_image(Path(image), cache_rows=tile[0]) as source:
         if runner is None:
-            with artifact.runner(config.backend, config.threads) as own:
+            with open_runner(artifact, config.backend, config.threads) as own:
                 return _run(artifact.manifest, own, source, sink, config, preview)
         return _run(artifact.manifest, runner, source, sink, config, preview)
 

@@ -30,6 +30,7 @@ from edgekit.timing import LatencyStats, TimingConfig, latency_stats, time_calls
 from edgekit.profile.measure import input_hw, supported_batches
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
+from edgekit.runtime.open import open_runner
 from edgekit.tiling.execute import TileConfig, predict_mask
 
 
@@ -195,7 +196,7 @@ def _common_task(artifacts: list[Artifact]) -> str:
 def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | None, reference: list[np.ndarray],
              classes: int, config: CompareConfig) -> tuple[ArtifactResult, int]:
     backend = config.backend or artifact.manifest.backend
-    with artifact.runner(backend, threads=config.threads) as opened:
+    with open_runner(artifact, backend, threads=config.threads) as opened:
         runner = _Recording(opened)
         spec = runner.input_specs()[0]
         batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
@@ -269,7 +270,7 @@ def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
 
     backend = config.backend or artifact.manifest.backend
     found, sizes = [], []
-    with artifact.runner(backend, threads=config.threads) as opened:
+    with open_runner(artifact, backend, threads=config.threads) as opened:
         runner = _Recording(opened)
         batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
         hw = input_hw(runner.input_specs()[0], artifact.manifest.tile)

@@ -19,6 +19,7 @@ from edgekit.profile.memory import MemoryReport, device_memory_used_mb, peak_rss
 from edgekit.profile.tegrastats import PowerSummary, TegrastatsReader, summarize
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
+from edgekit.runtime.open import open_runner
 
 CPU_COPIES = "runner.infer on host arrays: inputs in, outputs out (no device copies on the CPU provider)"
 GPU_COPIES = "runner.infer on host arrays: host-to-device copy, compute, device-to-host copy, synchronized"
@@ -145,7 +146,7 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
     artifact = load_artifact(folder)
     m = artifact.manifest
     backend = config.backend or m.backend
-    runner = artifact.runner(backend, threads=config.threads)
+    runner = open_runner(artifact, backend, threads=config.threads)
     before, device_before = rss_mb(), device_memory_used_mb()
     notes: list[str] = []
     with runner:

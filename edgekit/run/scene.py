@@ -18,6 +18,7 @@ from edgekit.errors import ConfigError, EdgekitError
 from edgekit.run.jobs import RunSettings, SceneJob
 from edgekit.run.ledger import artifact_id, write_sidecar
 from edgekit.artifact.folder import Artifact, load_artifact
+from edgekit.runtime.open import open_runner
 
 
 class SceneWorker:
@@ -38,7 +39,7 @@ class SceneWorker:
         self.runner = None
 
     def __enter__(self) -> "SceneWorker":
-        self.runner = self.artifact.runner(self.config.backend, self.config.threads)
+        self.runner = open_runner(self.artifact, self.config.backend, self.config.threads)
         self.runner.__enter__()
         return self
 

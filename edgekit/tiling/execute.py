@@ -26,6 +26,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
+from edgekit.runtime.open import open_runner
 from edgekit.tiling.geometry import BLENDS
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
@@ -159,7 +160,7 @@ def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: Til
     with ExitStack() as stack:
         source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
         if runner is None:
-            runner = stack.enter_context(artifact.runner(config.backend, config.threads))
+            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads))
         plan = plan_for(artifact.manifest, runner, source, config)
         return _run(plan, runner, source, outputs, config, _softmaxed(artifact.manifest), stack, artifact.manifest.classes)
 
@@ -186,7 +187,7 @@ def predict_mask(artifact: Artifact, image: Path | str, config: TileConfig = Til
     with ExitStack() as stack:
         source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
         if runner is None:
-            runner = stack.enter_context(artifact.runner(config.backend, config.threads))
+            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads))
         plan = plan_for(artifact.manifest, runner, source, config)
         memory = _MaskInMemory(source.shape[0], source.shape[1])
         _stitch(plan, runner, source, {"mask": memory}, None, config, _softmaxed(artifact.manifest))

@@ -14,6 +14,7 @@ from edgekit.compile.stage import compile_artifact
 from edgekit.artifact.bundle import extract_bundle, open_bundle, package_artifact, read_bundle_index
 from edgekit.errors import ArtifactError
 from edgekit.artifact.folder import load_artifact
+from edgekit.runtime.open import open_runner
 
 
 def _rewrite(src: Path, dst: Path, edit) -> Path:
@@ -42,7 +43,7 @@ def test_round_trip_keeps_files_and_outputs(cpu_artifact: Path, bundle: Path, tm
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     outs = []
     for a in (load_artifact(cpu_artifact), artifact):
-        with a.runner() as runner:
+        with open_runner(a) as runner:
             outs.append(runner.infer({"input": x})["logits"])
     np.testing.assert_array_equal(outs[0], outs[1])
 

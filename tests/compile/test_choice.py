@@ -14,6 +14,7 @@ from edgekit.compile.stage import CompileSettings, compile_artifact
 from edgekit.convert.report import runtime_text
 from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError
 from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+from edgekit.runtime.open import open_runner
 from edgekit.targets import load_target
 
 ov = pytest.importorskip("openvino")
@@ -55,7 +56,7 @@ def test_openvino_kept_when_faster_runs_as_infer_opens_it(cpu_artifact: Path, mo
     assert m.backend == "openvino" and m.engine_file == "model.xml" and not (cpu_artifact / "model.ort.onnx").exists()
     assert m.session["openvino"]["precision_hint"] == "f32" and m.session["openvino"]["execution_precision"] == "f32"
     x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    with artifact.runner() as runner, OnnxRuntimeRunner(artifact.model_path) as ort:
+    with open_runner(artifact) as runner, OnnxRuntimeRunner(artifact.model_path) as ort:
         assert isinstance(runner, OpenVINORunner) and runner.model.name == "model.xml"
         np.testing.assert_allclose(runner.infer({"input": x})["logits"], ort.infer({"input": x})["logits"],
                                    rtol=1e-4, atol=1e-4)

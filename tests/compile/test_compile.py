@@ -14,6 +14,7 @@ from edgekit.errors import ArtifactError, BackendUnavailableError, ConfigError, 
 from edgekit.artifact.manifest import Manifest, TensorSpec, read_manifest, seal
 from edgekit.artifact.folder import load_artifact
 from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+from edgekit.runtime.open import open_runner
 from edgekit.targets import load_target
 
 
@@ -39,8 +40,8 @@ def test_cpu_plan_in_place_matches_the_onnx(cpu_artifact: Path):
     assert session["verification"]["max_abs_error"] <= 1e-3 * max(1.0, session["verification"]["output_max_abs"])
     x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
     ref = _outputs(OnnxRuntimeRunner(artifact.model_path), x)
-    got = _outputs(artifact.runner(), x)
-    assert isinstance(artifact.runner(), OnnxRuntimeRunner) and artifact.runner().model.name == "model.ort.onnx"
+    got = _outputs(open_runner(artifact), x)
+    assert isinstance(open_runner(artifact), OnnxRuntimeRunner) and open_runner(artifact).model.name == "model.ort.onnx"
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -173,7 +174,7 @@ def test_a_plan_that_changes_results_falls_back_to_the_level_that_holds(tmp_path
     artifact = load_artifact(tmp_path / "far")  # the runner loads the plan at the level that held
     x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
     ref = _outputs(OnnxRuntimeRunner(artifact.model_path, SessionSettings(optimization="disable")), x)
-    np.testing.assert_allclose(_outputs(artifact.runner(), x), ref, atol=1e-3 * np.abs(ref).max())
+    np.testing.assert_allclose(_outputs(open_runner(artifact), x), ref, atol=1e-3 * np.abs(ref).max())
     session, said = _compiled(layer_norm_artifact(tmp_path / "near", offset=30.0))  # control: 0.02 % holds
     assert session["plan_optimization"] == "extended" and session["optimization"] == "all" and not said
 

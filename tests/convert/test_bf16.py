@@ -75,6 +75,7 @@ def test_build_bf16_runs_on_openvino_in_bf16_and_compile_keeps_it(tiny_recipe, t
     from edgekit.compile.stage import CompileSettings, compile_artifact
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner
+    from edgekit.runtime.open import open_runner
 
     calib = smooth_images(tmp_path / "calib", 4, size=64)
     val = smooth_images(tmp_path / "calib_val", 6, size=64, seed=1)
@@ -91,7 +92,7 @@ def test_build_bf16_runs_on_openvino_in_bf16_and_compile_keeps_it(tiny_recipe, t
     assert stage["metrics"]["verified"] and stage["metrics"]["images"] == len(list(val.glob("*.png")))
     assert stage["latency_ms"] > 0
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    with artifact.runner() as bf16, OnnxRuntimeRunner(artifact.model_path) as fp32:
+    with open_runner(artifact) as bf16, OnnxRuntimeRunner(artifact.model_path) as fp32:
         got, ref = bf16.infer({"input": x}), fp32.infer({"input": x})
     diff = max(float(np.abs(got[k] - ref[k]).max()) for k in ref)
     assert 0 < diff <= 0.1 * max(float(np.abs(v).max()) for v in ref.values())

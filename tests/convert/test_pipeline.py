@@ -11,6 +11,7 @@ from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.convert.report import parity_text
 from edgekit.errors import CalibrationError, ConfigError, SourceError
 from edgekit.artifact.folder import load_artifact
+from edgekit.runtime.open import open_runner
 
 
 def _lenient_target(folder: Path, backend: str = "onnxruntime") -> Path:
@@ -58,7 +59,7 @@ def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path, monke
     md = (out / "report.md").read_text()
     assert "| reparam |" in md and md.count("max rel") >= 3 and "opset" in md
     assert not list(tmp_path.glob(".*partial"))
-    with artifact.runner() as runner:
+    with open_runner(artifact) as runner:
         out_map = runner.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})
     assert next(iter(out_map.values())).shape == (1, 3, 64, 64)
 
@@ -221,7 +222,7 @@ def test_openvino_target_times_verifies_and_compiles_on_openvino(tiny_recipe, ca
     assert compiled["stage"] == "compile (openvino)" and compiled["facts"]["file"] == "model.xml"
     artifact = load_artifact(out)
     assert artifact.manifest.session["openvino"]["verification"]["reference"] == "the deployable ONNX on OpenVINO"
-    with artifact.runner() as runner:
+    with open_runner(artifact) as runner:
         assert isinstance(runner, OpenVINORunner)
         assert runner.infer({"input": np.zeros((1, 3, 64, 64), np.float32)})["logits"].shape == (1, 3, 64, 64)
 

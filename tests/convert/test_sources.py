@@ -13,6 +13,7 @@ from edgekit.convert.offline import download_arguments
 from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.convert.source import parse_factory_args, resolve_source
 from edgekit.errors import ConfigError, SourceError
+from edgekit.runtime.open import open_runner
 from tests.convert.factories import downloading, tiny
 
 FAST = dict(input_size=(32, 32), latency_runs=0, task="segmentation")
@@ -60,7 +61,7 @@ def test_torchvision_factory_builds_offline_with_its_argument(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():
         want = model(torch.from_numpy(x))["out"].numpy()
-    with load_artifact(tmp_path / "lraspp").runner() as runner:
+    with open_runner(load_artifact(tmp_path / "lraspp")) as runner:
         got = next(iter(runner.infer({runner.input_specs()[0].name: x}).values()))
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)  # the artifact is the factory's model
 
@@ -120,7 +121,7 @@ def test_saved_programs_build_without_reparam_and_match_the_module(tmp_path, kin
     from edgekit.artifact.folder import load_artifact
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
-    with load_artifact(result.folder).runner() as runner:
+    with open_runner(load_artifact(result.folder)) as runner:
         got = next(iter(runner.infer({runner.input_specs()[0].name: x}).values()))
     torch.manual_seed(2)
     want = tiny(aux=False).eval()(torch.from_numpy(x))["out"].detach().numpy()

@@ -14,6 +14,7 @@ from edgekit.artifact.manifest import read_manifest, seal  # noqa: E402
 from edgekit.compile.stage import compile_artifact  # noqa: E402
 from edgekit.errors import ArtifactError, InputError, ParityError  # noqa: E402
 from edgekit.runtime.onnxrt import OnnxRuntimeRunner  # noqa: E402
+from edgekit.runtime.open import open_runner  # noqa: E402
 from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings  # noqa: E402
 from tests.conftest import make_cpu_artifact, tiny_segmenter_onnx  # noqa: E402
 
@@ -63,15 +64,15 @@ def test_compile_writes_a_verified_ir_and_runs_it(tmp_path: Path):
     assert m.versions["openvino"]
     # weights kept FP32 (ov.save_model would halve them by default)
     assert (folder / "model.bin").stat().st_size >= 0.95 * sum(4 * n for n in (8 * 3 * 9, 8, 3 * 8, 3))
-    runner = artifact.runner()
+    runner = open_runner(artifact)
     assert isinstance(runner, OpenVINORunner) and runner.model.name == "model.xml"
     with runner, OnnxRuntimeRunner(artifact.model_path) as ort:
         np.testing.assert_allclose(runner.infer({"input": _x(2)})["logits"], ort.infer({"input": _x(2)})["logits"],
                                    rtol=1e-4, atol=1e-4)
     assert artifact.loaded_mb() == pytest.approx(
         ((folder / "model.xml").stat().st_size + (folder / "model.bin").stat().st_size) / 2**20)
-    assert isinstance(artifact.runner("onnxruntime"), OnnxRuntimeRunner)  # the deployable ONNX, on request
-    assert artifact.runner("onnxruntime").model.name == "model.onnx"
+    assert isinstance(open_runner(artifact, "onnxruntime"), OnnxRuntimeRunner)  # the deployable ONNX, on request
+    assert open_runner(artifact, "onnxruntime").model.name == "model.onnx"
 
 
 def test_compile_refuses_an_ir_that_differs(tmp_path: Path, monkeypatch):

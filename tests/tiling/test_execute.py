@@ -192,6 +192,7 @@ def test_torch_runner_stitches_like_onnxruntime(artifact, tmp_path):
     from tiling_reference import onnx_weights
 
     from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
     from edgekit.runtime.torch_runner import TorchRunner
 
     w = onnx_weights(artifact / "model.onnx")
@@ -212,7 +213,7 @@ def test_torch_runner_stitches_like_onnxruntime(artifact, tmp_path):
     np.testing.assert_allclose(tifffile.imread(tmp_path / "tp.tif").astype(np.float32),
                                tifffile.imread(tmp_path / "op.tif").astype(np.float32), atol=2e-3)
     with pytest.raises(Exception, match="rebuilds the network from its recipe"):
-        art.runner("torch")  # the tiny artifact has no recipe source
+        open_runner(art, "torch")  # the tiny artifact has no recipe source
 
 
 def test_geotiff_in_georeferenced_outputs_out(artifact, tmp_path):

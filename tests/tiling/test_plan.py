@@ -14,6 +14,7 @@ from tiling_reference import declare_units, make_cpu_artifact
 from edgekit.artifact.folder import load_artifact
 from edgekit.cli.main import main
 from edgekit.images import open_image
+from edgekit.runtime.open import open_runner
 from edgekit.tiling.geometry import axis_starts
 from edgekit.tiling.plan import plan_tiles
 from edgekit.tiling.preview import Preview
@@ -56,7 +57,7 @@ def plan_of(tmp_path_factory):
     pixels = np.random.default_rng(1).integers(1, 256, (150, 170, 3), dtype=np.uint8)
     pixels[:64, :64] = 0  # the first tile holds nothing but nodata
     tifffile.imwrite(root / "nd.tif", pixels, photometric="rgb", extratags=[(42113, "s", 0, "0", True)])
-    with art.runner() as runner, open_image(root / "nd.tif") as source:
+    with open_runner(art) as runner, open_image(root / "nd.tif") as source:
         yield plan_tiles(art.manifest, runner, source, overlap=16), source
 
 
