@@ -6,7 +6,7 @@ its check. In order, each step lowered, verified and recorded by the caller's ``
 1. the calibration methods not tried yet (onnxruntime flavor: entropy, percentile, max;
    tensorrt: entropy, max);
 2. keeping the most sensitive regions in float, with `edgekit optimize`'s machinery
-   (:mod:`edgekit.optimize.graph`, :mod:`edgekit.optimize.sensitivity`): one more calibration
+   (:mod:`edgekit.convert.mixed_precision`, :mod:`edgekit.convert.sensitivity`): one more calibration
    gives a Q/DQ graph of Conv/MatMul/Gemm (ModelOpt's graph as it is on TensorRT targets); each
    region is probed alone on a mixture cut from it, then mixtures with the ``k`` most sensitive
    regions in float, ``k`` = 1, 2, 3 ..., are verified until one holds (at most ``MAX_REGIONS``;
@@ -127,8 +127,8 @@ def nothing_held(name: str, check, attempts) -> str:
 def _float_regions(fp32: Path, best: Tried, attempt: Attempt, lower: Lower, score: Score, work: Path,
                    say: Callable[[str], None], max_regions: int) -> Held:
     """Keep the 1, 2, 3 ... most sensitive regions in float, until the check holds."""
-    from edgekit.optimize.graph import QUANTIZABLE_OPS, mixed_precision_model, quantized_nodes, regions_from_onnx
-    from edgekit.optimize.sensitivity import region_sensitivity
+    from edgekit.convert.mixed_precision import QUANTIZABLE_OPS, mixed_precision_model, quantized_nodes, regions_from_onnx
+    from edgekit.convert.sensitivity import region_sensitivity
 
     made = _probe_graph(best, lower, work)
     base = made.path
@@ -158,7 +158,7 @@ def _float_regions(fp32: Path, best: Tried, attempt: Attempt, lower: Lower, scor
 def _mixture(base: PrecisionResult, fp32: Path, nodes: tuple[str, ...], out: Path) -> PrecisionResult:
     """``base`` with ``nodes`` in float, as the precision stage's result (it shares base's calibration)."""
     from edgekit.convert.precision import describe_lowering
-    from edgekit.optimize.graph import mixed_precision_model
+    from edgekit.convert.mixed_precision import mixed_precision_model
 
     return describe_lowering(fp32, mixed_precision_model(base.path, fp32, set(nodes), out), base.precision,
                              base.flavor, base.calib_samples, base.seconds)
@@ -169,7 +169,7 @@ def _probe_graph(best: Tried, lower: Lower, work: Path) -> PrecisionResult:
     ORT's on Conv/MatMul/Gemm only. Excluding nodes from ORT's quantizer is not enough: ORT
     quantizes the float weights of a Conv between a DequantizeLinear and a QuantizeLinear itself
     when it loads the model, and its all-op graph folds a Relu into the range before it."""
-    from edgekit.optimize.graph import QUANTIZABLE_OPS
+    from edgekit.convert.mixed_precision import QUANTIZABLE_OPS
 
     spec = best.spec
     if spec.flavor == "tensorrt":

@@ -1,7 +1,7 @@
 """Whole-model candidates: fp32, fp16, static int8 per calibration method, dynamic int8, bf16.
 
 Mixtures (static int8 with some nodes kept in float) are cut from the static int8 graphs by
-``edgekit.optimize.graph.mixed_precision_model``; the search decides which.
+``edgekit.convert.mixed_precision.mixed_precision_model``; the search decides which.
 
 * ``fp16``: ModelOpt AutoCast (the precision stage's fp16).
 * ``int8-<method>``: the precision stage's static int8, per-channel weights, for the target's
@@ -25,7 +25,7 @@ from pathlib import Path
 from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.errors import ConfigError
-from edgekit.optimize.graph import QUANTIZABLE_OPS
+from edgekit.convert.mixed_precision import QUANTIZABLE_OPS
 from edgekit.targets import Target
 
 KINDS = ("fp16", "int8", "dynamic", "bf16")

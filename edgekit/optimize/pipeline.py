@@ -27,11 +27,11 @@ from edgekit.cache import MeasurementCache, content_key, default_cache_dir
 from edgekit.optimize.candidates import KINDS, CandidateSpec, bf16_here, candidate_specs, make_candidate
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import INT8_MAC_COST, QDQ_COST, NodeCost, estimated_node_costs, profiled_node_costs
-from edgekit.optimize.graph import mixed_precision_model, quantized_nodes, regions_from_onnx
+from edgekit.convert.mixed_precision import mixed_precision_model, quantized_nodes, regions_from_onnx
 from edgekit.optimize.report import OptimizeReport, choose, infeasible_message
 from edgekit.optimize.search import search
 from edgekit.preprocess import InputOptions
-from edgekit.optimize.sensitivity import region_sensitivity
+from edgekit.convert.sensitivity import region_sensitivity
 from edgekit.targets import Target, load_target
 
 Progress = Callable[[str], None]

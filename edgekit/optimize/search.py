@@ -20,7 +20,7 @@ from typing import Callable
 
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import NodeCost
-from edgekit.optimize.graph import Region
+from edgekit.convert.mixed_precision import Region
 
 Evaluate = Callable[[frozenset, str], Measurement]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgekit.optimize.cost import estimated_node_costs, profiled_node_costs
-from tests.optimize.test_graph import graphs  # noqa: F401  (module-scoped fixture)
+from tests.convert.test_mixed_precision import graphs  # noqa: F401  (module-scoped fixture)
 from tests.optimize.optimize_fixtures import NODES
 
 

@@ -13,7 +13,7 @@ import pytest
 from edgekit.errors import ConfigError
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.optimize.cost import NodeCost
-from edgekit.optimize.graph import quantized_nodes
+from edgekit.convert.mixed_precision import quantized_nodes
 from edgekit.artifact.folder import load_artifact
 from tests.optimize.optimize_fixtures import fragile_setup
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import NodeCost
-from edgekit.optimize.graph import Region
+from edgekit.convert.mixed_precision import Region
 from edgekit.optimize.search import search
 
 REGIONS = tuple(Region(f"r{i}", (f"n{i}a", f"n{i}b")) for i in range(6))

@@ -10,7 +10,7 @@ __all__ = ["region_sensitivity"]
 
 from typing import Callable
 
-from edgekit.optimize.graph import Region
+from edgekit.convert.mixed_precision import Region
 
 Score = Callable[[frozenset, str], float]
 

@@ -1,5 +1,8 @@
 """The graph side of mixed precision: quantizable regions, and mixtures cut from one Q/DQ graph.
 
+The build's int8 search (:mod:`edgekit.convert.int8_search`) and `edgekit optimize` both cut
+their mixtures here.
+
 A *mixture* keeps some nodes of a fully quantized Q/DQ graph in float: their inputs are rewired
 from the DequantizeLinear outputs to the float tensors (activations: the QuantizeLinear's input;
 weights and biases: the FP32 graph's own initializers), and Q/DQ nodes nobody reads any more are

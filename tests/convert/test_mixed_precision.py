@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.optimize.graph import QUANTIZABLE_OPS, mixed_precision_model, quantized_nodes, regions_from_onnx
+from edgekit.convert.mixed_precision import QUANTIZABLE_OPS, mixed_precision_model, quantized_nodes, regions_from_onnx
 from tests.optimize.optimize_fixtures import NODES, SIZE, fragile_setup
 
 
