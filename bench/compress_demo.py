@@ -59,12 +59,12 @@ def main() -> None:
                             cache=default_cache_dir())
     start = time.perf_counter()
     small = args.out / f"level{args.level}"
-    from edgekit.errors import ConfigError
+    from edgekit.errors import ConfigError, InfeasibleError
 
     try:
         result = compress("fastvit_sa12_fpn", small, Goal(args.max_drop, args.speedup), config,
                           progress=lambda m: print(f"[{time.perf_counter() - start:7.0f} s] {m}", flush=True))
-    except ConfigError as exc:  # an infeasible goal is a finding: say it and what was reachable
+    except (ConfigError, InfeasibleError) as exc:  # an infeasible goal is a finding: say it and what was reachable
         print(f"level {args.level}, --speedup {args.speedup:g} --max-drop {args.max_drop:g} on {cpu_name()}, "
               f"ONNX Runtime {onnxruntime.__version__}: {exc}")
         return
