@@ -310,7 +310,7 @@ def prune(model: nn.Module, sample: torch.Tensor, settings: PruneSettings = Prun
     elif settings.embed and family == "fastvit":
         from edgekit.compress.stream import prune_fastvit_streams
 
-        streams = prune_fastvit_streams(model, sample, settings.embed, settings.round_to)
+        streams = prune_fastvit_streams(model, sample, settings.embed, settings.round_to, _torch_pruning())
         left = (f"residual stream narrowed in {len(streams)} convolutional stages; the attention stages' "
                 "stream kept (their attention reshapes to the input width)",) + tuple(
                     x for x in left if not x.startswith("residual stream"))

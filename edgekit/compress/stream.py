@@ -81,15 +81,16 @@ def _drop_groups(tp, DG, conv: nn.Conv2d, channels: list[int]) -> None:
     conv.groups -= len(channels)
 
 
-def prune_fastvit_streams(model: nn.Module, sample: torch.Tensor, ratio: float, round_to: int | None) -> dict:
+def prune_fastvit_streams(model: nn.Module, sample: torch.Tensor, ratio: float, round_to: int | None, tp) -> dict:
     """Narrow the stream of every convolutional FastViT stage of ``model`` (in place) by ``ratio``.
+
+    Args:
+        tp: the ``torch_pruning`` module, as :mod:`edgekit.compress.prune` imports it (with the
+            install hint where it is missing).
 
     Returns:
         stage name -> [width before, width after].
     """
-    from edgekit.compress.prune import _torch_pruning
-
-    tp = _torch_pruning()
     stages = _stages(model)
     if not stages:
         return {}
