@@ -292,7 +292,7 @@ def _graph_runner(path: Path, threads: int = 0):
 
 def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: CompileSettings,
                          inputs: CheckInputs | None = None) -> Manifest:
-    from edgekit.runtime.onnxrt import _import_ort
+    from edgekit.runtime.onnxrt import import_ort
 
     if settings.optimization not in ORT_LEVELS:
         raise ConfigError(f"ONNX Runtime plan level {settings.optimization!r}; choose one of {', '.join(ORT_LEVELS)}")
@@ -300,7 +300,7 @@ def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: Comp
         from edgekit.convert.onnx_check import BF16_ON_ORT
 
         raise ConfigError(BF16_ON_ORT)
-    ort = _import_ort()
+    ort = import_ort()
     threads = target.threads if settings.threads is None else settings.threads
     feeds, source = _feeds(m, 1, settings, inputs)
     with _graph_runner(work / m.model_file, threads) as graph:

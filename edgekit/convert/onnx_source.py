@@ -259,9 +259,9 @@ def _float16(model) -> bool:
 
 
 def _check_runs(path: Path) -> None:
-    from edgekit.runtime.onnxrt import _import_ort
+    from edgekit.runtime.onnxrt import import_ort
 
-    ort = _import_ort()
+    ort = import_ort()
     try:
         ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:

@@ -3,7 +3,7 @@ onnxruntime-gpu on a GPU, with IO binding (input and output buffers kept on the 
 from batch to batch, one copy in and one out per batch)."""
 from __future__ import annotations
 
-__all__ = ["OnnxRuntimeRunner", "SessionSettings", "available_providers", "providers_for", "GPU_PROVIDERS"]
+__all__ = ["OnnxRuntimeRunner", "SessionSettings", "available_providers", "providers_for", "import_ort", "GPU_PROVIDERS"]
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +104,8 @@ def available_providers() -> list[str]:
     return ort.get_available_providers()
 
 
-def _import_ort():
+def import_ort():
+    """The ``onnxruntime`` module, or BackendUnavailableError naming the install step."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -114,7 +115,7 @@ def _import_ort():
 
 def session_options(settings: SessionSettings):
     """ONNX Runtime SessionOptions for ``settings``."""
-    ort = _import_ort()
+    ort = import_ort()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = settings.threads
     opts.graph_optimization_level = {
@@ -144,7 +145,7 @@ class OnnxRuntimeRunner(Runner):
         self.last_profile: str | None = None
 
     def _activate(self) -> None:
-        ort = _import_ort()
+        ort = import_ort()
         if not self.model.is_file():
             raise ArtifactError(f"ONNX file {self.model} does not exist")
         present = ort.get_available_providers()
@@ -203,7 +204,7 @@ class _Bound:
         self._bind_outputs(session)
 
     def _bind_outputs(self, session) -> None:
-        ort = _import_ort()
+        ort = import_ort()
         for out in session.get_outputs():
             dtype = np.dtype(_DTYPES.get(out.type, "float32"))
             if all(isinstance(d, int) and d > 0 for d in out.shape):
@@ -213,7 +214,7 @@ class _Bound:
                 self.binding.bind_output(out.name, self.device_type, self.device)
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ort = _import_ort()
+        ort = import_ort()
         for name, array in feed.items():
             array = np.ascontiguousarray(array)
             held = self.inputs.get(name)
