@@ -146,7 +146,7 @@ def compile_into(work: Path, manifest: Manifest, target: Target, settings: Compi
     manifest = manifest.evolve(session=cpu) if not target.is_tensorrt else manifest
     if manifest.precision == "bf16" and not target.is_tensorrt:  # OpenVINO's alone: ONNX Runtime has no bf16 CPU kernels
         if target.pinned and target.backend != "openvino":
-            from edgekit.convert.onnx_check import BF16_ON_ORT
+            from edgekit.runtime.open import BF16_ON_ORT
 
             raise ConfigError(BF16_ON_ORT)
         target = target.with_runtime("openvino", target.pinned or BF16_PIN)
@@ -297,7 +297,7 @@ def _compile_onnxruntime(work: Path, m: Manifest, target: Target, settings: Comp
     if settings.optimization not in ORT_LEVELS:
         raise ConfigError(f"ONNX Runtime plan level {settings.optimization!r}; choose one of {', '.join(ORT_LEVELS)}")
     if m.precision == "bf16":
-        from edgekit.convert.onnx_check import BF16_ON_ORT
+        from edgekit.runtime.open import BF16_ON_ORT
 
         raise ConfigError(BF16_ON_ORT)
     ort = import_ort()

@@ -1,7 +1,7 @@
 """Running an ONNX file on ONNX Runtime's CPU provider to prove a transform: the shared check."""
 from __future__ import annotations
 
-__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "cpu_runner", "Timing"]
+__all__ = ["run_onnx", "count_nodes", "load_checked", "random_input", "time_onnx", "Timing"]
 
 from collections import Counter
 from contextlib import ExitStack
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError
+from edgekit.runtime.open import cpu_runner
 
 
 def load_checked(path: Path):
@@ -68,23 +69,3 @@ def time_onnx(paths: Sequence[Path], runs: int = 5, threads: int = 0, runtime: s
         runners = [stack.enter_context(cpu_runner(p, threads, runtime)) for p in paths]
         feeds = [{r.input_specs()[0].name: feed} for r in runners]
         return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)
-
-
-BF16_ON_ORT = ("ONNX Runtime has no bf16 kernels for the CPU: bf16 runs on OpenVINO "
-               "(drop --runtime onnxruntime, or build --precision fp32)")
-
-
-def cpu_runner(path: Path, threads: int = 0, runtime: str = "onnxruntime", precision: str = "fp32"):
-    """A runner of an ONNX file on the cpu target's runtime (not yet active), computing in
-    ``precision`` (``bf16``: the FP32 graph in bfloat16, OpenVINO only; else as the graph says)."""
-    if runtime == "openvino":
-        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings, precision_hint
-
-        return OpenVINORunner(path, OpenVINOSettings(threads=threads, precision_hint=precision_hint(precision)))
-    if precision == "bf16":
-        from edgekit.errors import ConfigError
-
-        raise ConfigError(BF16_ON_ORT)
-    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
-
-    return OnnxRuntimeRunner(path, SessionSettings(threads=threads))

@@ -130,8 +130,8 @@ def _bf16_target(target: Target) -> Target:
     """The target pinned to OpenVINO, which alone computes bf16 on a CPU, where this CPU does it
     natively (AVX-512 BF16 or AMX: the build verifies bf16 by running it); else one line."""
     from edgekit.compile.choice import BF16_PIN
-    from edgekit.convert.onnx_check import BF16_ON_ORT
     from edgekit.machine import cpu_bf16, cpu_name
+    from edgekit.runtime.open import BF16_ON_ORT
 
     if target.is_tensorrt:
         raise ConfigError(f"bf16 is a cpu precision (OpenVINO's); {target.name} takes --precision fp16 or int8")
@@ -224,7 +224,7 @@ def _onnx_latency(path: Path, runs: int, target: Target, precision: str = "fp32"
     else ONNX Runtime) computing in ``precision``, fed a random input shaped as the model declares it."""
     import numpy as np
 
-    from edgekit.convert.onnx_check import cpu_runner
+    from edgekit.runtime.open import cpu_runner
 
     if runs <= 0:
         return None
@@ -645,7 +645,8 @@ def _output_finding(path: Path, inputs, details: dict):
     the manifest's ``output`` is made from: `infer`, `run` and `compare` apply no second sigmoid or softmax."""
     import onnx
 
-    from edgekit.convert.onnx_check import cpu_runner, random_input
+    from edgekit.convert.onnx_check import random_input
+    from edgekit.runtime.open import cpu_runner
     from edgekit.convert.outputs import output_finding
     from edgekit.convert.simplify import RANDOM
 

@@ -91,7 +91,7 @@ class PrecisionSpec:
             if value not in choices:
                 raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
         if self.precision == "bf16" and self.runtime != "openvino":
-            from edgekit.convert.onnx_check import BF16_ON_ORT
+            from edgekit.runtime.open import BF16_ON_ORT
 
             raise ConfigError(BF16_ON_ORT)
         if (self.calib_samples is not None and self.calib_samples < 1) or self.calib_chunk < 1:
@@ -329,7 +329,8 @@ def _random_input_error(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec | Non
     """The lowered graph against ``onnx_in`` on one seeded random input (bf16: run so on OpenVINO)."""
     import onnx
 
-    from edgekit.convert.onnx_check import cpu_runner, random_input, run_onnx
+    from edgekit.convert.onnx_check import random_input, run_onnx
+    from edgekit.runtime.open import cpu_runner
     from edgekit.metrics import output_error
 
     feed = random_input(onnx.load(str(onnx_in), load_external_data=False))

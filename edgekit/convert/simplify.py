@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.atomic import atomic_file
-from edgekit.convert.onnx_check import count_nodes, cpu_runner, load_checked, random_input
+from edgekit.convert.onnx_check import count_nodes, load_checked, random_input
 from edgekit.metrics import OutputError, output_error
+from edgekit.runtime.open import cpu_runner
 
 TOOLS = ("onnxslim", "onnxsim")
 RANDOM = "one standard-normal input (seed 0)"

@@ -96,7 +96,8 @@ def outputs_probe(path: Path, inputs=None):
     def run() -> dict:
         import onnx
 
-        from edgekit.convert.onnx_check import cpu_runner, random_input
+        from edgekit.convert.onnx_check import random_input
+        from edgekit.runtime.open import cpu_runner
 
         batch = next(iter(inputs.batches)) if inputs is not None else random_input(
             onnx.load(str(path), load_external_data=False))

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet
-from edgekit.convert.onnx_check import cpu_runner
 from edgekit.convert.outputs import output_finding, output_labels
 from edgekit.errors import ConfigError, ParityError
 from edgekit.evaluate import HeldOutSet, Scorer
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.evaluate.scoring import TASKS
 from edgekit.metrics import OutputError
+from edgekit.runtime.open import cpu_runner
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ def verify_detection(reference: Path, candidate: Path, images: CalibrationSet, m
     ``agreement`` is the candidate's mAP@0.5 with FP32's boxes over ``conf`` as truth; ``drop`` is
     100 x (1 - agreement). Tiles where FP32 finds nothing are skipped by COCO's protocol. The
     reference runs on ONNX Runtime's CPU provider, the candidate on ``runtime`` in ``precision``
-    (the target's: :func:`~edgekit.convert.onnx_check.cpu_runner`).
+    (the target's: :func:`~edgekit.runtime.open.cpu_runner`).
     """
-    from edgekit.convert.onnx_check import cpu_runner
+    from edgekit.runtime.open import cpu_runner
 
     truth, preds, errors, fmt = [], [], [], None
     with cpu_runner(reference) as ref, cpu_runner(candidate, runtime=runtime, precision=precision) as cand:

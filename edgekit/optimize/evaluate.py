@@ -44,7 +44,7 @@ class Accuracy:
 
 def _session(path: Path, threads: int = 0, precision: str = "fp32"):
     """ONNX Runtime's CPU provider; a bf16 candidate on OpenVINO, which computes it in bfloat16."""
-    from edgekit.convert.onnx_check import cpu_runner
+    from edgekit.runtime.open import cpu_runner
 
     return cpu_runner(path, threads, "openvino" if precision == "bf16" else "onnxruntime", precision)
 

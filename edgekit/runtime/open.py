@@ -1,12 +1,15 @@
-"""The runner for an artifact: which backend runs which of its files, on which device.
+"""The runner for an artifact: which backend runs which of its files, on which device; and the
+runner of a bare ONNX file on the cpu target's runtime.
 
-The one place an artifact's runner is made (`infer`, `run`, `profile`, `compare` ask here).
+The one place a runner is made (`infer`, `run`, `profile`, `compare` ask here for an artifact's;
+the build's checks, compile and optimize for an ONNX file's).
 """
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "open_runner"]
+__all__ = ["BACKENDS", "BF16_ON_ORT", "cpu_runner", "open_runner"]
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgekit.errors import ArtifactError, ConfigError
@@ -17,6 +20,8 @@ if TYPE_CHECKING:
 
 # onnxruntime-cuda / onnxruntime-trt: the deployable ONNX on onnxruntime-gpu's CUDA / TensorRT provider
 BACKENDS = ("onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt", "torch")
+BF16_ON_ORT = ("ONNX Runtime has no bf16 kernels for the CPU: bf16 runs on OpenVINO "
+               "(drop --runtime onnxruntime, or build --precision fp32)")
 
 
 def open_runner(artifact: "Artifact", backend: str | None = None, threads: int = 0,
@@ -76,3 +81,17 @@ def _onnxruntime(artifact: "Artifact", backend: str, threads: int, providers, de
     if artifact.manifest.backend == "onnxruntime" and artifact.engine_path is not None and not settings.on_gpu:
         path = artifact.engine_path  # the plan is saved for the CPU provider: a GPU runs the deployable ONNX
     return OnnxRuntimeRunner(path, settings)
+
+
+def cpu_runner(path: Path, threads: int = 0, runtime: str = "onnxruntime", precision: str = "fp32") -> "Runner":
+    """A runner of an ONNX file on the cpu target's runtime (not yet active), computing in
+    ``precision`` (``bf16``: the FP32 graph in bfloat16, OpenVINO only; else as the graph says)."""
+    if runtime == "openvino":
+        from edgekit.runtime.openvino_rt import OpenVINORunner, OpenVINOSettings, precision_hint
+
+        return OpenVINORunner(path, OpenVINOSettings(threads=threads, precision_hint=precision_hint(precision)))
+    if precision == "bf16":
+        raise ConfigError(BF16_ON_ORT)
+    from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
+
+    return OnnxRuntimeRunner(path, SessionSettings(threads=threads))
