@@ -313,7 +313,7 @@ def _verify(onnx_in: Path, onnx_out: Path, held_out, task: str, max_drop: float,
     from edgekit.convert.verify_precision import verify_precision
 
     if task == "detection":
-        from edgekit.detect.verify import verify_detection
+        from edgekit.convert.verify_detection import verify_detection
 
         return verify_detection(onnx_in, onnx_out, getattr(held_out, "images", held_out), max_drop,
                                 runtime=runtime, precision=precision)

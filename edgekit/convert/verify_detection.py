@@ -1,4 +1,8 @@
-"""Precision check of a detector: the lowered model's boxes scored (COCO mAP@0.5) against FP32's."""
+"""Precision check of a detector: the lowered model's boxes scored (COCO mAP@0.5) against FP32's.
+
+The detection counterpart of :mod:`edgekit.convert.verify_precision`, beside it in the build (it
+decodes and scores through :mod:`edgekit.detect`, below the build).
+"""
 from __future__ import annotations
 
 __all__ = ["verify_detection"]
@@ -7,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.convert.verify_precision import PrecisionCheck
 from edgekit.detect.decode import decode, detect_format
 from edgekit.detect.evaluate import coco_map
+from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.metrics import output_error
 
 

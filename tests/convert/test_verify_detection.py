@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.detect.verify import verify_detection
+from edgekit.convert.verify_detection import verify_detection
 from edgekit.evaluate.image_set import CalibrationSet
 from edgekit.preprocess import Preprocess
 from tests.detect.detect_fixtures import anchor_free_finder_onnx
