@@ -170,7 +170,7 @@ def test_int8_slower_than_fp32_on_cpu_says_so(tiny_recipe, calib_folder, tmp_pat
 
     from edgekit.convert import pipeline
 
-    monkeypatch.setattr(pipeline, "_onnx_latency", lambda path, runs, target: 12.0 if Path(path).name == "model.onnx" else 10.0)
+    monkeypatch.setattr(pipeline, "_onnx_latency", lambda path, runs, target, precision="fp32": 12.0 if Path(path).name == "model.onnx" else 10.0)
     said = []
     config = BuildConfig(target=str(_lenient_target(tmp_path)), precision="int8", calib=calib_folder,
                          calib_samples=4, latency_runs=1)
@@ -210,7 +210,7 @@ def test_openvino_target_times_verifies_and_compiles_on_openvino(tiny_recipe, ca
     runtimes = []
     real = verify_module.cpu_runner
     monkeypatch.setattr(verify_module, "cpu_runner",
-                        lambda path, threads=0, runtime="onnxruntime": runtimes.append(runtime) or real(path, threads, runtime))
+                        lambda path, threads=0, runtime="onnxruntime", precision="fp32": runtimes.append(runtime) or real(path, threads, runtime, precision))
     out = tmp_path / "ov"
     config = BuildConfig(target=str(_lenient_target(tmp_path, "openvino")), precision="int8", calib=calib_folder,
                          calib_samples=4, latency_runs=1)

@@ -277,7 +277,7 @@ def test_quantize_command_gets_the_same_fallback(setup, tmp_path, capsys):
                  "--target", "jetson-orin-nx", "--calib", str(val), "--calib-samples", "12", "--val", str(val),
                  "--max-drop", "-1"])
     captured = capsys.readouterr()
-    assert code == 2 and "retrying with fp32 there" in captured.out
+    assert code == 1 and "retrying with fp32 there" in captured.out  # a failed check, not bad input
     assert "points of mIoU" in captured.err and not (tmp_path / "q.onnx").exists()
 
 

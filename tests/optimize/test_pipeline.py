@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, InfeasibleError
 from edgekit.optimize import Constraints, OptimizeConfig, optimize
 from edgekit.optimize.cost import NodeCost
 from edgekit.convert.mixed_precision import quantized_nodes
@@ -83,7 +83,7 @@ def test_rerun_with_another_budget_measures_nothing(setup, counted, tmp_path):
 
 
 def test_infeasible_constraints_write_nothing(setup, counted, tmp_path):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(InfeasibleError) as info:
         optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=1.0, max_latency_ms=1.0), _config(setup, None))
     message = str(info.value)
     assert "\n" not in message and "best reachable" in message and "fp32 10.0 ms" in message
