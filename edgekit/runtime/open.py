@@ -6,7 +6,7 @@ the build's checks, compile and optimize for an ONNX file's).
 """
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "BF16_ON_ORT", "cpu_runner", "open_runner"]
+__all__ = ["BACKENDS", "GPU_BACKENDS", "BF16_ON_ORT", "check_device", "cpu_runner", "open_runner"]
 
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # onnxruntime-cuda / onnxruntime-trt: the deployable ONNX on onnxruntime-gpu's CUDA / TensorRT provider
 BACKENDS = ("onnxruntime", "onnxruntime-cuda", "onnxruntime-trt", "openvino", "tensorrt", "torch")
+# the backends that run on a GPU, the one --device picks; onnxruntime and openvino run on the CPU
+GPU_BACKENDS = ("onnxruntime-cuda", "onnxruntime-trt", "tensorrt", "torch")
 BF16_ON_ORT = ("ONNX Runtime has no bf16 kernels for the CPU: bf16 runs on OpenVINO "
                "(drop --runtime onnxruntime, or build --precision fp32)")
 
@@ -38,6 +40,7 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
     backend = backend or artifact.manifest.backend
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    check_device(device, backend)
     if backend == "tensorrt":
         if artifact.engine_path is None:
             raise ArtifactError(f"{artifact.folder} has no engine yet: run `edgekit compile {artifact.folder}` on the "
@@ -63,6 +66,23 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
 
         return TorchRunner.from_manifest(artifact.manifest, artifact.folder, device=f"cuda:{device}" if device else None)
     return _onnxruntime(artifact, backend, threads, providers, device)
+
+
+def check_device(device: int, backend: str | None = None) -> None:
+    """``--device``: a GPU index, counted from 0; a backend that runs on the CPU takes 0 only (as
+    trtexec and Polygraphy, a device index means something to GPU backends alone).
+
+    Args:
+        backend: the backend the index is for; None (not known yet: the manifest's) checks the index alone.
+
+    Raises:
+        ConfigError: a negative index, or another than 0 for a CPU backend.
+    """
+    if device < 0:
+        raise ConfigError(f"--device {device} is not a GPU index: GPUs are counted from 0")
+    if device and backend is not None and backend not in GPU_BACKENDS:
+        raise ConfigError(f"--device {device} picks a GPU, but the {backend} backend runs on the CPU: drop --device, "
+                          f"or choose a GPU backend ({', '.join(GPU_BACKENDS)})")
 
 
 def _onnxruntime(artifact: "Artifact", backend: str, threads: int, providers, device: int) -> "Runner":
