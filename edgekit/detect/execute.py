@@ -37,7 +37,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
-from edgekit.runtime.open import open_runner
+from edgekit.runtime.open import check_device, open_runner
 from edgekit.tiling.geometry import Window
 from edgekit.images import ImageSource, open_image
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
@@ -58,6 +58,7 @@ class DetectConfig:
             recorded (manifest ``output.det_format``), else read from the output shapes.
         batch / backend / threads: as for segmentation.
         overview: also detect on the whole image shrunk to one tile, for objects larger than a tile.
+        device: the GPU a GPU backend runs on (0: the first); a CPU backend takes 0 only.
     """
 
     overlap: int = 64
@@ -69,8 +70,10 @@ class DetectConfig:
     backend: str | None = None
     threads: int = 0
     overview: bool = False
+    device: int = 0
 
     def __post_init__(self) -> None:
+        check_device(self.device, self.backend)
         if self.overlap < 0:
             raise ConfigError(f"overlap must be >= 0 pixels, got {self.overlap}")
         if not 0.0 <= self.conf <= 1.0:
@@ -138,7 +141,7 @@ def detect_image(artifact: Artifact | Path | str, image: Path | str, sink: Calla
     tile = tuple(int(v) for v in artifact.manifest.tile)
     with open_image(Path(image), cache_rows=tile[0]) as source:
         if runner is None:
-            with open_runner(artifact, config.backend, config.threads) as own:
+            with open_runner(artifact, config.backend, config.threads, device=config.device) as own:
                 return _run(artifact.manifest, own, source, sink, config, preview)
         return _run(artifact.manifest, runner, source, sink, config, preview)
 

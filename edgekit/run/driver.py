@@ -79,7 +79,8 @@ def run_scenes(artifact: Path | str, jobs: list[SceneJob], out: Path, settings: 
     with Ledger(out, identity) as ledger:
         remove_partials(jobs)
         ledger.append({"kind": "start", "time": time.time(), "scenes": len(jobs), "artifact": str(art.folder),
-                       **identity, "backend": backend.describe(), "max_attempts": max_attempts})
+                       **identity, "backend": backend.describe(), "device": settings.tile.device,
+                       "max_attempts": max_attempts})
         with _Bar(progress, len(jobs)) as bar:
             todo = _todo(jobs, ledger, identity, max_attempts, bar.update)
             backend.run(art, settings, Dispatch(todo, ledger, max_attempts, bar.update))

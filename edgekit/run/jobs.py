@@ -18,6 +18,7 @@ from edgekit.detect.execute import DetectConfig
 from edgekit.detect.outputs import DetectionOutputs
 from edgekit.errors import ConfigError, InputError
 from edgekit.tiling.execute import TileConfig, TileOutputs
+from edgekit.runtime.open import check_device
 from edgekit.tiling.plan import check_task
 from edgekit.images import IMAGE_SUFFIXES
 
@@ -33,7 +34,8 @@ class RunSettings:
 
     Attributes:
         tile: a segmenter's :class:`TileConfig` or a detector's :class:`DetectConfig` (threads is set
-            per worker by the backend); it decides the task the run takes.
+            per worker by the backend); it decides the task the run takes, and its ``device`` the GPU
+            every worker here runs on.
         probabilities: segmentation: also write float16 probabilities (``<name>.probs.tif``).
         preview: also write a downsampled overlay (``<name>.preview.png``): classes, or boxes.
         box_format: detection: boxes as ``coco`` (``<name>.json``, pixels), ``geojson`` (WGS84),
@@ -56,8 +58,10 @@ class RunSettings:
         return "detection" if isinstance(self.tile, DetectConfig) else "segmentation"
 
     def check(self, manifest: Manifest) -> None:
-        """Stop in one line when the artifact's task is not the one these settings are for."""
+        """Stop in one line when the artifact's task is not the one these settings are for, or a GPU
+        index is given for an artifact that runs on the CPU."""
         check_task(manifest, self.task, f"a run with {self.task} settings")
+        check_device(self.tile.device, self.tile.backend or manifest.backend)
 
     def scene_config(self, threads: int = 0) -> TileConfig | DetectConfig:
         """The per-image settings a worker runs every scene with: its runner threads, no progress bar."""
@@ -66,7 +70,7 @@ class RunSettings:
         return replace(self.tile, threads=threads or self.tile.threads, progress=False)
 
     def key(self) -> dict:
-        """The settings that decide the outputs' content (threads and progress do not)."""
+        """The settings that decide the outputs' content (threads, progress and the GPU index do not)."""
         t = self.tile
         if isinstance(t, DetectConfig):
             m = t.merge

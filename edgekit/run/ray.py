@@ -79,6 +79,9 @@ class RayBackend:
                 "threads": self.threads or "auto"}
 
     def run(self, artifact: Artifact, settings: RunSettings, dispatch: Dispatch) -> None:
+        if settings.tile.device:
+            raise ConfigError(f"--device {settings.tile.device} picks a GPU of this machine; on Ray each worker is "
+                              "given its own GPU (num_gpus=1, its device 0): drop --device")
         ray = _import_ray()
         started = self._connect(ray)
         try:

@@ -39,7 +39,7 @@ class SceneWorker:
         self.runner = None
 
     def __enter__(self) -> "SceneWorker":
-        self.runner = open_runner(self.artifact, self.config.backend, self.config.threads)
+        self.runner = open_runner(self.artifact, self.config.backend, self.config.threads, device=self.config.device)
         self.runner.__enter__()
         return self
 

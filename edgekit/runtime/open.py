@@ -80,7 +80,7 @@ def check_device(device: int, backend: str | None = None) -> None:
     """
     if device < 0:
         raise ConfigError(f"--device {device} is not a GPU index: GPUs are counted from 0")
-    if device and backend is not None and backend not in GPU_BACKENDS:
+    if device and backend in BACKENDS and backend not in GPU_BACKENDS:  # an unknown one: open_runner's error
         raise ConfigError(f"--device {device} picks a GPU, but the {backend} backend runs on the CPU: drop --device, "
                           f"or choose a GPU backend ({', '.join(GPU_BACKENDS)})")
 

@@ -26,7 +26,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
-from edgekit.runtime.open import open_runner
+from edgekit.runtime.open import check_device, open_runner
 from edgekit.tiling.geometry import BLENDS
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
@@ -47,6 +47,7 @@ class TileConfig:
         threads: runner threads (0: the backend's default).
         progress: show a progress bar on stderr.
         queue_depth: batches waiting between pipeline stages.
+        device: the GPU a GPU backend runs on (0: the first); a CPU backend takes 0 only.
     """
 
     overlap: int = 64
@@ -56,8 +57,10 @@ class TileConfig:
     threads: int = 0
     progress: bool = False
     queue_depth: int = 2
+    device: int = 0
 
     def __post_init__(self) -> None:
+        check_device(self.device, self.backend)
         if self.blend not in BLENDS:
             raise ConfigError(f"unknown blend {self.blend!r}; choose one of {', '.join(BLENDS)}")
         if self.overlap < 0:
@@ -160,7 +163,7 @@ def infer_image(artifact: Artifact | Path | str, image: Path | str, outputs: Til
     with ExitStack() as stack:
         source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
         if runner is None:
-            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads))
+            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads, device=config.device))
         plan = plan_for(artifact.manifest, runner, source, config)
         return _run(plan, runner, source, outputs, config, _softmaxed(artifact.manifest), stack, artifact.manifest.classes)
 
@@ -187,7 +190,7 @@ def predict_mask(artifact: Artifact, image: Path | str, config: TileConfig = Til
     with ExitStack() as stack:
         source = stack.enter_context(open_image(Path(image), cache_rows=int(artifact.manifest.tile[0])))
         if runner is None:
-            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads))
+            runner = stack.enter_context(open_runner(artifact, config.backend, config.threads, device=config.device))
         plan = plan_for(artifact.manifest, runner, source, config)
         memory = _MaskInMemory(source.shape[0], source.shape[1])
         _stitch(plan, runner, source, {"mask": memory}, None, config, _softmaxed(artifact.manifest))
