@@ -27,10 +27,10 @@ from edgekit.evaluate import Scorer
 from edgekit.metrics import iou_from_confusion
 from edgekit.images import PixelMap, check_mask, fit_image, list_images, match_masks, open_image, read_mask
 from edgekit.timing import LatencyStats, TimingConfig, latency_stats, time_calls
-from edgekit.profile.measure import input_hw, supported_batches
+from edgekit.profile.measure import gpu_used, input_hw, supported_batches
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
-from edgekit.runtime.open import open_runner
+from edgekit.runtime.open import GPU_BACKENDS, check_device, open_runner
 from edgekit.tiling.execute import TileConfig, predict_mask
 
 
@@ -49,6 +49,8 @@ class CompareConfig:
         conf: detectors: the reference's boxes at or above this score are the truth the others
             are scored against (each artifact's boxes down to ``min_conf`` count for mAP).
         min_conf: detectors: the lowest score kept for the mAP's precision-recall curve.
+        device: the GPU the artifacts run on whose backend runs on a GPU; those on a CPU backend
+            run on the CPU (a CPU reference beside GPU candidates), and when all do, only 0 is taken.
     """
 
     timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup_s=0.5, duration_s=2.0))
@@ -61,6 +63,10 @@ class CompareConfig:
     blend: str = TileConfig.blend
     conf: float = 0.25
     min_conf: float = 0.05
+    device: int = 0
+
+    def __post_init__(self) -> None:
+        check_device(self.device, self.backend)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class ArtifactResult:
         class_iou_vs_reference / class_iou: segmenters, the IoU of each class (in the order of
             :attr:`CompareReport.class_names`) against the reference's labels / against ground truth
             (empty without masks); None for a class in neither labels.
+        gpu: the index of the GPU it ran on, None where it ran on the CPU.
         samples_ms: every latency sample.
     """
 
@@ -106,6 +113,7 @@ class ArtifactResult:
     map50_95: float | None = None
     class_iou_vs_reference: tuple[float | None, ...] = ()
     class_iou: tuple[float | None, ...] = ()
+    gpu: int | None = None
     samples_ms: tuple[float, ...] = ()
 
     def to_dict(self, samples: bool = False) -> dict:
@@ -160,6 +168,9 @@ def compare_artifacts(folders: list[Path | str], images: Path | str, masks: Path
         raise ConfigError("compare needs at least one artifact folder")
     artifacts = [load_artifact(f) for f in folders]
     task = _common_task(artifacts)
+    backends = [config.backend or a.manifest.backend for a in artifacts]
+    if not any(b in GPU_BACKENDS for b in backends):
+        check_device(config.device, backends[0])  # --device N with no artifact on a GPU: the one-line error
     files = list_images(images, config.limit)
     if masks is not None and task != "segmentation":
         raise InputError(f"--masks are label images for segmentation artifacts; these are {task} artifacts")
@@ -196,12 +207,13 @@ def _common_task(artifacts: list[Artifact]) -> str:
 def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | None, reference: list[np.ndarray],
              classes: int, config: CompareConfig) -> tuple[ArtifactResult, int]:
     backend = config.backend or artifact.manifest.backend
-    with open_runner(artifact, backend, threads=config.threads) as opened:
+    device = _device_for(backend, config)
+    with open_runner(artifact, backend, threads=config.threads, device=device) as opened:
         runner = _Recording(opened)
         spec = runner.input_specs()[0]
         batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
         hw = input_hw(spec, artifact.manifest.tile)
-        tiles = TileConfig(config.overlap, config.blend, batch, backend, config.threads)
+        tiles = TileConfig(config.overlap, config.blend, batch, backend, config.threads, device=device)
         scorer = None
         for i, path in enumerate(files):
             if artifact.manifest.task == "segmentation":
@@ -219,12 +231,14 @@ def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | Non
             scorer.add(reference[i], labels, truth)
         feed = runner.feed
         samples = time_calls(lambda: opened.infer(feed), config.timing)
+        gpu = gpu_used(opened, backend, device)
     stats, score = latency_stats(samples), scorer.score()
     images_per_s = batch * 1000.0 / stats.mean
     result = ArtifactResult(
         artifact.folder.name, str(artifact.folder), artifact.manifest.precision, backend, artifact.manifest.target,
         artifact.loaded_mb(backend), batch, stats, images_per_s, images_per_s * hw[0] * hw[1] / 1e6,
-        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, samples_ms=tuple(float(s) for s in samples),
+        score.agreement, score.miou_vs_reference, score.miou, score.accuracy, gpu=gpu,
+        samples_ms=tuple(float(s) for s in samples),
         **(_class_ious(scorer) if artifact.manifest.task == "segmentation" else {}))
     return result, classes
 
@@ -269,25 +283,33 @@ def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
     from edgekit.detect.execute import DetectConfig, detect_image
 
     backend = config.backend or artifact.manifest.backend
+    device = _device_for(backend, config)
     found, sizes = [], []
-    with open_runner(artifact, backend, threads=config.threads) as opened:
+    with open_runner(artifact, backend, threads=config.threads, device=device) as opened:
         runner = _Recording(opened)
         batch = supported_batches(artifact, runner, (config.batch,) if config.batch else (), backend)[0]
         hw = input_hw(runner.input_specs()[0], artifact.manifest.tile)
-        det_config = DetectConfig(config.overlap, config.min_conf, batch=batch, backend=backend, threads=config.threads)
+        det_config = DetectConfig(config.overlap, config.min_conf, batch=batch, backend=backend, threads=config.threads,
+                                  device=device)
         for path in files:
             parts = []
             result = detect_image(artifact, path, parts.append, det_config, runner=runner)
             found.append(Detections.concat(parts))
             sizes.append(result.shape[:2])
         samples = time_calls(lambda: opened.infer(runner.feed), config.timing)
+        gpu = gpu_used(opened, backend, device)
     stats = latency_stats(samples)
     images_per_s = batch * 1000.0 / stats.mean
     row = dict(name=artifact.folder.name, folder=str(artifact.folder), precision=artifact.manifest.precision,
                backend=backend, target=artifact.manifest.target, size_mb=artifact.loaded_mb(backend), batch=batch,
-               latency=stats, images_per_s=images_per_s, mpx_per_s=images_per_s * hw[0] * hw[1] / 1e6,
+               latency=stats, images_per_s=images_per_s, mpx_per_s=images_per_s * hw[0] * hw[1] / 1e6, gpu=gpu,
                samples_ms=tuple(float(s) for s in samples))
     return found, sizes, row
+
+
+def _device_for(backend: str, config: CompareConfig) -> int:
+    """The device an artifact on ``backend`` is opened on: ``config.device`` on a GPU backend, 0 on a CPU one."""
+    return config.device if backend in GPU_BACKENDS else 0
 
 
 def read_coco_boxes(path: Path):

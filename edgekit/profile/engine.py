@@ -2,10 +2,11 @@
 
 Everything here imports ``tensorrt`` and cuda-python inside the function that needs them, and
 raises BackendUnavailableError where they do not import; an engine built for DLA is loaded on
-its core (``dla_core``: the manifest's ``session.tensorrt.dla_core``). Compute-only time runs the
-engine on inputs already resident in device memory and reads CUDA events recorded on the same
-stream around ``execute_async_v3``: no host-device copies, no CUDA graph. Per-layer time uses
-``IProfiler``; layer precisions come from ``IEngineInspector`` (needs an engine built with
+its core (``dla_core``: the manifest's ``session.tensorrt.dla_core``); an engine is timed on GPU
+``device`` (the runner's: `edgekit profile --device`). Compute-only time runs the engine on inputs
+already resident in device memory and reads CUDA events recorded on the same stream around
+``execute_async_v3``: no host-device copies, no CUDA graph. Per-layer time uses ``IProfiler``;
+layer precisions come from ``IEngineInspector`` (needs an engine built with
 ``ProfilingVerbosity.DETAILED`` for anything beyond names).
 """
 from __future__ import annotations
@@ -57,9 +58,10 @@ def engine_device_memory_mb(engine_path: Path, dla_core: int | None = None) -> f
 
 
 @contextmanager
-def _session(engine_path: Path, batch: int, dla_core: int | None = None) -> Iterator[tuple]:
-    """An execution context with every I/O tensor in device memory (random inputs), and a stream."""
+def _session(engine_path: Path, batch: int, dla_core: int | None = None, device: int = 0) -> Iterator[tuple]:
+    """An execution context on GPU ``device`` with every I/O tensor in its memory (random inputs), and a stream."""
     trt, cudart = import_tensorrt(), import_cudart()
+    cuda_call(cudart.cudaSetDevice(device))  # before the engine is deserialized: its memory is on this GPU
     _, engine = deserialize_engine(trt, Path(engine_path), dla_core)
     context = engine.create_execution_context()
     inputs, outputs = _io_names(trt, engine)
@@ -90,9 +92,10 @@ def _session(engine_path: Path, batch: int, dla_core: int | None = None) -> Iter
         cudart.cudaStreamDestroy(stream)
 
 
-def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig, dla_core: int | None = None) -> np.ndarray:
-    """Milliseconds per ``execute_async_v3`` between CUDA events, inputs already on the device."""
-    with _session(engine_path, batch, dla_core) as (_, cudart, _engine, context, stream):
+def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig, dla_core: int | None = None,
+                        device: int = 0) -> np.ndarray:
+    """Milliseconds per ``execute_async_v3`` between CUDA events on GPU ``device``, inputs already on it."""
+    with _session(engine_path, batch, dla_core, device) as (_, cudart, _engine, context, stream):
         start, stop = cuda_call(cudart.cudaEventCreate()), cuda_call(cudart.cudaEventCreate())
         times: list[float] = []
 
@@ -113,9 +116,9 @@ def time_engine_compute(engine_path: Path, batch: int, timing: TimingConfig, dla
 
 
 def engine_layer_report(engine_path: Path, batch: int, runs: int = 20, top: int = 10,
-                        dla_core: int | None = None) -> LayerReport:
-    """Mean per-layer time over ``runs`` profiled executions, with each layer's precision."""
-    with _session(engine_path, batch, dla_core) as (trt, cudart, engine, context, stream):
+                        dla_core: int | None = None, device: int = 0) -> LayerReport:
+    """Mean per-layer time over ``runs`` profiled executions on GPU ``device``, with each layer's precision."""
+    with _session(engine_path, batch, dla_core, device) as (trt, cudart, engine, context, stream):
         totals: dict[str, float] = {}
 
         class _Profiler(trt.IProfiler):

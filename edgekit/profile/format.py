@@ -71,8 +71,9 @@ def _summary_lines(report: ProfileReport) -> list[str]:
     c, m = report.conditions, report.memory
     power = next((b.power for b in report.batches), None)
     lines = [
-        f"artifact {report.artifact}: {report.target}, {report.backend}, {report.precision}, {report.task}, "
-        f"input {report.input_hw[0]}x{report.input_hw[1]}",
+        f"artifact {report.artifact}: {report.target}, {report.backend}"
+        + (f" on GPU {report.gpu} ({report.device.get('gpu_name') or 'name unreadable'})" if report.gpu is not None else "")
+        + f", {report.precision}, {report.task}, input {report.input_hw[0]}x{report.input_hw[1]}",
         f"end-to-end: {c.end_to_end}",
         f"compute-only: {c.compute_only}",
         f"clock: {c.clock}; CUDA graphs: {'yes' if c.cuda_graphs else 'no'}; threads: {c.threads or 'backend default'}; "
@@ -147,7 +148,8 @@ def _compare_header(report: CompareReport) -> list[str]:
 def _compare_rows(report: CompareReport) -> list[list[str]]:
     rows = []
     for r in report.results:
-        row = [r.name, r.precision, r.backend, _f(r.size_mb, 2), str(r.batch), _f(r.latency.p50, 3), _f(r.latency.p99, 3),
+        backend = r.backend if r.gpu is None else f"{r.backend} (GPU {r.gpu})"
+        row = [r.name, r.precision, backend, _f(r.size_mb, 2), str(r.batch), _f(r.latency.p50, 3), _f(r.latency.p99, 3),
                _f(r.images_per_s, 0), _f(r.mpx_per_s, 2), _pct(r.agreement)]
         if report.task == "segmentation":
             row.append(_pct(r.miou_vs_reference))
@@ -189,7 +191,7 @@ def compare_table(report: CompareReport) -> Group:
     short = {"pixel agr.": "agree", "top-1 agr.": "agree", "mAP50 vs ref": "mAP50 ref", "mAP50-95 vs ref": "mAP ref",
              "mAP50 (truth)": "mAP50 gt", "mAP50-95 (truth)": "mAP gt", "mIoU vs ref": "mIoU ref", "mIoU (truth)": "mIoU gt",
              "pixel acc. (truth)": "acc gt", "precision": "prec", "size MiB": "MiB", "p50 ms": "p50", "p99 ms": "p99"}
-    backends = sorted({r.backend for r in report.results})
+    backends = sorted({r.backend if r.gpu is None else f"{r.backend} on GPU {r.gpu}" for r in report.results})
     caption = _compare_caption(report) + f"; backend {', '.join(backends)}; latency in ms per call"
     table = Table(title="edgekit compare", caption=caption, box=None, padding=(0, 1, 0, 0))
     widest = max(len(r.name) for r in report.results)

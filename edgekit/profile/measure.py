@@ -1,7 +1,8 @@
 """`profile_artifact`: latency, throughput, memory, power and per-layer cost of one artifact."""
 from __future__ import annotations
 
-__all__ = ["ProfileConfig", "BatchProfile", "ProfileReport", "profile_artifact", "supported_batches", "synthetic_feed"]
+__all__ = ["ProfileConfig", "BatchProfile", "ProfileReport", "profile_artifact", "supported_batches", "synthetic_feed",
+           "gpu_used"]
 
 import dataclasses
 import tempfile
@@ -19,7 +20,7 @@ from edgekit.profile.memory import MemoryReport, device_memory_used_mb, peak_rss
 from edgekit.profile.tegrastats import PowerSummary, TegrastatsReader, summarize
 from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.runtime.base import Runner
-from edgekit.runtime.open import open_runner
+from edgekit.runtime.open import GPU_BACKENDS, check_device, open_runner
 
 CPU_COPIES = "runner.infer on host arrays: inputs in, outputs out (no device copies on the CPU provider)"
 GPU_COPIES = "runner.infer on host arrays: host-to-device copy, compute, device-to-host copy, synchronized"
@@ -39,6 +40,7 @@ class ProfileConfig:
         layer_runs: profiled runs averaged per layer.
         power: read tegrastats while timing, where it exists.
         seed: seed of the synthetic input pixels.
+        device: the GPU a GPU backend runs on (0: the first); a CPU backend takes 0 only.
     """
 
     batches: tuple[int, ...] = ()
@@ -50,6 +52,10 @@ class ProfileConfig:
     layer_runs: int = 20
     power: bool = True
     seed: int = 0
+    device: int = 0
+
+    def __post_init__(self) -> None:
+        check_device(self.device, self.backend)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,11 @@ class BatchProfile:
 
 @dataclass(frozen=True)
 class ProfileReport:
-    """Everything `edgekit profile` measured on one artifact."""
+    """Everything `edgekit profile` measured on one artifact.
+
+    ``device`` describes the machine (``gpu_name`` and ``compute_capability``: of the GPU it ran on);
+    ``gpu``: the index of that GPU, None where the runner ran on the CPU.
+    """
 
     artifact: str
     target: str
@@ -99,11 +109,12 @@ class ProfileReport:
     memory: MemoryReport
     layers: LayerReport | None = None
     notes: tuple[str, ...] = ()
+    gpu: int | None = None
 
     def to_dict(self, samples: bool = False) -> dict:
         return {
             "artifact": self.artifact, "target": self.target, "backend": self.backend, "precision": self.precision,
-            "task": self.task, "input_hw": list(self.input_hw), "device": self.device,
+            "task": self.task, "input_hw": list(self.input_hw), "device": self.device, "gpu": self.gpu,
             "conditions": self.conditions.to_dict(), "timing": self.timing.to_dict(),
             "batches": [b.to_dict(samples) for b in self.batches], "memory": self.memory.to_dict(),
             "layers": self.layers.to_dict() if self.layers else None, "notes": list(self.notes),
@@ -146,7 +157,7 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
     artifact = load_artifact(folder)
     m = artifact.manifest
     backend = config.backend or m.backend
-    runner = open_runner(artifact, backend, threads=config.threads)
+    runner = open_runner(artifact, backend, threads=config.threads, device=config.device)
     before, device_before = rss_mb(), device_memory_used_mb()
     notes: list[str] = []
     with runner:
@@ -157,25 +168,47 @@ def profile_artifact(folder: Path | str, config: ProfileConfig = ProfileConfig()
         results = tuple(_profile_batch(artifact, runner, spec, b, backend, config, notes) for b in batches)
         peak = peak_rss_mb()
         providers = tuple(getattr(runner, "providers", ()) or (backend,))
+        gpu = gpu_used(runner, backend, config.device)
     layers = _layers(artifact, runner, spec, batches[0], backend, config, notes) if config.layers else None
-    memory = MemoryReport(before, after, peak, not reset_ok, _delta(device_before, device_after),
-                          _engine_memory(artifact, backend), artifact.loaded_mb(backend))
+    device_used = _delta(device_before, device_after)
+    if device_used is not None and config.device:  # the probe reads the current GPU, which may be another
+        device_used = None
+        notes.append(f"device memory taken is not measured on GPU {config.device} (the probe reads the current GPU)")
+    memory = MemoryReport(before, after, peak, not reset_ok, device_used, _engine_memory(artifact, backend),
+                          artifact.loaded_mb(backend))
     on_cpu = providers == ("CPUExecutionProvider",) or backend == "openvino"
     compute_note = ("same as end-to-end (on the CPU: nothing to copy)" if on_cpu
                     else "CUDA events around execute_async_v3, inputs resident on the device" if backend == "tensorrt"
                     else "not separable for this backend" if all(r.compute is None for r in results)
                     else "CUDA events around device compute, inputs resident")
     conditions = measured_conditions(backend, providers, config.threads, CPU_COPIES if on_cpu else GPU_COPIES, compute_note)
-    from edgekit.device import local_device
-
     return ProfileReport(str(artifact.folder), m.target, backend, m.precision, m.task, input_hw(spec, m.tile),
-                         local_device().to_dict(), conditions, config.timing, results, memory, layers, tuple(dict.fromkeys(notes)))
+                         _device_info(gpu), conditions, config.timing, results, memory, layers,
+                         tuple(dict.fromkeys(notes)), gpu)
+
+
+def gpu_used(runner: Runner, backend: str, device: int) -> int | None:
+    """The index of the GPU ``runner`` runs on (``device``), None where it runs on the CPU: a CPU
+    backend, or the torch backend without CUDA."""
+    if backend not in GPU_BACKENDS or str(getattr(runner, "device", "")) == "cpu":
+        return None
+    return device
+
+
+def _device_info(gpu: int | None) -> dict:
+    """This machine, with the name and compute capability of GPU ``gpu`` as CUDA numbers it (the
+    runners' numbering; the probe alone reads the first GPU nvidia-smi lists)."""
+    from edgekit.device import cuda_device, local_device
+
+    info = local_device().to_dict()
+    name, capability = cuda_device(gpu) if gpu is not None else (None, None)
+    return {**info, "gpu_name": name, "compute_capability": capability} if name else info
 
 
 def _profile_batch(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: int, backend: str,
                    config: ProfileConfig, notes: list[str]) -> BatchProfile:
     feed = synthetic_feed(artifact, spec, batch, config.seed)
-    reader, why_not = _power_reader(backend) if config.power else (None, "not asked for")
+    reader, why_not = _power_reader(backend, config.device) if config.power else (None, "not asked for")
     if reader is None:
         samples = time_calls(lambda: runner.infer(feed), config.timing)
         power = PowerSummary(False, note=why_not)
@@ -187,16 +220,13 @@ def _profile_batch(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: 
     stats = latency_stats(samples)
     h, w = input_hw(spec, artifact.manifest.tile)
     images_per_s = batch * 1000.0 / stats.mean
-    compute = _compute_only(artifact, batch, backend, config.timing, notes)
+    compute = _compute_only(artifact, batch, backend, config, notes)
     return BatchProfile(batch, stats, compute, images_per_s, images_per_s * h * w / 1e6, power,
                         tuple(float(s) for s in samples))
 
 
-GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda", "onnxruntime-trt", "torch")
-
-
-def _power_reader(backend: str):
-    """(a power reader, or None and why): tegrastats on a Jetson, NVML for a GPU backend elsewhere."""
+def _power_reader(backend: str, device: int = 0):
+    """(a power reader, or None and why): tegrastats on a Jetson, NVML of GPU ``device`` for a GPU backend elsewhere."""
     tegra = TegrastatsReader()
     if tegra.available:
         return tegra, ""
@@ -204,19 +234,19 @@ def _power_reader(backend: str):
         return None, f"no tegrastats on this machine, and {backend} runs on the CPU (NVML reads GPUs)"
     from edgekit.profile.nvml import NvmlReader
 
-    nvml = NvmlReader()
+    nvml = NvmlReader(device)
     return (nvml, "") if nvml.available else (None, nvml.why_not)
 
 
-def _compute_only(artifact: Artifact, batch: int, backend: str, timing: TimingConfig,
+def _compute_only(artifact: Artifact, batch: int, backend: str, config: ProfileConfig,
                   notes: list[str]) -> LatencyStats | None:
-    """Device compute without copies: measured on TensorRT engines only (None elsewhere)."""
+    """Device compute without copies, on the runner's GPU: measured on TensorRT engines only (None elsewhere)."""
     if backend != "tensorrt" or artifact.engine_path is None:
         return None
     from edgekit.profile.engine import time_engine_compute
 
     try:
-        return latency_stats(time_engine_compute(artifact.engine_path, batch, timing))
+        return latency_stats(time_engine_compute(artifact.engine_path, batch, config.timing, device=config.device))
     except BackendUnavailableError as exc:
         notes.append(f"compute-only time skipped: {exc}")
         return None
@@ -227,7 +257,7 @@ def _layers(artifact: Artifact, runner: Runner, spec: TensorSpec, batch: int, ba
     if backend == "tensorrt" and artifact.engine_path is not None:
         from edgekit.profile.engine import engine_layer_report
 
-        return engine_layer_report(artifact.engine_path, batch, config.layer_runs, config.top)
+        return engine_layer_report(artifact.engine_path, batch, config.layer_runs, config.top, device=config.device)
     if runner.name == "openvino":
         from edgekit.profile.layers import openvino_layer_report
 
