@@ -7,7 +7,7 @@ import click
 
 from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import stage_progress
-from edgekit.cli.options import verbosity_options, write_report_files
+from edgekit.cli.options import DEVICE, verbosity_options, write_report_files
 from edgekit.tiling.geometry import BLENDS
 
 
@@ -29,12 +29,14 @@ from edgekit.tiling.geometry import BLENDS
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Seconds of warm-up before timing.")
 @click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds of timed runs per artifact.")
 @click.option("--backend", type=click.Choice(BACKENDS), help="Runner for all (default: each manifest's).")
+@DEVICE
 @click.option("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write latency vs accuracy and distributions as PNG.")
 @verbosity_options
-def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch, warmup, duration, backend, threads, json_path, md_path, plot_path):
+def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch, warmup, duration, backend, device, threads,
+            json_path, md_path, plot_path):
     """Run several artifacts on the same images and compare them with the first (the reference)."""
     from rich.console import Console
 
@@ -42,7 +44,7 @@ def compare(artifacts, images, masks, boxes, conf, limit, overlap, blend, batch,
     from edgekit.profile.format import compare_markdown, compare_table
 
     config = CompareConfig(TimingConfig(warmup, duration), batch, backend, threads, limit, overlap=overlap, blend=blend,
-                           conf=conf)
+                           conf=conf, device=device)
     with stage_progress("comparing") as say:
         report = compare_artifacts(list(artifacts), images, masks, config, progress=say, boxes=boxes)
     Console().print(compare_table(report))

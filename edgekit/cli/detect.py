@@ -46,7 +46,8 @@ def detect_config(params: dict, threads: int = 0) -> DetectConfig:
     """The :class:`DetectConfig` of a command's parsed options (``ctx.params``)."""
     merge = MergeConfig(params["merge"], params["merge_metric"], params["merge_threshold"])
     return DetectConfig(params["overlap"], params["conf"], merge=merge, det_format=params["det_format"],
-                        batch=params["batch"], backend=params["backend"], threads=threads, overview=params["overview"])
+                        batch=params["batch"], backend=params["backend"], threads=threads, overview=params["overview"],
+                        device=params["device"])
 
 
 def check_task_options(ctx: click.Context, task: str, segmentation_only: tuple[str, ...],
@@ -111,7 +112,7 @@ def _run_folder(art: Artifact, folder: Path, output: Path, config: DetectConfig,
                                    preview / f"{path.stem}.png" if preview else None)
         return _run_one(art, path, outputs, config, runner)
 
-    with open_runner(art, config.backend, config.threads) as runner:
+    with open_runner(art, config.backend, config.threads, device=config.device) as runner:
         check_images(images, art, runner, config.overlap, config.batch)  # a bad image stops here, nothing written
         with stage_progress("detecting") as say:
             return each_image(images, one, output, say)

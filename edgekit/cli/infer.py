@@ -10,7 +10,7 @@ from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import (DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options,
                                 run_detection)
 from edgekit.cli.folders import check_images, each_image
-from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options
+from edgekit.cli.options import DEVICE, RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
 from edgekit.tiling.geometry import BLENDS
 from edgekit.images import list_images
@@ -53,6 +53,7 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
 @click.option("--batch", type=int, default=None, help=RUN_BATCH_HELP)
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
 @click.option("--threads", type=int, default=0, help="Runner threads (0: the backend's default).")
+@DEVICE
 @click.option("--probabilities", type=click.Path(path_type=Path), default=None, help="Also write float16 probabilities (.tif).")
 @click.option("--preview", type=click.Path(path_type=Path), default=None, help="Also write a downsampled colour overlay (.png).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
@@ -61,8 +62,8 @@ def _folder_outputs(images: list[Path], out: Path, probs: Path | None, preview: 
               help="Detection: also stream final boxes to this JSON Lines file as they come.")
 @click.pass_context
 @verbosity_options
-def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads, probabilities, preview, progress,
-          conf, det_format, merge, merge_metric, merge_threshold, jsonl, overview) -> None:
+def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads, device, probabilities, preview,
+          progress, conf, det_format, merge, merge_metric, merge_threshold, jsonl, overview) -> None:
     """Run ARTIFACT over IMAGE (TIFF/BigTIFF/GeoTIFF, PNG/JPEG, .npy, or a folder of them) tile by tile.
 
     A detection artifact writes boxes: -o boxes.json (COCO, pixels), boxes.geojson (WGS84, GeoTIFF
@@ -73,12 +74,12 @@ def infer(ctx, artifact, image, output, overlap, blend, batch, backend, threads,
     if art.manifest.task == "detection":
         click.echo(run_detection(art, image, output, detect_config(ctx.params, threads), jsonl, preview))
         return
-    config = TileConfig(overlap, blend, batch, backend, threads, progress and shows_progress())
+    config = TileConfig(overlap, blend, batch, backend, threads, progress and shows_progress(), device=device)
     if not image.is_dir():
         click.echo(summary(infer_image(art, image, TileOutputs(output, probabilities, preview), config)))
         return
     images = list_images(image)
-    with open_runner(art, backend, threads) as runner:
+    with open_runner(art, backend, threads, device=device) as runner:
         check_images(images, art, runner, overlap, batch, blend)  # a bad image stops here, nothing written
         outputs = dict(zip(images, _folder_outputs(images, output, probabilities, preview)))
         click.echo(each_image(images, lambda p: summary(infer_image(art, p, outputs[p], config, runner=runner)),

@@ -120,6 +120,10 @@ TASK = click.option(
     help="The model's task (default: what the model or its recipe says, else its output shapes decide; "
          "the option wins over both).")
 
+DEVICE = click.option(
+    "--device", type=int, default=0, show_default=True, metavar="N",
+    help="GPU to run on, counted from 0, for GPU backends (tensorrt, onnxruntime-cuda/-trt, torch); CPU ones take 0.")
+
 TARGETS_DIR = click.option(
     "--targets-dir", type=click.Path(path_type=Path),
     help="A folder of your own target profiles (YAML), searched before EDGEKIT_PATH's and edgekit's.")

@@ -7,7 +7,7 @@ import click
 
 from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import stage_progress
-from edgekit.cli.options import AliasedOption, verbosity_options, write_report_files
+from edgekit.cli.options import DEVICE, AliasedOption, verbosity_options, write_report_files
 from edgekit.errors import ConfigError
 
 
@@ -29,6 +29,7 @@ def _batches(text: str | None) -> tuple[int, ...]:
 @click.option("--duration", type=float, default=3.0, show_default=True, help="Seconds of counted runs.")
 @click.option("--iterations", type=int, default=0, help="Count this many runs instead of running for --duration.")
 @click.option("--backend", type=click.Choice(BACKENDS), help="Runner (default: the manifest's).")
+@DEVICE
 @click.option("--threads", type=int, default=0, help="Runner threads: ONNX Runtime intra-op, OpenVINO inference threads (0: its default).")
 @click.option("--layers", is_flag=True, help="Also profile per layer (ONNX Runtime profiler, OpenVINO performance counters, TensorRT IProfiler).")
 @click.option("--top", type=int, default=10, show_default=True, help="Layers to show.")
@@ -37,7 +38,8 @@ def _batches(text: str | None) -> tuple[int, ...]:
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), help="Write the report as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write the latency distribution as PNG.")
 @verbosity_options
-def profile(artifact, batch, warmup, duration, iterations, backend, threads, layers, top, no_power, json_path, md_path, plot_path):
+def profile(artifact, batch, warmup, duration, iterations, backend, device, threads, layers, top, no_power, json_path,
+            md_path, plot_path):
     """Latency, throughput and memory of an artifact on this device."""
     from rich.console import Console
 
@@ -45,7 +47,7 @@ def profile(artifact, batch, warmup, duration, iterations, backend, threads, lay
     from edgekit.profile.format import profile_markdown, profile_tables
 
     config = ProfileConfig(_batches(batch), TimingConfig(warmup, duration, iterations), backend, threads, layers, top,
-                           power=not no_power)
+                           power=not no_power, device=device)
     with stage_progress(f"profiling {artifact}"):
         report = profile_artifact(artifact, config)
     out = Console()

@@ -8,7 +8,7 @@ import click
 from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options
-from edgekit.cli.options import RUN_BATCH_HELP, AliasedOption, verbosity_options
+from edgekit.cli.options import DEVICE, RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.run.jobs import BOX_FORMATS
 from edgekit.tiling.geometry import BLENDS
 
@@ -37,6 +37,7 @@ def _summary(s, task: str) -> str:
 @click.option("--blend", type=click.Choice(BLENDS), default="gaussian", show_default=True)
 @click.option("--batch", type=int, default=None, help=RUN_BATCH_HELP)
 @click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Runner (default: the artifact's).")
+@DEVICE
 @click.option("--probabilities", is_flag=True, help="Also write float16 probabilities (<name>.probs.tif).")
 @click.option("--preview", is_flag=True, help="Also write a colour overlay (<name>.preview.png): classes, or boxes.")
 @click.option("--format", "box_format", type=click.Choice(tuple(BOX_FORMATS)), default="coco", show_default=True,
@@ -47,8 +48,8 @@ def _summary(s, task: str) -> str:
 @click.pass_context
 @verbosity_options
 def run(ctx, artifact, scenes, output, recursive, workers, threads, ray_address, max_attempts, overlap, blend, batch,
-        backend, probabilities, preview, box_format, conf, det_format, merge, merge_metric, merge_threshold, overview,
-        progress) -> None:
+        backend, device, probabilities, preview, box_format, conf, det_format, merge, merge_metric, merge_threshold,
+        overview, progress) -> None:
     """Run ARTIFACT over SCENES (a folder, a .txt list of paths, or a quoted glob); rerun to resume.
 
     A segmenter writes a class mask per scene, a detector its boxes (--format).
@@ -60,7 +61,7 @@ def run(ctx, artifact, scenes, output, recursive, workers, threads, ray_address,
 
     task = read_manifest(artifact).task
     check_task_options(ctx, task, SEGMENTATION_ONLY, DETECTION_ONLY + ("box_format",))
-    tile = detect_config(ctx.params) if task == "detection" else TileConfig(overlap, blend, batch, backend)
+    tile = detect_config(ctx.params) if task == "detection" else TileConfig(overlap, blend, batch, backend, device=device)
     settings = RunSettings(tile, probabilities, preview, box_format)
     root, found = find_scenes(scenes, recursive)
     jobs = jobs_for(root, found, output, settings)

@@ -70,7 +70,7 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
 
 def check_device(device: int, backend: str | None = None) -> None:
     """``--device``: a GPU index, counted from 0; a backend that runs on the CPU takes 0 only (as
-    trtexec and Polygraphy, a device index means something to GPU backends alone).
+    trtexec's ``--device``, a device index means something to GPU backends alone).
 
     Args:
         backend: the backend the index is for; None (not known yet: the manifest's) checks the index alone.

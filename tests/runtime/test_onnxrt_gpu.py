@@ -29,9 +29,23 @@ def test_gpu_providers_without_a_gpu():
         providers_for("onnxruntime-trt", 0, GPU_ORT, gpus=0)
 
 
-def test_device_index_out_of_range_names_the_valid_ones():
+def test_device_index_out_of_range_names_the_valid_ones(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"--device 2 is out of range: this machine has 2 CUDA devices \(0\.\.1\)"):
         providers_for("onnxruntime-cuda", 2, GPU_ORT, gpus=2)
+    # open_runner hands its device to that check (the probes say: onnxruntime-gpu, one GPU)
+    import edgekit.device
+    import edgekit.runtime.onnxrt
+    from edgekit.artifact.folder import load_artifact
+    from edgekit.runtime.open import open_runner
+    from tests.conftest import make_cpu_artifact
+
+    monkeypatch.setattr(edgekit.device, "gpu_count", lambda lib=None: 1)
+    monkeypatch.setattr(edgekit.runtime.onnxrt, "available_providers", lambda: GPU_ORT)
+    artifact = load_artifact(make_cpu_artifact(tmp_path / "art"))
+    with pytest.raises(ConfigError, match=r"--device 1 is out of range: this machine has 1 CUDA device \(0\)$"):
+        open_runner(artifact, "onnxruntime-trt", device=1)
+    with pytest.raises(ConfigError, match="--device -1 is not a GPU index"):
+        open_runner(artifact, "onnxruntime-cuda", device=-1)
 
 
 def test_a_provider_that_is_not_here_is_an_error_not_a_silent_cpu_run(tmp_path):
