@@ -53,9 +53,13 @@ JETSON_MODEL = Path("/proc/device-tree/model")  # often masked inside containers
 CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY = (75, 76)  # major, minor (cuda.h)
 
 
-def _gpu() -> tuple[str | None, str | None]:
-    """(name, compute capability) of GPU 0: nvidia-smi on desktops, else the CUDA driver itself
-    (Jetson's nvidia-smi has no compute_cap); a Jetson's model string gives a name, never a capability."""
+def _gpu(index: int = 0) -> tuple[str | None, str | None]:
+    """(name, compute capability) of GPU ``index``: GPU 0 from nvidia-smi on desktops, else the CUDA
+    driver itself (Jetson's nvidia-smi has no compute_cap); a Jetson's model string gives a name, never
+    a capability. Another index is read from the CUDA driver only: nvidia-smi numbers GPUs by PCI bus,
+    CUDA (and so every runner) fastest first."""
+    if index:
+        return cuda_device(index)
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(
@@ -122,10 +126,10 @@ def _jetpack() -> str | None:
     return release.read_text().split(",")[0].strip("# ") if release.is_file() else None
 
 
-@lru_cache(maxsize=1)
-def local_device() -> DeviceInfo:
-    """Probe this machine once."""
-    name, cc = _gpu()
+@lru_cache(maxsize=None)
+def local_device(index: int = 0) -> DeviceInfo:
+    """Probe this machine once (per GPU index: ``--device``)."""
+    name, cc = _gpu(index)
     return DeviceInfo(
         gpu_name=name,
         compute_capability=cc,

@@ -40,12 +40,13 @@ class Artifact:
             paths = [self.model_path]
         return sum(p.stat().st_size for p in paths) / (1024 * 1024)
 
-    def check_device(self, device: DeviceInfo | None = None) -> list[str]:
+    def check_device(self, device: DeviceInfo | None = None, index: int = 0) -> list[str]:
         """Stop with a clear error when the compiled TensorRT engine cannot run on ``device`` (default:
-        this machine); the notes of :func:`edgekit.artifact.compat.check_device` otherwise."""
+        this machine's GPU ``index``, as ``--device`` counts); the notes of
+        :func:`edgekit.artifact.compat.check_device` otherwise."""
         if self.manifest.backend != "tensorrt" or not self.manifest.engine_file:
             return []
-        return check_device(needs_of_engine(self.manifest, self.folder), device or local_device())
+        return check_device(needs_of_engine(self.manifest, self.folder), device or local_device(index))
 
 
 def load_artifact(folder: Path | str, verify: bool = True) -> Artifact:

@@ -45,7 +45,7 @@ def open_runner(artifact: "Artifact", backend: str | None = None, threads: int =
         if artifact.engine_path is None:
             raise ArtifactError(f"{artifact.folder} has no engine yet: run `edgekit compile {artifact.folder}` on the "
                                 "device, or use --backend onnxruntime")
-        artifact.check_device()
+        artifact.check_device(index=device)
         from edgekit.runtime.trt import TensorRTRunner
 
         session = artifact.manifest.session.get("tensorrt", {})  # as `edgekit compile` built and checked it
