@@ -116,7 +116,8 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     the same rule: --task, the manifest, the metadata, else the output shapes.
     """
     from edgekit.evaluate.image_set import CalibrationSet
-    from edgekit.convert.precision import PrecisionSpec, lower_precision
+    from edgekit.convert.precision import PrecisionSpec
+    from edgekit.convert.precision_policy import lower_precision
     from edgekit.convert.task import task_from_onnx
     from edgekit.evaluate import HeldOutSet
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner

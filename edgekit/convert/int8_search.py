@@ -1,6 +1,6 @@
 """Make an int8 lowering hold its held-out check, or find the best it can do.
 
-Called by :func:`edgekit.convert.precision.lower_precision` when an enforced int8 lowering fails
+Called by :func:`edgekit.convert.precision_policy.lower_precision` when an enforced int8 lowering fails
 its check. In order, each step lowered, verified and recorded by the caller's ``attempt``:
 
 1. the calibration methods not tried yet (onnxruntime flavor: entropy, percentile, max;

@@ -416,12 +416,13 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
                      config: BuildConfig, records: list, say: Progress) -> dict:
     """The precision stage: fp32 keeps the simplified graph; fp16 / int8 are lowered, verified on
     held-out images against the FP32 graph and fallen back by the stage itself
-    (:func:`~edgekit.convert.precision.lower_precision`)."""
+    (:func:`~edgekit.convert.precision_policy.lower_precision`)."""
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
     from edgekit.evaluate.image_set import CalibrationSet
-    from edgekit.convert.precision import PrecisionSpec, lower_precision
+    from edgekit.convert.precision import PrecisionSpec
+    from edgekit.convert.precision_policy import lower_precision
 
     recipe = src.recipe
     batch = config.batch or 1

@@ -10,7 +10,8 @@ import pytest
 
 from edgekit import machine
 from edgekit.evaluate.image_set import CalibrationSet
-from edgekit.convert.precision import PrecisionSpec, lower_precision
+from edgekit.convert.precision import PrecisionSpec
+from edgekit.convert.precision_policy import lower_precision
 from edgekit.errors import ConfigError, ParityError
 from tests.convert.test_precision import PRE, SIZE, small_cnn_onnx, smooth_images
 

@@ -265,7 +265,7 @@ class _Stop(Exception):
 
 def _capture_lowering(monkeypatch) -> dict:
     """Stop the precision stage at its start, keeping the calibration and held-out sets it was given."""
-    import edgekit.convert.precision as precision
+    import edgekit.convert.precision_policy as precision_policy
 
     seen: dict = {}
 
@@ -273,7 +273,7 @@ def _capture_lowering(monkeypatch) -> dict:
         seen.update(calib=calib, held=held)
         raise _Stop
 
-    monkeypatch.setattr(precision, "lower_precision", capture)
+    monkeypatch.setattr(precision_policy, "lower_precision", capture)
     return seen
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.evaluate.image_set import CalibrationSet
-from edgekit.convert.precision import PrecisionSpec, lower_precision
+from edgekit.convert.precision import PrecisionSpec
+from edgekit.convert.precision_policy import lower_precision
 from edgekit.errors import ParityError
 from edgekit.evaluate import HeldOutSet
 from tests.optimize.optimize_fixtures import SIZE, fragile_setup

@@ -253,7 +253,7 @@ def test_calibration_memory_does_not_grow_with_the_set(tmp_path, flavor):
 
 # ---- the stage's verb: lower, verify, fall back ----------------------------------------------
 def test_tensorrt_int8_failing_verification_falls_back_to_fp32_between_qdq(setup, tmp_path):
-    from edgekit.convert.precision import lower_precision
+    from edgekit.convert.precision_policy import lower_precision
 
     spec = PrecisionSpec("int8", "tensorrt", "max")
     held = setup["calib"].held_out()
@@ -326,7 +326,7 @@ def test_int8_of_mobilevitv2s_dynamo_graph_quantizes(setup, tmp_path):
 
 def test_a_lowering_without_held_out_images_is_unverified_not_passed(setup, tmp_path):
     """No held-out images: the attempt is recorded as not checked (None), never as passed."""
-    from edgekit.convert.precision import lower_precision
+    from edgekit.convert.precision_policy import lower_precision
 
     lowered = lower_precision(setup["seg"], tmp_path / "q.onnx", PrecisionSpec("int8", "onnxruntime", "max"),
                               setup["calib"], None, "segmentation", max_drop=1.0)
