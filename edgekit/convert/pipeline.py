@@ -196,8 +196,8 @@ def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list,
     metrics = {"opset_before": fit.opset_before, "opset": fit.opset_after, "max_opset": fit.max_opset}
     if fit.max_rel is not None:
         metrics["max_rel"] = fit.max_rel
-    records.append(StageRecord("opset", fit.seconds, None, None, _size_mb(deploy), None, metrics,
-                               {"converted": f"{fit.opset_before} -> {fit.opset_after}" if fit.converted else "no"}))
+    records.append(StageRecord(stage="opset", seconds=fit.seconds, size_mb=_size_mb(deploy), metrics=metrics,
+                               facts={"converted": f"{fit.opset_before} -> {fit.opset_after}" if fit.converted else "no"}))
     return fit.to_dict()
 
 
@@ -256,9 +256,9 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
         prep = prepare_onnx(src.onnx_path, work / "prepared.onnx", size, config.batch, config.precision,
                             config.input_layout, config.output, channels)
         load_checked(prep.path)
-        records.append(StageRecord("source", 0.0, None, None, _size_mb(prep.path), None,
-                                   {"opset_before": prep.opset_before, "opset_after": prep.opset_after},
-                                   {"name": src.name, "onnx": prep.describe()}))
+        records.append(StageRecord(stage="source", seconds=0.0, size_mb=_size_mb(prep.path),
+                                   metrics={"opset_before": prep.opset_before, "opset_after": prep.opset_after},
+                                   facts={"name": src.name, "onnx": prep.describe()}))
         details["onnx"] = prep.to_dict()
         exported = prep.path
     else:
@@ -268,10 +268,12 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
     found = _output_finding(exported, inputs, details)
     simple = simplify_onnx(exported, work / "simplified.onnx", inputs=inputs, task=src.recipe.task,
                            probabilities=found.probabilities)
-    records.append(StageRecord("simplify", simple.seconds, simple.nodes_after, None, _size_mb(simple.path),
-                               _onnx_latency(simple.path, config.latency_runs, target),
-                               _errors(simple.error) | {"nodes_before": simple.nodes_before, "nodes_after": simple.nodes_after},
-                               {"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})
+    records.append(StageRecord(stage="simplify", seconds=simple.seconds, nodes=simple.nodes_after,
+                               size_mb=_size_mb(simple.path),
+                               latency_ms=_onnx_latency(simple.path, config.latency_runs, target),
+                               metrics=_errors(simple.error) | {"nodes_before": simple.nodes_before,
+                                                                "nodes_after": simple.nodes_after},
+                               facts={"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})
                                | ({"check": simple.check} if simple.check else {})))
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
@@ -311,12 +313,13 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
     fused = fuse_transformer(path, work / "fused.onnx", rtol=config.rtol, threads=target.threads)
     details["fuse"] = fused.to_dict()
     ms = fused.latency_ms
-    records.append(StageRecord("fuse", fused.seconds, fused.nodes_after if fused.kept else fused.nodes_before, None,
-                               _size_mb(fused.path), ms.get("fused" if fused.kept else "unfused"),
-                               _errors(fused.error) | {"kept": fused.kept, "nodes_before": fused.nodes_before,
+    records.append(StageRecord(stage="fuse", seconds=fused.seconds,
+                               nodes=fused.nodes_after if fused.kept else fused.nodes_before,
+                               size_mb=_size_mb(fused.path), latency_ms=ms.get("fused" if fused.kept else "unfused"),
+                               metrics=_errors(fused.error) | {"kept": fused.kept, "nodes_before": fused.nodes_before,
                                                        "nodes_after": fused.nodes_after, "unfused_ms": ms.get("unfused"),
                                                        "fused_ms": ms.get("fused")},
-                               {"reason": fused.reason, "fused": str(fused.fused)}))
+                               facts={"reason": fused.reason, "fused": str(fused.fused)}))
     return fused.path
 
 
@@ -339,9 +342,11 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     with torch.no_grad():
         base_ms = _latency(lambda: model(sample), config.latency_runs)
     params = sum(p.numel() for p in model.parameters())
-    records.append(StageRecord("source", 0.0, None, params, 4 * params / 1e6, base_ms, {"params": params},
-                               {"kind": src.kind, "name": src.name, "input": f"{size[0]}x{size[1]}", "task": src.recipe.task,
-                                "output": output.describe()} | ({"checkpoint": fit.describe()} if fit else {})))
+    records.append(StageRecord(stage="source", seconds=0.0, params=params, size_mb=4 * params / 1e6, latency_ms=base_ms,
+                               metrics={"params": params},
+                               facts={"kind": src.kind, "name": src.name, "input": f"{size[0]}x{size[1]}",
+                                      "task": src.recipe.task, "output": output.describe()}
+                               | ({"checkpoint": fit.describe()} if fit else {})))
     details["output"] = output.to_dict()
     if fit:
         details["checkpoint"] = fit.to_dict()
@@ -354,10 +359,11 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
             rep_ms = _latency(lambda: model(sample), config.latency_runs)
         counts = ("blocks_reparameterized", "batchnorms_folded", "modules_before", "modules_after", "batchnorms_before",
                   "batchnorms_after", "params_before", "params_after")
-        records.append(StageRecord("reparam", r.seconds, None, r.params_after, 4 * r.params_after / 1e6, rep_ms,
-                                   _errors(r.error) | {k: getattr(r, k) for k in counts}))
+        records.append(StageRecord(stage="reparam", seconds=r.seconds, params=r.params_after,
+                                   size_mb=4 * r.params_after / 1e6, latency_ms=rep_ms,
+                                   metrics=_errors(r.error) | {k: getattr(r, k) for k in counts}))
     else:
-        records.append(StageRecord("reparam", 0.0, facts={"skipped": f"a {src.kind} program is run as saved, "
+        records.append(StageRecord(stage="reparam", seconds=0.0, facts={"skipped": f"a {src.kind} program is run as saved, "
                                                                      "not an nn.Module edgekit can transform"}))
     say("export to ONNX")
     spec = ExportSpec(size, batch=config.batch, opset=config.opset,
@@ -365,10 +371,10 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
                       runtime=target.backend, threads=target.threads)
     exp = export_onnx(model, work / "exported.onnx", spec)
     details["export"] = exp.to_dict()
-    records.append(StageRecord("export", exp.seconds, exp.nodes, None, _size_mb(exp.path),
-                               _onnx_latency(exp.path, config.latency_runs, target),
-                               _errors(exp.error) | {"opset": exp.opset},
-                               {"exporter": exp.exporter, "choice": _export_note(exp)}))
+    records.append(StageRecord(stage="export", seconds=exp.seconds, nodes=exp.nodes, size_mb=_size_mb(exp.path),
+                               latency_ms=_onnx_latency(exp.path, config.latency_runs, target),
+                               metrics=_errors(exp.error) | {"opset": exp.opset},
+                               facts={"exporter": exp.exporter, "choice": _export_note(exp)}))
     return exp.path, src
 
 
@@ -521,8 +527,8 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
     else:
         metrics |= _errors(error)
         facts["basis"] = "unverified: no held-out images; error on one random input"
-    return StageRecord(f"precision {spec.precision}", result.seconds, result.nodes_after, None, size_mb, latency_ms,
-                       metrics, facts)
+    return StageRecord(stage=f"precision {spec.precision}", seconds=result.seconds, nodes=result.nodes_after,
+                       size_mb=size_mb, latency_ms=latency_ms, metrics=metrics, facts=facts)
 
 
 def _calib_samples(config: BuildConfig, calib) -> int:
@@ -620,8 +626,8 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
         facts["runtime"] = runtime_text(choice)
         say(facts["runtime"])
     size = sum(_size_mb(folder / f) for f in compiled_files(facts["file"]))
-    records.append(StageRecord(f"compile ({compiled.backend})", time.perf_counter() - start, None, None,
-                               size, choice.get("ms", {}).get(compiled.backend), metrics, facts))
+    records.append(StageRecord(stage=f"compile ({compiled.backend})", seconds=time.perf_counter() - start, size_mb=size,
+                               latency_ms=choice.get("ms", {}).get(compiled.backend), metrics=metrics, facts=facts))
     return compiled
 
 
