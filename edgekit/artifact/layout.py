@@ -14,7 +14,7 @@ A bundle (``edgekit package``) adds ``bundle.json``, its own index of checksums.
 from __future__ import annotations
 
 __all__ = ["MODEL", "ORT_PLAN", "OV_IR", "OV_WEIGHTS", "ENGINE", "MANIFEST", "REPORT_JSON", "REPORT_MD", "BUNDLE_INDEX", "COMPILED", "compiled_files",
-           "REPORTS", "ENGINE_CACHE", "is_sealed", "write_report"]
+           "REPORTS", "ENGINE_CACHE", "is_sealed", "runtime_model", "write_report"]
 
 import json
 from pathlib import Path
@@ -33,6 +33,12 @@ REPORTS = (REPORT_JSON, REPORT_MD)
 # TensorRT's caches on the device that compiles (built engines by key, tactic timings): hidden, so
 # outside the seal and never packaged (edgekit.compile.engine_cache)
 ENGINE_CACHE = ".tensorrt"
+
+
+def runtime_model(runtime: str) -> str:
+    """The deployable ONNX lowered for one runtime while a build still measures several
+    (``model.openvino.onnx``); the kept one becomes ``model.onnx``, the others are removed."""
+    return f"model.{runtime}.onnx"
 
 
 def compiled_files(engine_file: str) -> tuple[str, ...]:

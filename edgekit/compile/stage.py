@@ -22,6 +22,7 @@ from __future__ import annotations
 
 __all__ = ["CompileSettings", "CompileWarning", "compile_artifact", "compile_into", "engine_settings"]
 
+import os
 import shutil
 import warnings
 from dataclasses import dataclass, replace
@@ -128,13 +129,15 @@ def _compile(artifact: Artifact, target_name: str | Target | None, out: Path, se
 
 
 def compile_into(work: Path, manifest: Manifest, target: Target, settings: CompileSettings | None = None,
-                 inputs: CheckInputs | None = None) -> Manifest:
+                 inputs: CheckInputs | None = None, graphs: dict[str, str] | None = None) -> Manifest:
     """Compile the deployable ONNX of a folder being written, beside it; the folder is not sealed.
 
     Args:
         work: the folder, holding ``manifest.model_file``.
         manifest: its manifest, not necessarily written yet.
         inputs: images to verify the compiled file on (the build's); None: a seeded random input.
+        graphs: runtime -> a deployable ONNX in ``work`` lowered for that runtime (the build's int8
+            placed for OpenVINO); the kept runtime's becomes ``manifest.model_file``.
 
     Returns:
         The manifest with ``engine_file``, the session settings and the verification; warnings
@@ -151,7 +154,7 @@ def compile_into(work: Path, manifest: Manifest, target: Target, settings: Compi
             raise ConfigError(BF16_ON_ORT)
         target = target.with_runtime("openvino", target.pinned or BF16_PIN)
     if len(target.choices) > 1:
-        return _compile_chosen(work, manifest, target, settings, inputs)
+        return _compile_chosen(work, manifest, target, settings, inputs, graphs or {})
     compiled, caught = _compile_on(target.backend, work, manifest, target, settings, inputs)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -177,14 +180,15 @@ def _compile_on(backend: str, work: Path, manifest: Manifest, target: Target, se
 
 
 def _compile_chosen(work: Path, manifest: Manifest, target: Target, settings: CompileSettings,
-                    inputs: CheckInputs | None) -> Manifest:
-    """Every runtime of the target compiled and verified, the usable ones timed in turns, the
-    fastest kept (:mod:`edgekit.compile.choice`); the others' files are removed. Nothing usable:
-    the first runtime's error."""
+                    inputs: CheckInputs | None, graphs: dict[str, str]) -> Manifest:
+    """Every runtime of the target compiled (from its own graph where ``graphs`` has one) and
+    verified, the usable ones timed in turns, the fastest kept (:mod:`edgekit.compile.choice`); the
+    others' files are removed. Nothing usable: the first runtime's error."""
     candidates, errors, caught = [], [], {}
     for runtime in target.choices:
+        own = manifest.evolve(model_file=graphs.get(runtime, manifest.model_file))
         try:
-            compiled, caught[runtime] = _compile_on(runtime, work, manifest, target, settings, inputs)
+            compiled, caught[runtime] = _compile_on(runtime, work, own, target, settings, inputs)
         except (ArtifactError, BackendUnavailableError, ParityError) as exc:  # not installed, cannot read, off budget
             errors.append(exc)
             candidates.append(Candidate(runtime, reason=str(exc)))
@@ -200,9 +204,16 @@ def _compile_chosen(work: Path, manifest: Manifest, target: Target, settings: Co
         if c.manifest is not None and c.runtime != choice.kept:
             for name in compiled_files(c.manifest.engine_file):
                 (work / name).unlink(missing_ok=True)
+    for runtime, name in graphs.items():
+        if runtime != choice.kept:
+            (work / name).unlink(missing_ok=True)
     for w in caught[choice.kept]:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return _with_choice(next(c.manifest for c in candidates if c.runtime == choice.kept), choice)
+    kept = next(c.manifest for c in candidates if c.runtime == choice.kept)
+    if kept.model_file != manifest.model_file:  # its own graph becomes the deployable ONNX
+        os.replace(work / kept.model_file, work / manifest.model_file)
+        kept = kept.evolve(model_file=manifest.model_file)
+    return _with_choice(kept, choice)
 
 
 def _with_choice(m: Manifest, choice: RuntimeChoice) -> Manifest:

@@ -21,7 +21,7 @@ from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
 from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
-from edgekit.errors import CalibrationError, ConfigError
+from edgekit.errors import CalibrationError, ConfigError, ParityError
 from edgekit.preprocess import InputOptions
 from edgekit.targets import Target, load_target
 
@@ -166,6 +166,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say, target.cpu_runtime)
+        graphs = _lower_for_runtimes(src, onnx_path, tuple(io["tile"]), folder, target, config, records, say)
         if target.max_opset is not None:
             details["opset"] = _fit_opset(deploy, target, config, records, say)
         shutil.rmtree(work)
@@ -174,7 +175,9 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         complete = not target.is_tensorrt or _tensorrt_available()
         next_step = "" if complete else target.next_step(out, config.precision, deploy.name, config.dla_core)
         if complete:
-            manifest = _compile(folder, manifest, target, records, say, config)
+            manifest = _compile(folder, manifest, target, records, say, config, {r: g[0] for r, g in graphs.items()})
+            if manifest.backend in graphs:  # the graph lowered for the kept runtime is the deployable ONNX
+                manifest = manifest.evolve(source={**manifest.source, "precision": graphs[manifest.backend][1] | {"path": MODEL}})
             if "runtime_choice" in manifest.session:
                 details["runtime"] = manifest.session["runtime_choice"]
         else:
@@ -185,6 +188,37 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         report.write(folder)
         manifest = seal(folder, manifest)
     return BuildResult(Path(out), manifest, report, complete)
+
+
+def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folder: Path, target: Target,
+                        config: BuildConfig, records: list, say: Progress) -> dict[str, tuple[str, dict]]:
+    """int8 placed for each other runtime the compile stage measures (OpenVINO's: symmetric, on
+    Conv/MatMul/Gemm; :mod:`edgekit.convert.precision`), verified on held-out images on that
+    runtime, its record named after it: ``{runtime: (file, precision info)}``. A runtime not
+    installed here, or whose lowering fails its check, is left out: the compile stage then times
+    it on the first runtime's graph."""
+    from edgekit.artifact.layout import runtime_model
+    from edgekit.runtime.openvino_rt import openvino_version
+
+    if config.precision != "int8" or len(target.choices) < 2:
+        return {}
+    graphs = {}
+    for runtime in target.choices[1:]:
+        if runtime == "openvino" and openvino_version() is None:
+            continue
+        try:
+            info = _lower_precision(src, onnx_in, size, folder / runtime_model(runtime),
+                                    target.with_runtime(runtime), config, records, say)
+        except ParityError as exc:
+            say(f"int8 placed for {runtime} not kept: {exc}")
+            continue
+        record = records[-1]
+        facts = record.facts
+        if facts.get("warning") in {r.facts.get("warning") for r in records[:-1]}:  # said once (unverified, --no-verify)
+            facts = {k: v for k, v in facts.items() if k != "warning"}
+        records[-1] = replace(record, stage=f"{record.stage} ({runtime})", facts=facts)
+        graphs[runtime] = (runtime_model(runtime), info)
+    return graphs
 
 
 def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list, say: Progress) -> dict:
@@ -440,7 +474,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     # QuantizeLinear reads float16 from opset 19 only: a TensorRT line that parses less (8.5, 8.6:
     # 17) gets its unquantized layers in float32, and its builder's fp16 flag picks fp16 itself
     high = "fp32" if target.max_opset is not None and target.max_opset < 19 else "fp16"
-    spec = PrecisionSpec(config.precision, flavor=target.backend if target.is_tensorrt else "onnxruntime",
+    spec = PrecisionSpec(config.precision, flavor=target.backend,
                          calib_method=config.calib_method, calib_samples=samples, calib_memory_mb=config.calib_memory,
                          runtime=target.cpu_runtime, high_precision=high)
     say(f"precision {config.precision} ({'OpenVINO' if config.precision == 'bf16' else spec.flavor})")
@@ -589,7 +623,7 @@ def _unverified_line(config: BuildConfig, error, trained: bool) -> str:
 
 
 def _compile(folder: Path, manifest: Manifest, target: Target, records: list, say: Progress,
-             config: BuildConfig = BuildConfig()) -> Manifest:
+             config: BuildConfig = BuildConfig(), graphs: dict[str, str] | None = None) -> Manifest:
     """Compile in the folder being written (sealed once, by the build, afterwards), checked on the
     build's images (:func:`_check_inputs`); a fallback's warning becomes the record's one line."""
     import warnings
@@ -600,7 +634,7 @@ def _compile(folder: Path, manifest: Manifest, target: Target, records: list, sa
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompileWarning)
-        compiled = compile_into(folder, manifest, target, inputs=_check_inputs(config, manifest))
+        compiled = compile_into(folder, manifest, target, inputs=_check_inputs(config, manifest), graphs=graphs)
     said = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
     for w in caught:
         if not issubclass(w.category, CompileWarning):

@@ -161,3 +161,25 @@ def test_build_records_both_figures_and_runtime_pins_it(tiny_recipe, tmp_path: P
     assert main(["build", str(tiny_recipe), "-o", str(tmp_path / "trt"), "--target", "jetson-orin-nx",
                  "--runtime", "openvino"]) == 2
     assert "--runtime is for cpu targets" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("faster, flavor, zero_dtype", [("openvino", "openvino", "int8"), ("onnxruntime", "onnxruntime", "uint8")])
+def test_int8_is_placed_for_each_runtime_and_the_kept_ones_graph_deployed(tiny_recipe, tmp_path: Path, monkeypatch,
+                                                                        faster, flavor, zero_dtype):
+    import json
+
+    from edgekit.convert.pipeline import BuildConfig, build
+    from tests.convert.test_openvino_int8 import placement
+    from tests.convert.test_precision import smooth_images
+
+    _timed(monkeypatch, {"onnxruntime": 1.0 if faster == "onnxruntime" else 2.0, "openvino": 1.0 if faster == "openvino" else 2.0})
+    calib = smooth_images(tmp_path / "calib", 10, size=64)
+    folder = build(str(tiny_recipe), tmp_path / "int8", BuildConfig(precision="int8", calib=calib, calib_samples=6,
+                                                                  latency_runs=0)).folder
+    m = load_artifact(folder).manifest
+    assert m.backend == faster and not (folder / "model.openvino.onnx").exists() and set(m.files) >= {"model.onnx"}
+    assert m.source["precision"]["flavor"] == flavor and m.source["precision"]["path"] == "model.onnx"
+    dtypes, _, zero = placement(folder / "model.onnx")
+    assert dtypes == {zero_dtype} and zero == (flavor == "openvino")
+    stages = [s["stage"] for s in json.loads((folder / "report.json").read_text())["stages"]]
+    assert "precision int8" in stages and "precision int8 (openvino)" in stages

@@ -185,7 +185,7 @@ def test_too_small_calibration_set_fails_before_any_work(setup, tmp_path):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"precision": "int4"}, "fp32, fp16, int8"),
-    ({"flavor": "openvino"}, "tensorrt, onnxruntime"),
+    ({"flavor": "coreml"}, "tensorrt, onnxruntime, openvino"),
     ({"precision": "int8", "flavor": "tensorrt", "calib_method": "percentile"}, "entropy or max"),
     ({"calib_method": "mse"}, "entropy, max, percentile"),
 ])
