@@ -187,8 +187,10 @@ def _compile_chosen(work: Path, manifest: Manifest, target: Target, settings: Co
     candidates, errors, caught = [], [], {}
     for runtime in target.choices:
         own = manifest.evolve(model_file=graphs.get(runtime, manifest.model_file))
+        # a graph placed for this runtime was verified on it: its compiled file is checked against it there
+        on = target.with_runtime(runtime, "its own graph") if runtime in graphs else target
         try:
-            compiled, caught[runtime] = _compile_on(runtime, work, own, target, settings, inputs)
+            compiled, caught[runtime] = _compile_on(runtime, work, own, on, settings, inputs)
         except (ArtifactError, BackendUnavailableError, ParityError) as exc:  # not installed, cannot read, off budget
             errors.append(exc)
             candidates.append(Candidate(runtime, reason=str(exc)))
@@ -200,16 +202,14 @@ def _compile_chosen(work: Path, manifest: Manifest, target: Target, settings: Co
     threads = target.threads if settings.threads is None else settings.threads
     choice = choose_runtime(work, candidates, feeds[0], f"the first batch of {source}" if len(feeds) > 1 else source,
                             settings.choice_runs, threads)
-    for c in candidates:
-        if c.manifest is not None and c.runtime != choice.kept:
-            for name in compiled_files(c.manifest.engine_file):
-                (work / name).unlink(missing_ok=True)
+    kept = next(c.manifest for c in candidates if c.runtime == choice.kept)
+    for name in set(COMPILED) - set(compiled_files(kept.engine_file)):  # also what a runtime left failing its check
+        (work / name).unlink(missing_ok=True)
     for runtime, name in graphs.items():
         if runtime != choice.kept:
             (work / name).unlink(missing_ok=True)
     for w in caught[choice.kept]:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    kept = next(c.manifest for c in candidates if c.runtime == choice.kept)
     if kept.model_file != manifest.model_file:  # its own graph becomes the deployable ONNX
         os.replace(work / kept.model_file, work / manifest.model_file)
         kept = kept.evolve(model_file=manifest.model_file)

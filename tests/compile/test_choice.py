@@ -181,5 +181,20 @@ def test_int8_is_placed_for_each_runtime_and_the_kept_ones_graph_deployed(tiny_r
     assert m.source["precision"]["flavor"] == flavor and m.source["precision"]["path"] == "model.onnx"
     dtypes, _, zero = placement(folder / "model.onnx")
     assert dtypes == {zero_dtype} and zero == (flavor == "openvino")
+    if faster == "openvino":  # its IR checked against its graph on OpenVINO, which verified that graph
+        assert m.session["openvino"]["verification"]["reference"] == "the deployable ONNX on OpenVINO"
     stages = [s["stage"] for s in json.loads((folder / "report.json").read_text())["stages"]]
     assert "precision int8" in stages and "precision int8 (openvino)" in stages
+
+
+def test_a_runtime_failing_its_check_leaves_no_compiled_file(cpu_artifact: Path, monkeypatch):
+    """OpenVINO saves its IR before checking it: an IR off budget is not kept in the sealed folder."""
+    import edgekit.runtime.openvino_rt as ov_rt
+
+    infer = ov_rt.OpenVINORunner.infer
+    monkeypatch.setattr(ov_rt.OpenVINORunner, "infer", lambda self, feed: {k: v * 1.5 for k, v in infer(self, feed).items()})
+    compile_artifact(cpu_artifact)
+    m = load_artifact(cpu_artifact).manifest
+    assert m.backend == "onnxruntime" and "differs" in m.session["runtime_choice"]["unusable"]["openvino"]
+    assert not (cpu_artifact / "model.xml").exists() and not (cpu_artifact / "model.bin").exists()
+    assert set(m.files) & {"model.xml", "model.bin"} == set()
