@@ -178,6 +178,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
             manifest = _compile(folder, manifest, target, records, say, config, {r: g[0] for r, g in graphs.items()})
             if manifest.backend in graphs:  # the graph lowered for the kept runtime is the deployable ONNX
                 manifest = manifest.evolve(source={**manifest.source, "precision": graphs[manifest.backend][1] | {"path": MODEL}})
+            if details.get("int8_slower", {}).get("runtime", manifest.backend) != manifest.backend:
+                details.pop("int8_slower")  # said of a runtime's graph the build did not keep (its record keeps it)
             if "runtime_choice" in manifest.session:
                 details["runtime"] = manifest.session["runtime_choice"]
         else:

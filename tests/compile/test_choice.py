@@ -198,3 +198,25 @@ def test_a_runtime_failing_its_check_leaves_no_compiled_file(cpu_artifact: Path,
     assert m.backend == "onnxruntime" and "differs" in m.session["runtime_choice"]["unusable"]["openvino"]
     assert not (cpu_artifact / "model.xml").exists() and not (cpu_artifact / "model.bin").exists()
     assert set(m.files) & {"model.xml", "model.bin"} == set()
+
+
+def test_int8_slower_on_one_runtime_is_not_the_closing_word_when_another_is_kept(tiny_recipe, tmp_path: Path,
+                                                                                  monkeypatch):
+    """ONNX Runtime's int8 timed slower than fp32 (injected), OpenVINO's int8 kept: the build does not
+    close on "int8 is slower than fp32"; the precision record still says it of ONNX Runtime's graph."""
+    import json
+
+    from edgekit.convert import pipeline
+    from edgekit.convert.pipeline import BuildConfig, build
+    from tests.convert.test_precision import smooth_images
+
+    monkeypatch.setattr(pipeline, "_onnx_latency",
+                        lambda path, runs, target, precision="fp32": 12.0 if Path(path).name == "model.onnx" else 10.0)
+    _timed(monkeypatch, {"onnxruntime": 2.0, "openvino": 1.0})
+    calib = smooth_images(tmp_path / "calib", 10, size=64)
+    result = build(str(tiny_recipe), tmp_path / "int8", BuildConfig(precision="int8", calib=calib, calib_samples=6,
+                                                                    latency_runs=1))
+    assert result.manifest.backend == "openvino"
+    assert "int8_slower" not in json.loads((tmp_path / "int8" / "report.json").read_text())["details"]
+    record = next(s for s in result.report.stages if s.stage == "precision int8")
+    assert "int8 is slower than fp32" in record.facts["int8_slower"]
