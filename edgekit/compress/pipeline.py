@@ -12,7 +12,8 @@ whole or not at all.
 """
 from __future__ import annotations
 
-__all__ = ["CompressConfig", "CompressResult", "compress"]
+__all__ = ["CompressConfig", "CompressResult", "compress", "Loaded", "Measured", "Recovered", "load", "measure",
+           "recover", "report", "attempt_in_turn", "attempts_line", "refuse_detection"]
 
 import copy
 import time
@@ -20,12 +21,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from edgekit.artifact.compressed import write_output
 from edgekit.atomic import atomic_dir
-from edgekit.compress.distill import DistillSettings
+from edgekit.cache import MeasurementCache, content_key
+from edgekit.compress.depth import can_drop
+from edgekit.compress.distill import DistillSettings, distill, score
+from edgekit.compress.prune import family_of
 from edgekit.compress.report import CompressReport
-from edgekit.compress.search import LEVELS, Goal, Plan, PlanFigures, feasible_plans, measure_plans, plans_for
+from edgekit.compress.search import (LEVELS, Goal, Plan, PlanFigures, apply_plan, feasible_plans, measure_plans,
+                                     plans_for)
+from edgekit.compress.tiles import training_tiles
+from edgekit.convert.outputs import select_output
+from edgekit.convert.reparam import reparameterize
+from edgekit.convert.source import resolve_source
+from edgekit.convert.task import said_by_source, task_of
 from edgekit.errors import ConfigError, InfeasibleError
 from edgekit.preprocess import InputOptions
+from edgekit.recipes import Recipe
+from edgekit.targets import Target, load_target
 
 Progress = Callable[[str], None]
 RECOVERY_SCALE = {1: 1.0, 2: 1.0, 3: 2.0}
@@ -135,21 +148,85 @@ def refuse_detection(task: str | None) -> None:
                           "--compress (nothing written)")
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """The source made ready: the reparameterized network and the images every later step reads.
+
+    Attributes:
+        model: the deploy-form (reparameterized) original, the teacher of every recovery.
+        sample: one input batch of one image, for tracing and export.
+        train / val: training and held-out images (train: the chosen tiles for one large image).
+        tiles: the tiles chosen from one large image (None for a folder).
+        key: what identifies the source in the measurement cache.
+    """
+
+    target: Target
+    recipe: Recipe
+    model: object
+    sample: object
+    train: object
+    val: object
+    tiles: object | None
+    key: dict
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The original's figures, every plan's, and the plans that meet the goal (least compressed first)."""
+
+    base: dict
+    plans: tuple[PlanFigures, ...]
+    feasible: tuple[PlanFigures, ...]
+    cache: dict  # {hits, misses} of the measurement cache
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """The plan kept and its recovered network (made 2:4 sparse when asked), with every attempt.
+
+    Attributes:
+        recovery: the distillation's result; its ``model`` is what is written.
+        details: what depth, prune, lowrank (and sparsity) did to the kept plan.
+        teacher_metric / metric / drop: the original's and the kept network's score, and the points lost.
+        agreement: top-1 agreement of the kept network with the original.
+        tried: every attempt in order (see :func:`attempt_in_turn`).
+        seconds: time spent recovering plans (the 2:4 step not included).
+    """
+
+    candidate: PlanFigures
+    recovery: object
+    details: dict
+    teacher_metric: float
+    metric: float
+    drop: float
+    agreement: float
+    tried: tuple[dict, ...]
+    seconds: float
+
+
 def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progress: Progress | None = None) -> CompressResult:
     """Compress ``source`` to meet ``goal`` on ``config.target``; write OUT (see module docstring)."""
+    say = progress or (lambda _m: None)
+    start = time.perf_counter()
+    loaded = load(source, config, say)
+    measured = measure(loaded, goal, config, say)  # raises before anything is written when no plan is fast enough
+    searched = time.perf_counter() - start
+    recovered = recover(loaded, measured, goal, config, say)
+    seconds = {"search": searched, "recovery": recovered.seconds, "total": time.perf_counter() - start}
+    summary = report(source, loaded, measured, recovered, goal, config, seconds)
+    with atomic_dir(Path(out)) as folder:
+        write_output(folder, recovered.recovery.model, loaded.recipe, source, recovered.candidate.plan.name,
+                     {"family": recovered.details["prune"]["family"],
+                      **({"sparsity": config.sparsity} if config.sparsity else {})})
+        summary.write(folder)
+    return CompressResult(Path(out), summary)
+
+
+def load(source: str, config: CompressConfig, say: Progress) -> Loaded:
+    """Resolve ``source``, refuse a detector, read the images, reparameterize the network and, for
+    one large image, choose the training tiles the original sees in it."""
     import torch
 
-    from edgekit.compress.distill import distill, score
-    from edgekit.compress.search import apply_plan
-    from edgekit.convert.outputs import select_output
-    from edgekit.convert.reparam import reparameterize
-    from edgekit.convert.source import resolve_source
-    from edgekit.convert.task import said_by_source, task_of
-    from edgekit.cache import MeasurementCache, content_key
-    from edgekit.targets import load_target
-
-    say = progress or (lambda _m: None)
-    clock = {"start": time.perf_counter()}
     target = load_target(config.target)
     if config.sparsity and not target.is_tensorrt:
         raise ConfigError(f"--sparsity {config.sparsity} speeds up only on sparse tensor cores (Ampere, Orin) through "
@@ -168,83 +245,98 @@ def compress(source: str, out: Path, goal: Goal, config: CompressConfig, progres
     deployed = reparameterize(model, sample).model
     tiles = None
     if train is None:  # one large image: tiles that cover what the original sees in it
-        from edgekit.compress.tiles import training_tiles
-
         train = tiles = training_tiles(deployed, Path(config.images), src.recipe.input_size, src.recipe.preprocess,
                                        config.train_samples or MAX_TILES, config.batch, say)
         say(f"{len(train.windows)} tiles of {Path(config.images).name}: class shares "
             f"{', '.join(f'{100 * s:.1f}%' for s in train.shares)} (last: unsure) vs the image's "
             f"{', '.join(f'{100 * s:.1f}%' for s in train.image_shares)}")
-    cache = MeasurementCache(config.cache)
     key = {"source": src.sha256 or src.name, "name": src.name, "v": 1}
-    from edgekit.compress.depth import can_drop
-    from edgekit.compress.prune import family_of
+    return Loaded(target, recipe, deployed, sample, train, val, tiles, key)
 
-    shortenable = can_drop(deployed)
-    plans = plans_for(config.level, family_of(deployed), depth=shortenable)
+
+def measure(loaded: Loaded, goal: Goal, config: CompressConfig, say: Progress) -> Measured:
+    """Measure the original and every plan of ``config.level`` on the target's CPU runtime (cached),
+    print each, and keep those meeting ``goal``'s speed/size limits.
+
+    Raises:
+        InfeasibleError: no plan meets the limits (nothing has been written).
+    """
+    cache = MeasurementCache(config.cache)
+    shortenable = can_drop(loaded.model)
+    plans = plans_for(config.level, family_of(loaded.model), depth=shortenable)
     if not shortenable and any(p.depth for p in LEVELS[config.level]):
         say("depth cuts left out: no list of blocks this model lets edgekit shorten (see edgekit/compress/depth.py)")
     say(f"measure the original and {len(plans)} level-{config.level} plans")
-    base, measured = measure_plans(deployed, sample, plans, cache, key, config.latency_runs, config.threads,
-                                   config.importance, target.cpu_runtime, say)
+    base, measured = measure_plans(loaded.model, loaded.sample, plans, cache, loaded.key, config.latency_runs,
+                                   config.threads, config.importance, loaded.target.cpu_runtime, say)
     for m in [PlanFigures(Plan(), base)] + measured:
         f = m.figures
         say(f"{m.plan.name:<22} {f['latency_ms']:8.1f} ms {base['latency_ms'] / f['latency_ms']:5.2f}x "
             f"{f['params'] / 1e6:6.2f} M params {f['macs'] / 1e9:6.2f} GMACs {f['size_mb']:6.1f} MB")
-    clock["search"] = time.perf_counter() - clock["start"]
-    feasible = feasible_plans(base, measured, goal, config.level)  # raises before anything is written
+    feasible = feasible_plans(base, measured, goal, config.level)
+    return Measured(base, tuple(measured), tuple(feasible), {"hits": cache.hits, "misses": cache.misses})
+
+
+def recover(loaded: Loaded, measured: Measured, goal: Goal, config: CompressConfig, say: Progress) -> Recovered:
+    """Recover the feasible plans by distillation, least compressed first, until one holds
+    ``goal.max_drop`` (:func:`attempt_in_turn`); with ``config.sparsity``, make it 2:4 sparse and
+    recover it again.
+
+    Raises:
+        InfeasibleError: no plan holds the drop after recovery (or 2:4 sparsity loses too much).
+    """
+    deployed, train, val, task = loaded.model, loaded.train, loaded.val, loaded.recipe.task
     reference = _labels(deployed, val.batches)
-    teacher_metric = score(deployed, val.batches, reference, val.masks, recipe.task)
+    teacher_metric = score(deployed, val.batches, reference, val.masks, task)
     steps = int(config.recovery.steps * RECOVERY_SCALE[config.level])
     settings = DistillSettings(**{**asdict(config.recovery), "steps": steps})
     recovering = time.perf_counter()
 
-    def recover(candidate: PlanFigures):
-        student, details = apply_plan(deployed, sample, candidate.plan, config.importance)
-        ckpt_key = content_key(key, candidate.plan.key(), config.importance, asdict(settings), train.key(), val.key())
+    def attempt(candidate: PlanFigures):
+        student, details = apply_plan(deployed, loaded.sample, candidate.plan, config.importance)
+        ckpt_key = content_key(loaded.key, candidate.plan.key(), config.importance, asdict(settings), train.key(),
+                               val.key())
         ckpt = (Path(config.cache) / "files" / "compress" / f"{ckpt_key}.pt") if config.cache else None
-        recovery = distill(deployed, student, train.batches, val.batches, recipe.task, settings,
+        recovery = distill(deployed, student, train.batches, val.batches, task, settings,
                            train_masks=train.masks, val_masks=val.masks, checkpoint=ckpt,
                            progress=lambda m, p=candidate.plan.name: say(f"{p}: {m}"))
-        metric = score(recovery.model, val.batches, reference, val.masks, recipe.task)
+        metric = score(recovery.model, val.batches, reference, val.masks, task)
         drop = 100 * (teacher_metric - metric)
         return {"metric": metric, "drop": drop, "steps": recovery.steps}, (candidate, recovery, details, metric, drop)
 
-    tried, chosen = attempt_in_turn(feasible, base, goal, recover, config.max_candidates,
+    tried, chosen = attempt_in_turn(list(measured.feasible), measured.base, goal, attempt, config.max_candidates,
                                     None if config.time_budget_min is None else 60 * config.time_budget_min, say)
-    clock["recovery"] = time.perf_counter() - recovering
+    seconds = time.perf_counter() - recovering
     if chosen is None:
         raise InfeasibleError(f"no plan meeting the speed goal holds --max-drop {goal.max_drop:g} after recovery: "
-                          f"{attempts_line(tried, len(feasible), config)}; allow a larger drop, a smaller speed-up, "
-                          "more recovery steps or --max-candidates (nothing written)")
+                              f"{attempts_line(tried, len(measured.feasible), config)}; allow a larger drop, a smaller "
+                              "speed-up, more recovery steps or --max-candidates (nothing written)")
     candidate, recovery, details, metric, drop = chosen
     if config.sparsity:
         recovery, details, metric, drop = _sparse(deployed, recovery, details, train, val, reference, teacher_metric,
-                                                  recipe.task, settings, goal, say, tried)
+                                                  task, settings, goal, say, tried)
     agreement = score(recovery.model, val.batches, reference, None, "classification")
-    kind, runtime = _runtime(target)
-    report = CompressReport(
-        source=source, target=target.name, level=config.level, goal=goal.to_dict(), plan=candidate.plan.name,
-        before=base, after=candidate.figures,
-        accuracy={"metric": _metric_name(recipe.task, val.has_masks), "before": teacher_metric, "after": metric,
-                  "drop": round(drop, 3), "agreement": agreement},
+    return Recovered(candidate, recovery, details, teacher_metric, metric, drop, agreement, tuple(tried), seconds)
+
+
+def report(source: str, loaded: Loaded, measured: Measured, recovered: Recovered, goal: Goal, config: CompressConfig,
+           seconds: dict) -> CompressReport:
+    """What compress did, as the report written beside the network: figures before and after, every
+    plan measured and every attempt, the recovery's curve, times and cache use."""
+    kind, runtime = _runtime(loaded.target)
+    base, tiles = measured.base, loaded.tiles
+    return CompressReport(
+        source=source, target=loaded.target.name, level=config.level, goal=goal.to_dict(),
+        plan=recovered.candidate.plan.name, before=base, after=recovered.candidate.figures,
+        accuracy={"metric": _metric_name(loaded.recipe.task, loaded.val.has_masks), "before": recovered.teacher_metric,
+                  "after": recovered.metric, "drop": round(recovered.drop, 3), "agreement": recovered.agreement},
         latency_kind=kind, runtime=runtime,
         candidates=tuple({"plan": m.plan.name, "figures": m.figures, "misses": goal.misses(m.figures, base)}
-                         for m in measured),
-        changes=details, recovery={**recovery.to_dict(), **({"tiles": tiles.to_dict()} if tiles else {})},
-        tried=tuple(tried),
-        seconds={"search": clock["search"], "recovery": clock["recovery"],
-                 "total": time.perf_counter() - clock["start"]},
-        cache={"hits": cache.hits, "misses": cache.misses},
+                         for m in measured.plans),
+        changes=recovered.details,
+        recovery={**recovered.recovery.to_dict(), **({"tiles": tiles.to_dict()} if tiles else {})},
+        tried=recovered.tried, seconds=seconds, cache=measured.cache,
     )
-    from edgekit.artifact.compressed import write_output
-
-    with atomic_dir(Path(out)) as folder:
-        write_output(folder, recovery.model, recipe, source, candidate.plan.name,
-                     {"family": details["prune"]["family"],
-                      **({"sparsity": config.sparsity} if config.sparsity else {})})
-        report.write(folder)
-    return CompressResult(Path(out), report)
 
 
 def _sparse(teacher, recovery, details: dict, train, val, reference, teacher_metric: float, task: str, settings,
@@ -252,7 +344,6 @@ def _sparse(teacher, recovery, details: dict, train, val, reference, teacher_met
     """The recovered network made 2:4 sparse (ModelOpt), recovered again with the mask enforced,
     exported and its pattern proved; a one-line error when it no longer holds the drop."""
     from edgekit.compress import sparsity
-    from edgekit.compress.distill import distill, score
 
     say("2:4 sparsity (ModelOpt sparse_magnitude)")
     sparse = sparsity.sparsify(copy.deepcopy(recovery.model))
