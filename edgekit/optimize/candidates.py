@@ -112,13 +112,13 @@ def _dynamic_int8(fp32: Path, out: Path) -> Path | None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from edgekit.convert.precision import _quiet
+    from edgekit.convert.chatter import quiet
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     inits = {i.name for i in graph.initializer}
     if not any(n.op_type in ("MatMul", "Gemm") and any(i in inits for i in n.input) for n in graph.node):
         return None
-    with _quiet():
+    with quiet():
         quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
                          per_channel=False)
     return Path(out)

@@ -306,7 +306,7 @@ def test_int8_of_mobilevitv2s_dynamo_graph_quantizes(setup, tmp_path):
     import torch
 
     from edgekit.convert.export import ExportSpec, export_onnx
-    from edgekit.convert.precision import unshared_initializers
+    from edgekit.convert.initializers import unshared_initializers
     from edgekit.convert.reparam import reparameterize
     from edgekit.convert.simplify import simplify_onnx
 

@@ -1,0 +1,65 @@
+"""int8 by ONNX Runtime's static quantizer (QDQ), for the cpu target's runtimes: flavor
+``onnxruntime`` (U8S8 on every op ORT quantizes) and ``openvino`` (symmetric S8S8 on
+:data:`~edgekit.convert.precision_spec.OPENVINO_OPS`); see :mod:`edgekit.convert.precision`."""
+from __future__ import annotations
+
+__all__ = ["ort_int8", "ort_calib_options"]
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+from edgekit.convert.calibration_reader import calibration_reader, image_input_name
+from edgekit.convert.chatter import quiet
+from edgekit.convert.initializers import unshared_initializers
+from edgekit.convert.precision_spec import OPENVINO_OPS, PrecisionSpec
+from edgekit.evaluate.image_set import CalibrationSet
+
+
+def ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> int:
+    """ONNX Runtime static quantization, QDQ U8S8 (flavor ``openvino``: symmetric S8S8 on
+    :data:`OPENVINO_OPS`), calibrated ``calib_chunk`` batches per pass, in groups of tensors when one
+    image's activations exceed the memory budget. Returns the groups."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from edgekit.convert.calibration_memory import grouped_calibrator, memory_budget, plan_calibration
+
+    method = {"entropy": CalibrationMethod.Entropy, "max": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+    openvino = spec.flavor == "openvino"
+    op_types = list(spec.op_types) if spec.op_types else (list(OPENVINO_OPS) if openvino else None)
+    plan = plan_calibration(onnx_in, op_types, spec.calib_method, spec.calib_chunk, memory_budget(spec.calib_memory_mb))
+    options = ort_calib_options(spec)
+    grouped = contextlib.nullcontext()
+    if plan.split:
+        options.pop("CalibStridedMinMax")
+        grouped = grouped_calibrator(plan, spec.calib_chunk)
+    with quiet(), grouped, tempfile.TemporaryDirectory(prefix="edgekit-int8-") as work:
+        source = unshared_initializers(onnx_in, Path(work) / "unshared.onnx")
+        quantize_static(
+            str(source), str(out), calibration_reader(calib, image_input_name(onnx_in), spec.calib_chunk),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=op_types,
+            per_channel=spec.per_channel,
+            activation_type=QuantType.QInt8 if openvino else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(spec.nodes_to_exclude),
+            calibrate_method=method[spec.calib_method],
+            calibration_providers=["CPUExecutionProvider"],
+            extra_options=options,
+        )
+    return len(plan.groups)
+
+
+def ort_calib_options(spec: PrecisionSpec) -> dict:
+    """One collect_data per chunk (despite its name, CalibStridedMinMax works for any method).
+
+    ORT's MinMax calibrator merges ranges at the end of every collect_data; its
+    CalibMaxIntermediateOutputs would clear a full chunk *before* merging it (ORT 1.24 drops that
+    data and then fails with "No data is collected"), so only the histogram methods get it.
+    """
+    options = {"CalibStridedMinMax": spec.calib_chunk}
+    if spec.calib_method != "max":
+        options["CalibMaxIntermediateOutputs"] = spec.calib_chunk
+    if spec.flavor == "openvino":  # zero points 0: OpenVINO's int8 kernels need no compensation
+        options |= {"ActivationSymmetric": True, "WeightSymmetric": True}
+    return options

@@ -1,0 +1,73 @@
+"""How a model's precision is lowered: :class:`PrecisionSpec`, checked when made, and its choices.
+
+Below the lowerings (:mod:`edgekit.convert.ort_int8`, :mod:`edgekit.convert.modelopt_lowering`) and
+the stage that dispatches to them (:mod:`edgekit.convert.precision`), which all read it.
+"""
+from __future__ import annotations
+
+__all__ = ["PrecisionSpec", "PRECISIONS", "FLAVORS", "OPENVINO_OPS", "CALIB_METHODS"]
+
+from dataclasses import dataclass
+
+from edgekit.artifact.manifest import PRECISIONS
+from edgekit.errors import ConfigError
+
+FLAVORS = ("tensorrt", "onnxruntime", "openvino")
+OPENVINO_OPS = ("Conv", "MatMul", "Gemm")  # what the openvino flavor quantizes (the inputs of)
+CALIB_METHODS = ("entropy", "max", "percentile")
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """How to lower a model's precision.
+
+    Attributes:
+        precision: ``fp32``, ``fp16`` or ``int8``.
+        flavor: the runtime the int8 graph is placed for, ``tensorrt``, ``onnxruntime`` or ``openvino``
+            (the module docstring says how each places Q/DQ).
+        calib_method: ``entropy``, ``max`` or ``percentile`` (percentile: onnxruntime flavor only).
+        calib_samples: calibration images (or tiles) to use; None: all of the calibration set's.
+        per_channel: per-channel weight scales (ModelOpt always uses them).
+        nodes_to_exclude: node names (regular expressions for ModelOpt) kept in float.
+        op_types: op types the onnxruntime flavor quantizes; None: all that ORT can.
+        high_precision: ``fp16`` or ``fp32``, what ModelOpt leaves unquantized layers in.
+        calib_chunk: batches per calibration pass; bounds calibration memory.
+        calib_memory_mb: what one calibration pass may hold (onnxruntime flavor); None: a quarter
+            of the memory available (:mod:`edgekit.convert.calibration_memory`).
+        runtime: the CPU runtime the lowered graph is verified on (``onnxruntime`` or ``openvino``:
+            the cpu target's backend, whose own int8 kernels round differently).
+    """
+
+    precision: str = "fp32"
+    flavor: str = "onnxruntime"
+    calib_method: str = "entropy"
+    calib_samples: int | None = None
+    per_channel: bool = True
+    nodes_to_exclude: tuple[str, ...] = ()
+    op_types: tuple[str, ...] | None = None
+    high_precision: str = "fp16"
+    calib_chunk: int = 4
+    calib_memory_mb: float | None = None
+    runtime: str = "onnxruntime"
+
+    def __post_init__(self) -> None:
+        for field, value, choices in (
+            ("precision", self.precision, PRECISIONS),
+            ("flavor", self.flavor, FLAVORS),
+            ("calib_method", self.calib_method, CALIB_METHODS),
+            ("high_precision", self.high_precision, ("fp16", "fp32")),
+            ("runtime", self.runtime, ("onnxruntime", "openvino")),
+        ):
+            if value not in choices:
+                raise ConfigError(f"unknown {field} {value!r}; choose one of: {', '.join(choices)}")
+        if self.precision == "bf16" and self.runtime != "openvino":
+            from edgekit.runtime.open import BF16_ON_ORT
+
+            raise ConfigError(BF16_ON_ORT)
+        if (self.calib_samples is not None and self.calib_samples < 1) or self.calib_chunk < 1:
+            raise ConfigError("calibration needs at least 1 image (--calib-samples) and 1 batch per pass")
+        if self.precision == "int8" and self.flavor == "tensorrt":
+            if self.calib_method == "percentile":
+                raise ConfigError("percentile calibration is for the cpu target; TensorRT targets take entropy or max")
+            if not self.per_channel:
+                raise ConfigError("TensorRT targets quantize weights per channel (ModelOpt); drop --no-per-channel")
