@@ -47,6 +47,10 @@ class MeasurementCache:
         self.folder = Path(folder) if folder is not None else None
         self.hits = self.misses = 0
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether ``kind``/``key`` is stored: a :meth:`measure` of it would measure nothing."""
+        return self.folder is not None and (self.folder / "measure" / kind / f"{key}.json").is_file()
+
     def measure(self, kind: str, key: str, fn: Callable[[], dict]) -> dict:
         """The stored result of ``kind``/``key``, else ``fn()`` stored and returned."""
         path = self.folder / "measure" / kind / f"{key}.json" if self.folder is not None else None

@@ -9,16 +9,18 @@ A candidate's *drop* is the FP32 model's metric minus its own, in points (0-100 
 """
 from __future__ import annotations
 
-__all__ = ["Accuracy", "Evaluator", "measure_latency"]
+__all__ = ["Accuracy", "Evaluator", "measure_latency", "measure_latencies"]
 
-import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from edgekit.errors import InputError
 from edgekit.evaluate import Scorer, ValidationData
+from edgekit.timing import interleaved_medians
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,6 @@ class Accuracy:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-
 
 
 def _session(path: Path, threads: int = 0, precision: str = "fp32"):
@@ -126,15 +125,20 @@ class Evaluator:
         return Accuracy(score.metric, score.agreement, len(self.data.items))
 
 
+def measure_latencies(models: Sequence[tuple[Path, str]], feed: np.ndarray, runs: int = 5,
+                      threads: int = 0) -> list[float]:
+    """Median milliseconds of each ``(path, precision)`` on ``feed``, timed in turns (one warm-up
+    each, then ``runs`` rounds of a, b, c, ...) through :func:`edgekit.timing.interleaved_medians`,
+    as compress and the build's runtime choice time theirs: a shared machine's drifting load then
+    falls on every candidate alike (timed one after another, figures drift 10-20 %). ONNX Runtime's
+    CPU provider; bf16 on OpenVINO, computing in bfloat16."""
+    with ExitStack() as stack:
+        runners = [stack.enter_context(_session(path, threads, precision)) for path, precision in models]
+        feeds = [{runner.input_specs()[0].name: feed} for runner in runners]
+        return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)
+
+
 def measure_latency(path: Path, feed: np.ndarray, runs: int = 5, threads: int = 0, precision: str = "fp32") -> float:
-    """Median milliseconds of ``runs`` ONNX Runtime runs of ``path`` on ``feed`` after one warm-up
-    (bf16: OpenVINO's, computing in bfloat16)."""
-    with _session(path, threads, precision) as runner:
-        name = runner.input_specs()[0].name
-        runner.infer({name: feed})
-        times = []
-        for _ in range(max(runs, 1)):
-            start = time.perf_counter()
-            runner.infer({name: feed})
-            times.append(1000 * (time.perf_counter() - start))
-    return float(np.median(times))
+    """Median milliseconds of one model (:func:`measure_latencies` of one): a mixture the search
+    asks for alone."""
+    return measure_latencies([(path, precision)], feed, runs, threads)[0]

@@ -120,6 +120,7 @@ class _Run:
         self.val_key = self.val.key()
         self.machine = {"node": platform.node(), "cpu": platform.processor(), "threads": target.threads}
         self.files: dict[str, Path] = {}
+        self.timed: dict[str, float] = {}  # latencies timed in turns (time_in_turns), by latency key, not yet cached
 
     # ---- evaluators, made only when a measurement is missing ----------------------------------
     @cached_property
@@ -146,12 +147,27 @@ class _Run:
         return self._latency(self.fp32_key, lambda: self.fp32)
 
     # ---- measurements -------------------------------------------------------------------------
+    def _latency_key(self, model_key: str, precision: str) -> str:
+        return content_key("latency", model_key, self.machine, self.config.latency_runs, self.val_key["shape"], precision)
+
     def _latency(self, model_key: str, path: Callable[[], Path], precision: str = "fp32") -> float:
         from edgekit.optimize.evaluate import measure_latency
 
-        key = content_key("latency", model_key, self.machine, self.config.latency_runs, self.val_key["shape"], precision)
-        return self.cache.measure("latency", key, lambda: {"ms": measure_latency(
+        key = self._latency_key(model_key, precision)
+        return self.cache.measure("latency", key, lambda: {"ms": self.timed.pop(key) if key in self.timed else measure_latency(
             path(), self.val.batches[0], self.config.latency_runs, self.target.threads, precision)})["ms"]
+
+    def time_in_turns(self, models: list[tuple[str, Path, str]]) -> None:
+        """Time the ``(model key, path, precision)`` models not measured yet in turns
+        (:func:`~edgekit.optimize.evaluate.measure_latencies`), for the latency lookups that follow."""
+        from edgekit.optimize.evaluate import measure_latencies
+
+        todo = {self._latency_key(k, precision): (path, precision) for k, path, precision in models}
+        todo = {key: model for key, model in todo.items() if not self.cache.has("latency", key)}
+        if todo:
+            self.say(f"time {len(todo)} candidates in turns, {self.config.latency_runs} rounds")
+            self.timed |= dict(zip(todo, measure_latencies(list(todo.values()), self.val.batches[0],
+                                                           self.config.latency_runs, self.target.threads)))
 
     def measure(self, name: str, model_key: str, path: Callable[[], Path], kind: str,
                 float_nodes: frozenset = frozenset(), quantized: set[str] | None = None) -> Measurement:
@@ -282,12 +298,17 @@ def optimize(source: str, out: Path, constraints: Constraints = Constraints(), c
 
 
 def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[list[Measurement], dict]:
-    measured, files = [], {}
+    """Every whole-model candidate made, timed together in turns (with FP32) on a CPU target, then measured."""
+    made, measured, files = [], [], {}
     for spec in candidate_specs(target, config.candidates, config.calib_methods):
         path, key = run.candidate(spec)
-        if path is None:
-            continue
-        files[spec.name] = (path, key)
+        if path is not None:
+            made.append((spec, path, key))
+            files[spec.name] = (path, key)
+    if not target.is_tensorrt:  # a TensorRT target's latency is estimated from FP32's
+        run.time_in_turns([(run.fp32_key, run.fp32, "fp32")]
+                          + [(key, path, "bf16" if spec.kind == "bf16" else "fp32") for spec, path, key in made])
+    for spec, path, key in made:
         measured.append(run.measure(spec.name, key, lambda p=path: p, spec.kind,
                                     quantized=quantized_nodes(path) if spec.kind == "int8" else None))
     return measured, files

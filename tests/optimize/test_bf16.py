@@ -40,7 +40,8 @@ def test_a_bf16_candidate_is_measured_on_openvino_and_written_as_bf16(tmp_path, 
         asked.append(("accuracy", precision))
         return accuracy(self, path, precision)
 
-    monkeypatch.setattr(evaluate, "measure_latency", latency)
+    monkeypatch.setattr(evaluate, "measure_latencies",
+                        lambda models, feed, runs=5, threads=0: [latency(p, feed, runs, threads, pr) for p, pr in models])
     monkeypatch.setattr(evaluate.Evaluator, "accuracy", recorded_accuracy)
     config = OptimizeConfig(task="segmentation", val=setup["val"], candidates=("bf16",), cache=None, search=False)
     report = optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=100.0), config).report

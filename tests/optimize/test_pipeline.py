@@ -31,7 +31,7 @@ def counted(monkeypatch) -> dict:
     import edgekit.optimize.evaluate as evaluate
     import edgekit.optimize.pipeline as pipeline
 
-    calls = {"latency": 0, "accuracy": 0, "costs": 0}
+    calls = {"latency": 0, "accuracy": 0, "costs": 0, "turns": []}
     accuracy = evaluate.Evaluator.accuracy
 
     def latency(path, feed, runs=5, threads=0, precision="fp32"):
@@ -46,7 +46,11 @@ def counted(monkeypatch) -> dict:
         calls["accuracy"] += 1
         return accuracy(self, path, precision)
 
-    monkeypatch.setattr(evaluate, "measure_latency", latency)
+    def latencies(models, feed, runs=5, threads=0):  # whole models in turns, a mixture alone: the same injection
+        calls["turns"].append([Path(p).parent.name for p, _ in models])
+        return [latency(p, feed, runs, threads, pr) for p, pr in models]
+
+    monkeypatch.setattr(evaluate, "measure_latencies", latencies)
     monkeypatch.setattr(pipeline, "profiled_node_costs", costs)
     monkeypatch.setattr(evaluate.Evaluator, "accuracy", counted_accuracy)
     return calls
@@ -60,6 +64,8 @@ def _config(setup: dict, cache: Path | None) -> OptimizeConfig:
 def test_fragile_conv_and_slow_conv_stay_float(setup, counted, tmp_path):
     result = optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=40.0), _config(setup, tmp_path / "cache"))
     report = result.report
+    whole = [c.name for c in report.candidates]
+    assert len(whole) >= 2 and len(counted["turns"][0]) == len(whole)  # FP32 and the int8 graphs timed together, in turns
     assert report.chosen.name.startswith("mixed")
     assert set(report.chosen.float_nodes) == {"conv2", "conv3"}
     assert max(report.regions.items(), key=lambda kv: kv[1]["sensitivity"])[0] == "net.b"
