@@ -92,9 +92,9 @@ def test_ppocr_cls_agrees_with_its_onnx_at_every_precision(tmp_path):
         assert result["top1"] >= (1.0 if precision == "fp32" else 0.9), (precision, result)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: infer applies a sigmoid to an ONNX output that is one already "
-                                       "(U^2-Net ends in Sigmoid): every pixel reads 0.5..0.73, the mask is all 1")
 def test_u2netp_mask_agrees_with_its_onnx_at_every_precision(tmp_path):
+    """U^2-Net ends in a Sigmoid: the build records its output as probabilities and infer applies no
+    second one (every pixel read 0.5..0.73, the mask all 1); its int8 is held on the mask it makes."""
     from PIL import Image
 
     zoo = _zoo()
@@ -102,9 +102,15 @@ def test_u2netp_mask_agrees_with_its_onnx_at_every_precision(tmp_path):
     onnx = _onnx(zoo, m.name)
     (tmp_path / "images").mkdir()
     reference = {}
-    for i, crop in enumerate(_crops(m.size, 4)):
-        Image.fromarray(crop).save(tmp_path / "images" / f"tile{i}.png")
-        reference[f"tile{i}.png"] = _run_raw(onnx, _normalised(m, crop))[0, 0] > m.threshold
+    for i, crop in enumerate(_crops(m.size, len(TILES))):
+        # a salient-object map of a satellite tile is often nothing, or a haze around 0.5 whose IoU
+        # says nothing: the tiles whose map marks an object (>= 2 % of pixels past the threshold)
+        # and leaves <= 1 % within 0.2 of it (3 of the 20: coasts)
+        prob = _run_raw(onnx, _normalised(m, crop))[0, 0]
+        if (prob > m.threshold).mean() >= 0.02 and (np.abs(prob - m.threshold) < 0.2).mean() <= 0.01:
+            Image.fromarray(crop).save(tmp_path / "images" / f"tile{i}.png")
+            reference[f"tile{i}.png"] = prob > m.threshold
+    assert len(reference) >= 3
     for precision in zoo.PRECISIONS:
         artifact = _build(zoo, m, onnx, tmp_path, precision)
         for name, ref in reference.items():
