@@ -43,7 +43,8 @@ def test_fp32_build_is_a_complete_verified_artifact(tiny_recipe, tmp_path, monke
     write = manifest_module.write_manifest
     monkeypatch.setattr(manifest_module, "write_manifest", lambda folder, m: writes.append(m) or write(folder, m))
     out = tmp_path / "fp32"
-    result = build(str(tiny_recipe), out, BuildConfig(latency_runs=1))
+    # runtime pinned: unpinned, the cpu target keeps whichever runtime times faster (tests/compile/test_choice.py)
+    result = build(str(tiny_recipe), out, BuildConfig(latency_runs=1, runtime="onnxruntime"))
     assert result.complete
     assert len(writes) == 1 and writes[0] == result.manifest  # sealed once, after every file was written
     artifact = load_artifact(out)
