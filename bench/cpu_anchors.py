@@ -254,18 +254,12 @@ def score(variants: list[Variant], a: Anchor, manifest) -> None:
 
 def time_in_turns(runners: list, feed: np.ndarray, runs: int) -> list[float]:
     """Median ms of each runner over ``runs`` rounds; in each round every runner in turn runs twice
-    back to back and the second run is timed (:func:`edgekit.timing.interleaved_medians` of one
-    runner: one warm-up, one timed run). Timing a runner right after another runtime's would count
-    that runtime's thread pool still spinning (ONNX Runtime's, PyTorch's OpenMP): on this 2-core
-    machine the demo's OpenVINO int8 read 82-93 ms timed right after an ONNX Runtime run, 65-67 ms
-    timed after its own (one process, load average 1.0-1.3)."""
+    back to back and the second run is timed (:func:`edgekit.timing.interleaved_medians` with
+    ``settle=1``, as the build's runtime choice times): a runner timed right after another runtime's
+    would count that runtime's thread pool still spinning (ONNX Runtime's, PyTorch's OpenMP)."""
     from edgekit.timing import interleaved_medians
 
-    samples = [[] for _ in runners]
-    for _ in range(runs):
-        for r, out in zip(runners, samples):
-            out += interleaved_medians([lambda r=r: r.infer({r.input_specs()[0].name: feed})], 1)
-    return [float(np.median(s)) for s in samples]
+    return interleaved_medians([lambda r=r: r.infer({r.input_specs()[0].name: feed}) for r in runners], runs, settle=1)
 
 
 def measure(a: Anchor, out: Path, runs: int) -> dict:

@@ -111,17 +111,29 @@ def _more(done: int, timing: TimingConfig, time_left: bool) -> bool:
     return done < timing.min_iterations or time_left
 
 
-def interleaved_medians(fns: Sequence[Callable[[], object]], runs: int) -> list[float]:
+def interleaved_medians(fns: Sequence[Callable[[], object]], runs: int, settle: int = 0) -> list[float]:
     """Median milliseconds of each callable, timed in turns (a, b, a, b, ...) after one warm-up each.
 
     Taking turns spreads a shared machine's load over every candidate alike, so the ratio of
     two medians is fair even when their absolute values drift.
+
+    Args:
+        runs: rounds; each round times every callable once.
+        settle: untimed runs of a callable right before each of its timed ones (its turn is then
+            ``settle + 1`` runs back to back, the last timed). For callables of different runtimes:
+            a run timed right after another runtime's counts that runtime's threads still spinning
+            (ONNX Runtime's pool spins after a run returns); on a 2-core EPYC the demo's OpenVINO
+            int8 read 82-93 ms timed right after an ONNX Runtime run, 65-67 ms after its own.
     """
+    if settle < 0:
+        raise ValueError("settle must be >= 0")
     for fn in fns:
         fn()
     samples: list[list[float]] = [[] for _ in fns]
     for _ in range(max(1, runs)):
         for fn, out in zip(fns, samples):
+            for _ in range(settle):
+                fn()
             t0 = time.perf_counter_ns()
             fn()
             out.append((time.perf_counter_ns() - t0) / 1e6)

@@ -65,3 +65,35 @@ def test_time_mode_honours_duration_and_minimum():
 def test_bad_timing_is_a_config_error(kwargs):
     with pytest.raises(ConfigError):
         TimingConfig(**kwargs)
+
+
+def _runtime(name: str, log: list[str], cold_ms: float):
+    """A callable that runs slowly right after a different one (another runtime's threads still
+    spinning, modelled as a sleep) and fast right after itself."""
+    import time
+
+    def run():
+        if log and log[-1] != name:
+            time.sleep(cold_ms / 1e3)
+        log.append(name)
+    return run
+
+
+def test_turns_of_two_time_each_callable_after_itself():
+    from edgekit.timing import interleaved_medians
+
+    log: list[str] = []
+    fns = [_runtime("a", log, 30.0), _runtime("b", log, 30.0)]
+    settled = interleaved_medians(fns, 3, settle=1)
+    assert log == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert max(settled) < 15.0  # the timed run followed its own: no 30 ms switch counted
+    log.clear()
+    strict = interleaved_medians(fns, 3)
+    assert log == ["a", "b"] * 4 and min(strict) >= 30.0  # strict turns charge every switch
+
+
+def test_negative_settle_is_refused():
+    from edgekit.timing import interleaved_medians
+
+    with pytest.raises(ValueError):
+        interleaved_medians([lambda: None], 1, settle=-1)

@@ -4,7 +4,8 @@ A cpu target may list several runtimes (``runtimes:`` in its profile; the ``cpu`
 ONNX Runtime and OpenVINO). The compile stage compiles and verifies the deployable graph on each
 (:mod:`edgekit.compile.stage`); the files that hold their budget are timed here, each by the runner
 `edgekit infer` would open, on the same input, in turns (a, b, a, b...: a shared machine's load
-falls on both alike), and the fastest is kept. The target's first runtime (the one the precision
+falls on both alike; each turn is two runs back to back, the second timed, so that one runtime's
+figure does not carry the other's threads still spinning), and the fastest is kept. The target's first runtime (the one the precision
 stage verified held-out accuracy on) is kept unless another is at least :data:`MARGIN` faster, so
 that noise between two equal runtimes does not decide. A runtime that is not installed, cannot
 read the graph or leaves its budget is recorded with its one-line reason.
@@ -124,14 +125,15 @@ def choose_runtime(work: Path, candidates: list[Candidate], feed: dict[str, np.n
 
 
 def _time_in_turns(work: Path, usable: list[Candidate], feed: dict[str, np.ndarray], runs: int) -> dict[str, float]:
-    """Median ms of each candidate's artifact, opened as `edgekit infer` opens it, in turns."""
+    """Median ms of each candidate's artifact, opened as `edgekit infer` opens it, in turns of two runs."""
     from edgekit.artifact.folder import Artifact
     from edgekit.runtime.open import open_runner
     from edgekit.timing import interleaved_medians
 
     with ExitStack() as stack:
         runners = [stack.enter_context(open_runner(Artifact(work, c.manifest))) for c in usable]
-        medians = interleaved_medians([lambda r=r: r.infer(feed) for r in runners], runs)
+        # each turn two runs back to back, the second timed: runtimes' thread pools differ
+        medians = interleaved_medians([lambda r=r: r.infer(feed) for r in runners], runs, settle=1)
     return {c.runtime: ms for c, ms in zip(usable, medians)}
 
 

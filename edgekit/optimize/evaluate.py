@@ -135,7 +135,9 @@ def measure_latencies(models: Sequence[tuple[Path, str]], feed: np.ndarray, runs
     with ExitStack() as stack:
         runners = [stack.enter_context(_session(path, threads, precision)) for path, precision in models]
         feeds = [{runner.input_specs()[0].name: feed} for runner in runners]
-        return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs)
+        # a bf16 candidate runs on OpenVINO, the others on ONNX Runtime: each turn then two runs, the second timed
+        settle = int(len({precision == "bf16" for _, precision in models}) > 1)
+        return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs, settle)
 
 
 def measure_latency(path: Path, feed: np.ndarray, runs: int = 5, threads: int = 0, precision: str = "fp32") -> float:

@@ -67,4 +67,4 @@ def test_each_turn_times_the_second_of_two_back_to_back_runs():
 
     ms = anchors.time_in_turns([Fake("a"), Fake("b")], np.zeros(1), 3)
     assert len(ms) == 2 and all(m >= 0 for m in ms)
-    assert calls == ["a", "a", "b", "b"] * 3
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # one warm-up each, then turns of two runs
