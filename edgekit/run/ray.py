@@ -20,7 +20,6 @@ from __future__ import annotations
 
 __all__ = ["RayBackend"]
 
-import os
 from typing import Callable
 
 from edgekit.errors import BackendUnavailableError, ConfigError, EdgekitError
