@@ -8,12 +8,15 @@
    export of the un-reparameterized model. Target >= 1.15x.
 3. ViT-S/16 and DeiT-S at 512 (timm, random weights): ONNX Runtime's transformer fusions
    (edgekit.convert.fuse) vs the same simplified graph unfused.
+4. The dynamo exporter's own optimizer on (torch's default) vs off (edgekit's): export seconds,
+   GELUs put in ONNX Runtime's fusable order, nodes after the simplify stage, and the simplified
+   graphs' outputs and latency side by side, on the demo model at 512 and ViT-S/16 at 512 and 1024.
 
 Latencies are interleaved medians (edgekit.convert.onnx_check.time_onnx: A, B, A, B... after
 one warm-up each), batch 1, ORT's default threads. The machine may be shared: compare ratios
 within one run only. Prints the CPU and ORT version.
 
-    python bench/export_speed.py --out /tmp/edgekit_export_speed [--runs 7] [--only 1,2,3]
+    python bench/export_speed.py --out /tmp/edgekit_export_speed [--runs 7] [--only 1,2,3,4]
 """
 from __future__ import annotations
 
@@ -108,6 +111,54 @@ def transformers(out: Path, runs: int) -> None:
             print(f"unfused {ms['unfused']:.1f} ms, fused {ms['fused']:.1f} ms: {ms['unfused'] / ms['fused']:.2f}x")
 
 
+def dynamo_optimizer(out: Path, runs: int) -> None:
+    import time
+
+    import numpy as np
+    import timm
+    import torch
+
+    import edgekit.convert.export as export
+    from edgekit.convert.export import ExportSpec, export_onnx
+    from edgekit.convert.onnx_check import run_onnx
+    from edgekit.convert.reparam import reparameterize
+    from edgekit.convert.simplify import simplify_onnx
+    from edgekit.convert.source import resolve_source
+
+    cases = [("demo model (fastvit_sa12_fpn)", 512, lambda s: resolve_source("fastvit_sa12_fpn", (s, s), None,
+                                                                              "segmentation").load_model()),
+             ("ViT-S/16", 512, lambda s: timm.create_model("vit_small_patch16_224", pretrained=False, img_size=s)),
+             ("ViT-S/16", 1024, lambda s: timm.create_model("vit_small_patch16_224", pretrained=False, img_size=s))]
+    for name, size, make in cases:
+        torch.manual_seed(0)
+        model = make(size).eval()
+        model = reparameterize(model, torch.randn(1, 3, size, size)).model  # as the build exports it
+        row, paths = {}, {}
+        for optimize in (True, False):
+            export.DYNAMO_OPTIMIZE = optimize
+            tag = "on" if optimize else "off"
+            t0 = time.perf_counter()
+            # runtime tensorrt: the dynamo graph alone, untimed (the exporter choice is not under test)
+            stem = f"opt_{name.split()[0].replace('/', '')}{size}_{tag}"
+            got = export_onnx(model, out / f"{stem}.onnx", ExportSpec((size, size), runtime="tensorrt"))
+            seconds = time.perf_counter() - t0
+            simple = simplify_onnx(got.path, out / f"{stem}.sim.onnx")
+            paths[tag] = simple.path
+            c = got.candidates[0]
+            row[tag] = (seconds, c.nodes, c.gelus_reordered, nodes(simple.path), got.error.max_rel)
+        export.DYNAMO_OPTIMIZE = False
+        x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+        a, b = run_onnx(paths["on"], x), run_onnx(paths["off"], x)
+        diff = float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
+        print(f"\n{name} {size}x{size}: dynamo optimizer on vs off (simplified graphs differ by max rel {diff:.1e})")
+        print("| optimizer | export s | nodes exported | GELUs reordered | nodes simplified | max rel vs PyTorch |")
+        print("|---|---|---|---|---|---|")
+        for tag, (seconds, n, gelus, simplified, rel) in row.items():
+            print(f"| {tag} | {seconds:.1f} | {n} | {gelus} | {simplified} | {rel:.1e} |")
+        table(f"{name} {size}x{size}, simplified graphs", {"optimizer on": paths["on"], "optimizer off": paths["off"]},
+              runs, "optimizer on")
+
+
 def main() -> None:
     import onnxruntime
 
@@ -121,7 +172,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     vnni = cpu_vnni()
     print(f"CPU: {cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}; ONNX Runtime {onnxruntime.__version__}")
-    parts = {"1": fastvit_classifier, "2": demo, "3": transformers}
+    parts = {"1": fastvit_classifier, "2": demo, "3": transformers, "4": dynamo_optimizer}
     for key in args.only.split(","):
         parts[key](args.out, args.runs)
 

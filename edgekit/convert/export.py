@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from edgekit.atomic import atomic_file
+from edgekit.convert.castlike import castlike_to_cast
 from edgekit.convert.gelu_order import reorder_gelu
 from edgekit.convert.onnx_check import Timing, count_nodes, load_checked, run_onnx, time_onnx
 from edgekit.errors import ConfigError, ParityError, SourceError
@@ -118,8 +119,17 @@ def _opset(spec: ExportSpec, exporter: str) -> int:
     return max(18, spec.opset) if exporter == "dynamo" else 17
 
 
+# The dynamo exporter's own optimizer (onnxscript's constant folding and rewrites) is left off: on a
+# ViT it spent minutes folding the position embedding's Resize (270 s of a ViT-S/16 1024 build, 225 s
+# of timm's test_vit at 160), constants the simplify stage folds anyway once their CastLike is a Cast
+# (edgekit.convert.castlike; bench/export_speed.py part 4).
+DYNAMO_OPTIMIZE = False
+
+
 def _export(model: torch.nn.Module, sample: torch.Tensor, path: Path, spec: ExportSpec, exporter: str) -> None:
     kwargs = dict(input_names=[spec.input_name], output_names=[spec.output_name], opset_version=_opset(spec, exporter))
+    if exporter == "dynamo":
+        kwargs["optimize"] = DYNAMO_OPTIMIZE
     if spec.batch is None:
         kwargs["dynamic_axes"] = {spec.input_name: {0: "batch"}, spec.output_name: {0: "batch"}}
     with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
@@ -140,7 +150,7 @@ def _candidate(model, sample, reference, path: Path, spec: ExportSpec, exporter:
         return ExportCandidate(exporter, opset, failure=f"export failed: {str(exc).strip().splitlines()[0][:200]}"), None
     graph = load_checked(path)
     reordered = reorder_gelu(graph)
-    if reordered:
+    if reordered + castlike_to_cast(graph):
         onnx.save(graph, str(path))
     error = output_error(reference, run_onnx(path, sample.numpy()))
     nodes = sum(count_nodes(graph).values())
