@@ -123,7 +123,7 @@ def test_package_cli_then_compile_cli(cpu_artifact: Path, tmp_path: Path, capsys
     out = tmp_path / "tiny.tar.gz"
     assert main(["package", str(cpu_artifact), "-o", str(out)]) == 0
     assert "edgekit compile tiny.tar.gz" in capsys.readouterr().out
-    assert main(["compile", str(out), "-o", str(tmp_path / "device")]) == 0
+    assert main(["compile", str(out), "-o", str(tmp_path / "device"), "--runtime", "onnxruntime"]) == 0
     assert load_artifact(tmp_path / "device").manifest.engine_file == "model.ort.onnx"
     out.write_bytes(out.read_bytes()[:100])
     assert main(["compile", str(out)]) == 2

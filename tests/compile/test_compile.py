@@ -30,7 +30,8 @@ def _as_tensorrt(folder: Path, target: str = "jetson-orin-nx", precision: str = 
 
 
 def test_cpu_plan_in_place_matches_the_onnx(cpu_artifact: Path):
-    out = compile_artifact(cpu_artifact)
+    # the ONNX Runtime plan, pinned: unpinned, a tiny net may time faster on OpenVINO (tests/compile/test_choice.py)
+    out = compile_artifact(cpu_artifact, settings=CompileSettings(runtime="onnxruntime"))
     assert out == cpu_artifact
     artifact = load_artifact(out)  # re-sealed: checksums of the plan included
     m = artifact.manifest
@@ -47,7 +48,7 @@ def test_cpu_plan_in_place_matches_the_onnx(cpu_artifact: Path):
 
 def test_compile_to_another_folder_leaves_the_source_alone(cpu_artifact: Path, tmp_path: Path):
     before = (cpu_artifact / "manifest.json").read_text()
-    out = compile_artifact(cpu_artifact, out=tmp_path / "compiled", settings=CompileSettings(threads=1))
+    out = compile_artifact(cpu_artifact, out=tmp_path / "compiled", settings=CompileSettings(threads=1, runtime="onnxruntime"))
     assert (cpu_artifact / "manifest.json").read_text() == before
     assert not (cpu_artifact / "model.ort.onnx").exists()
     assert read_manifest(out).session["onnxruntime"]["threads"] == 1
@@ -55,7 +56,7 @@ def test_compile_to_another_folder_leaves_the_source_alone(cpu_artifact: Path, t
 
 def test_compile_a_bundle_defaults_to_its_name(cpu_artifact: Path, tmp_path: Path):
     bundle = package_artifact(cpu_artifact, tmp_path / "tiny-cpu.tar.gz")
-    out = compile_artifact(bundle)
+    out = compile_artifact(bundle, settings=CompileSettings(runtime="onnxruntime"))
     assert out == tmp_path / "tiny-cpu"
     assert load_artifact(out).manifest.engine_file == "model.ort.onnx"
 
@@ -115,7 +116,7 @@ def test_dla_refuses_fp32(cpu_artifact: Path):
 def test_compile_cli_prints_one_line_and_exits_2_on_bad_input(cpu_artifact: Path, tmp_path: Path, capsys):
     from edgekit.cli.main import main
 
-    assert main(["compile", str(cpu_artifact), "-o", str(tmp_path / "c")]) == 0
+    assert main(["compile", str(cpu_artifact), "-o", str(tmp_path / "c"), "--runtime", "onnxruntime"]) == 0
     assert "model.ort.onnx" in capsys.readouterr().out
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["engine_file"] == "model.ort.onnx"
     assert main(["compile", str(tmp_path / "missing")]) == 2
