@@ -59,17 +59,9 @@ def test_estimated_latencies_print_their_rule_and_what_decided(setup, tmp_path, 
 def test_a_detector_onnx_is_optimized_without_task(tmp_path, capsys):
     """No --task: the YOLOv8 layout of the square finder decides detection (edgekit.convert.task), and
     the candidates are scored by mAP@0.5 against FP32's boxes."""
-    import numpy as np
-    from PIL import Image
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_calib_val
 
-    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
-
-    rng = np.random.default_rng(1)
-    for name in ("calib", "val"):
-        (tmp_path / name).mkdir()
-        for i in range(4):
-            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
-            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    squares_calib_val(tmp_path, 4, seed=1)
     model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
     args = ["optimize", str(model), "-o", str(tmp_path / "out"), "--calib", str(tmp_path / "calib"), "--val",
             str(tmp_path / "val"), "--candidates", "int8", "--calib-methods", "max", "--calib-samples", "4",

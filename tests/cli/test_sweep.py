@@ -101,17 +101,9 @@ def test_a_compressed_output_is_scored_when_its_source_was_trained(tmp_path):
 def test_a_detector_is_swept_and_scored_by_map_against_its_first_row_s_boxes(tmp_path, capsys):
     """A YOLOv8-layout ONNX, no --task: the rule makes it a detector; its int8 row is scored with COCO
     mAP@0.5 against the fp32 row's boxes on the validation images (the scorer of optimize and compare)."""
-    import numpy as np
-    from PIL import Image
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_calib_val
 
-    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
-
-    rng = np.random.default_rng(0)
-    for name in ("calib", "val"):
-        (tmp_path / name).mkdir()
-        for i in range(4):
-            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
-            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    squares_calib_val(tmp_path, 4, seed=0)
     model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
     code = main(["sweep", str(model), "--precision", "fp32,int8", "--calib", str(tmp_path / "calib"), "--val",
                  str(tmp_path / "val"), "--duration", "0.1", "--rounds", "1", "--json", str(tmp_path / "s.json"),

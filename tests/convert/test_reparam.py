@@ -70,19 +70,7 @@ def test_bn_before_conv_is_not_folded():
 
 
 def test_parity_failure_is_reported():
-    class Drifting(nn.Module):
-        """A module whose 'reparameterize' changes the function: must be caught."""
-
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(3, 3, 1)
-
-        def reparameterize(self):
-            with torch.no_grad():
-                self.conv.weight.mul_(2.0)
-
-        def forward(self, x):
-            return self.conv(x)
+    from tests.cli.factories import Drifting  # its 'reparameterize' doubles its weights: must be caught
 
     with pytest.raises(ParityError, match="changed the outputs"):
         reparameterize(nn.Sequential(Drifting()), torch.randn(1, 3, 8, 8))

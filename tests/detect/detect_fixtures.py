@@ -101,6 +101,20 @@ def squares_image(height: int, width: int, corners: list[tuple[int, int]], squar
     return img
 
 
+def squares_calib_val(folder: Path, count: int, seed: int, size: int = 64) -> tuple[Path, Path]:
+    """``folder/calib`` and ``folder/val``, ``count`` images each of three random squares (the
+    square finder's calibration and held-out sets); returns both folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in ("calib", "val"):
+        (folder / name).mkdir()
+        for i in range(count):
+            corners = [tuple(int(v) for v in rng.integers(0, size - 10, 2)) for _ in range(3)]
+            Image.fromarray(squares_image(size, size, corners)).save(folder / name / f"{i}.png")
+    return folder / "calib", folder / "val"
+
+
 def expected_boxes(corners: list[tuple[int, int]], square: int = 9) -> np.ndarray:
     """x1, y1, x2, y2 of each square, sorted by (y1, x1)."""
     b = np.array([[c, r, c + square, r + square] for r, c in corners], np.float32)

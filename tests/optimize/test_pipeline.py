@@ -118,17 +118,9 @@ def test_openvino_target_is_refused_in_one_line(setup, tmp_path):
 
 def test_a_detector_is_optimized_against_its_fp32_boxes(tmp_path):
     """The square finder: every candidate scored by COCO mAP@0.5 against FP32's boxes."""
-    import numpy as np
-    from PIL import Image
+    from tests.detect.detect_fixtures import square_finder_onnx, squares_calib_val
 
-    from tests.detect.detect_fixtures import square_finder_onnx, squares_image
-
-    rng = np.random.default_rng(0)
-    for name in ("calib", "val"):
-        (tmp_path / name).mkdir()
-        for i in range(6):
-            corners = [tuple(int(v) for v in rng.integers(0, 54, 2)) for _ in range(3)]
-            Image.fromarray(squares_image(64, 64, corners)).save(tmp_path / name / f"{i}.png")
+    squares_calib_val(tmp_path, 6, seed=0)
     model = square_finder_onnx(tmp_path / "squares.onnx", size=64)
     config = OptimizeConfig(task="detection", calib=tmp_path / "calib", val=tmp_path / "val", calib_methods=("max",),
                             candidates=("int8",), calib_samples=6, input_size=(64, 64))
