@@ -150,7 +150,7 @@ def nncf_quantize(fp32_onnx: Path, a: Anchor, preprocess, out: Path) -> tuple[Pa
     import nncf
     import openvino as ov
 
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
 
     items = list(CalibrationSet(a.calib, a.size, preprocess, batch=1, samples=None).batches())
     path, timed = out / a.name / "nncf.xml", out / a.name / "nncf_seconds.json"
@@ -232,7 +232,7 @@ def _first(runner, x: np.ndarray) -> np.ndarray:
 
 def held_out(a: Anchor, preprocess, classes: tuple[str, ...]):
     from edgekit.evaluate import HeldOutSet
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
 
     return HeldOutSet.beside(CalibrationSet(a.val, a.size, preprocess, batch=1, samples=None), classes=classes)
 

@@ -37,7 +37,7 @@ def run_sahi(artifact: Path, image: Path, overlap: int, conf: float) -> list:
     from sahi.predict import get_sliced_prediction
     from sahi.prediction import ObjectPrediction
 
-    from edgekit.detect.decode import decode, detect_format
+    from edgekit.runtime.decode import decode, detect_format
     from edgekit.artifact.folder import load_artifact
     from edgekit.runtime.open import open_runner
 
@@ -115,8 +115,8 @@ def main() -> None:
     from PIL import Image
 
     from edgekit.data import neon_trees
-    from edgekit.detect.decode import Detections
-    from edgekit.detect.evaluate import coco_map
+    from edgekit.runtime.decode import Detections
+    from edgekit.scoring import coco_map
 
     args.work.mkdir(parents=True, exist_ok=True)
     image = neon_trees.load_image()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data import neon_trees
-from edgekit.detect.decode import Detections
-from edgekit.detect.evaluate import coco_map
+from edgekit.runtime.decode import Detections
+from edgekit.scoring import coco_map
 from edgekit.detect.execute import DetectConfig, detect_image
 
 

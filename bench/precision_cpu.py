@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.convert.verify_precision import verify_precision
 from edgekit.preprocess import Preprocess

@@ -1,7 +1,7 @@
 """How close two outputs are, and how right a prediction is. NumPy only.
 
 Used by every transform's proof (parity of outputs) and by the one scorer,
-:mod:`edgekit.evaluate.scoring` (agreement with the FP32 reference, accuracy against ground truth).
+:mod:`edgekit.scoring` (agreement with the FP32 reference, accuracy against ground truth).
 """
 from __future__ import annotations
 

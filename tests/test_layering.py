@@ -28,18 +28,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("edgekit", "edgekit.errors", "edgekit.atomic", "edgekit.memory", "edgekit.metrics", "edgekit.timing",
      "edgekit.machine", "edgekit.device", "edgekit.cache", "edgekit.datapath", "edgekit.preprocess", "edgekit.targets",
      "edgekit.recipes",
+     "edgekit.scoring",     # the one scorer (labels and COCO mAP): build verification and the searches use it
      "edgekit.data"),       # the package of data files (targets, recipes, weights) datapath and targets read
-    ("edgekit.images",),    # reading pixels and masks
+    ("edgekit.images",      # reading pixels and masks, tile geometry, image sets and held-out sets
+     "edgekit.artifact"),   # the artifact folder: manifest, layout, seal, bundles, device needs
     ("edgekit.data.bluemarble", "edgekit.data.neon_trees"),  # the demo data sets, read through images
-    ("edgekit.artifact",),  # the artifact folder: manifest, layout, seal, bundles, device needs
     ("edgekit.nets",),      # torch model definitions and checkpoint loading (the torch runner builds them)
-    ("edgekit.runtime",),   # runners, and opening the right one for an artifact
-    ("edgekit.tiling",),    # tile plan, execution, merging, writers
-    ("edgekit.detect",),    # decoders, box merging and detection outputs over the tile loop
-    ("edgekit.evaluate",),  # held-out sets and the one scorer (segmentation, classification, detection)
-    ("edgekit.run",),       # scenes and jobs over tiling and detect
+    ("edgekit.runtime",),   # runners, opening the right one for an artifact, detector output decoders
     ("edgekit.compile",),   # deployable graph -> engine or runtime choice (build chains it, so below convert)
     ("edgekit.convert",),   # build: sources, export, simplify, precision, report
+    # on top (STYLE.md 17): what runs, measures and searches over built artifacts
+    ("edgekit.tiling",),    # tile plan execution, merging, writers
+    ("edgekit.detect",),    # box merging and detection outputs over the tile loop
+    ("edgekit.evaluate",),  # the held-out set in memory for the searches
+    ("edgekit.run",),       # scenes and jobs over tiling and detect
     ("edgekit.compress",),  # pruning and distillation, writing a source build reads
     ("edgekit.profile",),   # measuring and comparing built artifacts (reads engines compile made)
     ("edgekit.optimize",),  # search over builds, compressions and profiles
@@ -159,7 +161,7 @@ def test_no_module_cycles():
 def test_the_checks_catch_what_they_guard_against():
     """The order's own known answers: an upward pair is upward, and a planted cycle is found."""
     assert layer_of("edgekit.cli.main") == len(LAYERS) - 1 and layer_of("edgekit.errors") == 0
-    assert layer_of("edgekit.images.readers") < layer_of("edgekit.tiling.execute") < layer_of("edgekit.convert.precision")
+    assert layer_of("edgekit.images.readers") < layer_of("edgekit.convert.precision") < layer_of("edgekit.tiling.execute")
     assert layer_of("edgekit.nonexistent") == -1 and layer_of("edgekit.errorsx") == -1
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
@@ -177,9 +179,9 @@ def test_a_lazy_or_string_import_upward_is_caught():
     found = imports_in(source)
     assert found == [("edgekit.convert.precision", 3), ("edgekit.errors", 1), ("edgekit.optimize", 6),
                      ("edgekit.profile.measure", 4)]
-    assert upward_imports("edgekit.tiling.execute", found) == [
-        "edgekit.tiling.execute:3 -> edgekit.convert.precision", "edgekit.tiling.execute:6 -> edgekit.optimize",
-        "edgekit.tiling.execute:4 -> edgekit.profile.measure"]
+    assert upward_imports("edgekit.compile.stage", found) == [
+        "edgekit.compile.stage:3 -> edgekit.convert.precision", "edgekit.compile.stage:6 -> edgekit.optimize",
+        "edgekit.compile.stage:4 -> edgekit.profile.measure"]
     assert upward_imports("edgekit.cli.main", found) == []
 
 

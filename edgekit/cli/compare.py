@@ -8,7 +8,7 @@ import click
 from edgekit.runtime.open import BACKENDS
 from edgekit.cli.console import stage_progress
 from edgekit.cli.options import DEVICE, verbosity_options, write_report_files
-from edgekit.tiling.geometry import BLENDS
+from edgekit.images.geometry import BLENDS
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.console import stage_progress
-from edgekit.detect.decode import FORMATS
+from edgekit.runtime.decode import FORMATS
 from edgekit.detect.execute import DetectConfig, DetectResult, write_detections
 from edgekit.detect.merge import METRICS, MODES, MergeConfig
 from edgekit.detect.outputs import DetectionOutputs

@@ -12,7 +12,7 @@ from edgekit.cli.detect import (DETECTION_ONLY, SEGMENTATION_ONLY, check_task_op
 from edgekit.cli.folders import check_images, each_image
 from edgekit.cli.options import DEVICE, RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.tiling.execute import InferResult, TileConfig, TileOutputs, check_outputs, infer_image
-from edgekit.tiling.geometry import BLENDS
+from edgekit.images.geometry import BLENDS
 from edgekit.images import list_images
 from edgekit.runtime.open import BACKENDS, open_runner
 

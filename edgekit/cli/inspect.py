@@ -76,16 +76,16 @@ def _task(src, declared: str | None, outputs: list[dict], inputs: list[dict]) ->
 
 
 def _layout(outputs: list[dict], input_hw: tuple | None) -> tuple[str | None, str]:
-    """Which detection layout of edgekit/detect/decode.py reads these outputs (at the input size),
+    """Which detection layout of edgekit/runtime/decode.py reads these outputs (at the input size),
     the two the shapes fit (the build decides from the values), or why none does."""
     from types import SimpleNamespace
 
-    from edgekit.detect.decode import candidate_formats, detect_format
+    from edgekit.runtime.decode import candidate_formats, detect_format
     from edgekit.errors import DetectionError
 
     specs = [SimpleNamespace(name=o["name"], shape=o["shape"]) for o in outputs]
     try:
-        return detect_format(specs, input_hw), "edgekit/detect/decode.py"
+        return detect_format(specs, input_hw), "edgekit/runtime/decode.py"
     except DetectionError as exc:
         found = candidate_formats(specs, input_hw)
         return (" or ".join(found), "the shapes fit both; `edgekit build` decides from the outputs on its inputs"

@@ -10,7 +10,7 @@ from edgekit.cli.console import shows_progress
 from edgekit.cli.detect import DETECTION_ONLY, SEGMENTATION_ONLY, check_task_options, detect_config, detection_options
 from edgekit.cli.options import DEVICE, RUN_BATCH_HELP, AliasedOption, verbosity_options
 from edgekit.run.jobs import BOX_FORMATS
-from edgekit.tiling.geometry import BLENDS
+from edgekit.images.geometry import BLENDS
 
 
 def _summary(s, task: str) -> str:

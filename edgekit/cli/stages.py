@@ -115,7 +115,7 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     model's metadata; where nothing says it, with none (mean 0, std 1), and a warning. The task, by
     the same rule: --task, the manifest, the metadata, else the output shapes.
     """
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec
     from edgekit.convert.precision_policy import lower_precision
     from edgekit.convert.task import task_from_onnx

@@ -112,7 +112,7 @@ def _data(config: CompressConfig, recipe):
     """(training set, held-out set); the training set is None for one large image, whose tiles are
     chosen once the original is loaded (:mod:`edgekit.compress.tiles`)."""
     from edgekit.evaluate import ValidationData
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
 
     val = ValidationData(config.val, recipe.input_size, recipe.preprocess, batch=1, samples=config.val_samples)
     if Path(config.images).is_file():

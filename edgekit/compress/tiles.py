@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet, Sample
+from edgekit.images.image_set import CalibrationSet, Sample
 from edgekit.errors import CalibrationError
 from edgekit.preprocess import Preprocess
 

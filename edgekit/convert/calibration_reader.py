@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.errors import ConfigError
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from edgekit.convert.calibration_reader import calibration_reader, image_input_name
 from edgekit.convert.chatter import quiet
 from edgekit.convert.precision_spec import PrecisionSpec
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.errors import ConfigError
 
 FP16_CALIB_BATCHES = 4  # AutoCast's reference run keeps every activation of its batches

@@ -13,7 +13,7 @@ from edgekit.convert.calibration_reader import calibration_reader, image_input_n
 from edgekit.convert.chatter import quiet
 from edgekit.convert.initializers import unshared_initializers
 from edgekit.convert.precision_spec import OPENVINO_OPS, PrecisionSpec
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 
 
 def ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSet) -> int:

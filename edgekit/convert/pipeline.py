@@ -462,7 +462,7 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec
     from edgekit.convert.precision_policy import lower_precision
 
@@ -584,8 +584,8 @@ def _held_out(config: BuildConfig, calib, samples: int, size, preprocess, classe
     """Validation images (with ``masks/`` when they have them): --val, else the calibration set's
     sibling ``<name>_val``, else calibration images left over; None when there are none (the
     caller stops or says so: :func:`_require_held_out`)."""
-    from edgekit.evaluate.image_set import CalibrationSet
-    from edgekit.evaluate import HeldOutSet
+    from edgekit.images.image_set import CalibrationSet
+    from edgekit.images.held_out import HeldOutSet
 
     val = _val_folder(config)
     if val is not None:
@@ -708,7 +708,7 @@ def _image_inputs(config: BuildConfig, tile: tuple, preprocess, classes: tuple, 
     """The build's real images as a model takes them: the precision stage's held-out images, else
     calibration images, at most ``MAX_IMAGES``; None without either (a random input then)."""
     from edgekit.compile.check import MAX_IMAGES, CheckInputs
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
 
     if config.calib is None and _val_folder(config) is None:
         return None
@@ -727,7 +727,7 @@ def _manifest(src: Source, target: Target, config: BuildConfig, deploy: Path, io
               output: dict | None = None, layout: str | None = None) -> Manifest:
     import importlib.metadata as md
 
-    from edgekit.detect.decode import FORMATS
+    from edgekit.runtime.decode import FORMATS
 
     def version(dist):
         try:

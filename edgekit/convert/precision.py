@@ -41,7 +41,7 @@ from edgekit.atomic import atomic_file
 from edgekit.convert.modelopt_lowering import FP16_CALIB_BATCHES, autocast_fp16, modelopt_int8
 from edgekit.convert.ort_int8 import ort_int8
 from edgekit.convert.precision_spec import CALIB_METHODS, FLAVORS, OPENVINO_OPS, PRECISIONS, PrecisionSpec
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.errors import CalibrationError
 
 

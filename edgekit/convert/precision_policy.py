@@ -19,7 +19,7 @@ from typing import Callable
 
 from edgekit.convert.int8_search import Tried, hold_int8, nothing_held
 from edgekit.convert.precision import PrecisionResult, PrecisionSpec, set_precision
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.errors import ParityError
 
 

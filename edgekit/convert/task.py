@@ -9,7 +9,7 @@ The first that says it:
    ``task``), a manifest beside an ONNX file;
 3. its output shapes, where they decide it: one output (N, K) is classification; one output
    (N, C, h, w) whose h x w is the input's H x W divided by a stride of 1..``MAX_STRIDE`` is
-   segmentation; outputs one of the decoders of :mod:`edgekit.detect.decode` reads is detection
+   segmentation; outputs one of the decoders of :mod:`edgekit.runtime.decode` reads is detection
    (where the shapes fit two layouts, YOLOX's raw head or boxes in pixels, a ``probe`` of the
    model's outputs on the build's inputs decides which);
 4. else a one-line :class:`~edgekit.errors.ConfigError` asking for ``--task`` and saying why the
@@ -45,7 +45,7 @@ class TaskDecision:
         task: ``segmentation``, ``classification`` or ``detection``.
         source: ``--task``, ``recipe tiny_fpn.yaml``, ``ONNX metadata (Ultralytics)``, or the
             output shape that decided it.
-        layout: the detection layout (one of :data:`edgekit.detect.decode.FORMATS`), or None;
+        layout: the detection layout (one of :data:`edgekit.runtime.decode.FORMATS`), or None;
             ``yolox or yolov5`` when only the outputs' values tell and no probe was given (inspect).
     """
 
@@ -81,7 +81,7 @@ def _dims(shape: tuple) -> str:
 def _layout(specs: list, input_hw: tuple | None = None, probe=None) -> str | None:
     """The detection layout of ``specs`` (None: no decoder reads them); where the shapes fit two,
     the one the values of ``probe()`` (outputs by name) say, else both joined by ' or '."""
-    from edgekit.detect.decode import candidate_formats, detect_format
+    from edgekit.runtime.decode import candidate_formats, detect_format
 
     found = candidate_formats(specs, input_hw)
     if len(found) > 1 and probe is not None:
@@ -146,7 +146,7 @@ def _by_shapes(specs: list, input_hw: tuple | None, probe=None) -> tuple[str | N
 
 def _readable(task: str, source: str, specs: list, input_hw: tuple | None = None, probe=None) -> str:
     """The detection layout of ``specs``, or the one-line error of a detector edgekit cannot decode."""
-    from edgekit.detect.decode import FORMATS
+    from edgekit.runtime.decode import FORMATS
 
     layout = _layout(specs, input_hw, probe)
     if layout is None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.convert.verify_precision import PrecisionCheck
-from edgekit.detect.decode import decode, detect_format
-from edgekit.detect.evaluate import coco_map
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.runtime.decode import decode, detect_format
+from edgekit.scoring import coco_map
+from edgekit.images.image_set import CalibrationSet
 from edgekit.metrics import output_error
 
 

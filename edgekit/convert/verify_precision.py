@@ -20,9 +20,9 @@ import numpy as np
 
 from edgekit.convert.outputs import output_finding, output_labels
 from edgekit.errors import ConfigError, ParityError
-from edgekit.evaluate import HeldOutSet, Scorer
-from edgekit.evaluate.image_set import CalibrationSet
-from edgekit.evaluate.scoring import TASKS
+from edgekit.images.held_out import HeldOutSet
+from edgekit.images.image_set import CalibrationSet
+from edgekit.scoring import TASKS, Scorer
 from edgekit.metrics import OutputError
 from edgekit.runtime.open import cpu_runner
 

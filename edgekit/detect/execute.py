@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.detect.decode import FORMATS, Detections, decode, detect_format
+from edgekit.runtime.decode import FORMATS, Detections, decode, detect_format
 from edgekit.detect.merge import BoxMerger, MergeConfig
 from edgekit.detect.outputs import DetectionOutputs, DetectionWriter, check_detection_outputs
 from edgekit.errors import ConfigError
@@ -38,7 +38,7 @@ from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
 from edgekit.runtime.open import check_device, open_runner
-from edgekit.tiling.geometry import Window
+from edgekit.images.geometry import Window
 from edgekit.images import ImageSource, open_image
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
@@ -54,7 +54,7 @@ class DetectConfig:
         conf: minimum score of a box.
         tile_iou: IoU threshold of the per-tile NMS of raw heads (YOLOv8/YOLOv5 formats).
         merge: how boxes from overlapping tiles are merged.
-        det_format: output layout (one of :data:`edgekit.detect.decode.FORMATS`); None: the one the build
+        det_format: output layout (one of :data:`edgekit.runtime.decode.FORMATS`); None: the one the build
             recorded (manifest ``output.det_format``), else read from the output shapes.
         batch / backend / threads: as for segmentation.
         overview: also detect on the whole image shrunk to one tile, for objects larger than a tile.

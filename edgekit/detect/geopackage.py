@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.artifact.classes import class_name
-from edgekit.detect.decode import Detections
+from edgekit.runtime.decode import Detections
 
 TABLE = "detections"
 _APPLICATION_ID = 0x47504B47  # "GPKG"

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.detect.decode import Detections
+from edgekit.runtime.decode import Detections
 from edgekit.errors import ConfigError
 
 METRICS = ("ios", "iou")

@@ -26,7 +26,7 @@ import numpy as np
 
 from edgekit.artifact.classes import class_name, class_names
 from edgekit.atomic import atomic_file
-from edgekit.detect.decode import Detections
+from edgekit.runtime.decode import Detections
 from edgekit.errors import BackendUnavailableError, InputError
 
 DETECTION_SUFFIXES = (".json", ".geojson", ".gpkg", ".jsonl")

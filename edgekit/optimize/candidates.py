@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.errors import ConfigError
 from edgekit.convert.mixed_precision import QUANTIZABLE_OPS

@@ -60,7 +60,7 @@ SCORED_CONF = 0.001  # a candidate's boxes down to this score form its precision
 
 def _detections(path: Path, batches: list[np.ndarray], threads: int, conf: float, precision: str = "fp32") -> list:
     """Boxes per image of a detector's raw outputs, decoded as `edgekit infer` decodes a tile."""
-    from edgekit.detect.decode import decode, detect_format
+    from edgekit.runtime.decode import decode, detect_format
 
     with _session(path, threads, precision) as runner:
         name, specs = runner.input_specs()[0].name, runner.output_specs()
@@ -102,7 +102,7 @@ class Evaluator:
     def accuracy(self, path: Path, precision: str = "fp32") -> Accuracy:
         """Run ``path`` (computing in ``precision``: bf16 on OpenVINO) on every batch and score it."""
         if self.task == "detection":
-            from edgekit.detect.evaluate import coco_map
+            from edgekit.scoring import coco_map
 
             boxes = _detections(path, self.data.batches, self.threads, SCORED_CONF, precision)
             sizes = [tuple(b.shape[2:4]) for b in self.data.batches for _ in range(len(b))]

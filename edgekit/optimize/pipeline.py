@@ -104,7 +104,7 @@ class _Run:
 
     def __init__(self, base: Path, config: OptimizeConfig, target: Target, cache: MeasurementCache, scratch: Path, say: Progress):
         from edgekit.evaluate import ValidationData
-        from edgekit.evaluate.image_set import CalibrationSet
+        from edgekit.images.image_set import CalibrationSet
 
         self.config, self.target, self.cache, self.scratch, self.say = config, target, cache, scratch, say
         self.manifest = read_manifest(base)

@@ -255,7 +255,7 @@ def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path
                        progress: Callable[[str], None] | None) -> CompareReport:
     """Each detector tiled over every image as `edgekit infer` runs it; mAP against the first's boxes
     (over ``config.conf``) and against ground truth when ``boxes`` is given."""
-    from edgekit.detect.evaluate import coco_map
+    from edgekit.scoring import coco_map
 
     truth = [read_coco_boxes(Path(boxes) / f"{f.stem}.json") for f in files] if boxes is not None else None
     sizes, reference, results = [], None, []
@@ -279,7 +279,7 @@ def _compare_detectors(artifacts: list[Artifact], files: list[Path], boxes: Path
 
 def _detect_all(artifact: Artifact, files: list[Path], config: CompareConfig):
     """(boxes per image, (h, w) per image, the row's speed fields) of one detector."""
-    from edgekit.detect.decode import Detections
+    from edgekit.runtime.decode import Detections
     from edgekit.detect.execute import DetectConfig, detect_image
 
     backend = config.backend or artifact.manifest.backend
@@ -317,7 +317,7 @@ def read_coco_boxes(path: Path):
     ``category_id`` counted from 1, as `edgekit infer` writes them)."""
     import json
 
-    from edgekit.detect.decode import Detections
+    from edgekit.runtime.decode import Detections
 
     if not path.is_file():
         raise InputError(f"no ground-truth boxes for {path.stem}: {path} does not exist")

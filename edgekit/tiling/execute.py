@@ -27,7 +27,7 @@ from edgekit.artifact.folder import Artifact, load_artifact
 from edgekit.memory import peak_rss_mb
 from edgekit.runtime.base import Runner
 from edgekit.runtime.open import check_device, open_runner
-from edgekit.tiling.geometry import BLENDS
+from edgekit.images.geometry import BLENDS
 from edgekit.tiling.merge import NODATA_CLASS, FinishedRows, Stitcher, probabilities_from_output
 from edgekit.tiling.plan import TileBatch, TilePlan, check_task, plan_tiles
 from edgekit.tiling.preview import Preview
@@ -41,7 +41,7 @@ class TileConfig:
 
     Attributes:
         overlap: pixels shared by neighbouring tiles.
-        blend: ``gaussian``, ``linear`` or ``crop`` (see :mod:`edgekit.tiling.geometry`).
+        blend: ``gaussian``, ``linear`` or ``crop`` (see :mod:`edgekit.images.geometry`).
         batch: tiles per inference; None takes the artifact's (1 when its batch is dynamic).
         backend: runner backend; None takes the artifact's.
         threads: runner threads (0: the backend's default).

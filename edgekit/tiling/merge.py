@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit.tiling.geometry import Window
+from edgekit.images.geometry import Window
 
 NODATA_CLASS = 255  # class mask value where no pixel was valid (declared nodata, or all-nodata tiles)
 FLOOR = 1e-6  # weight every valid pixel keeps, so a pixel next to a skipped tile still gets a value

@@ -26,7 +26,7 @@ from edgekit.artifact.manifest import Manifest
 from edgekit.errors import ArtifactError, ConfigError
 from edgekit.images import ImageSource, PixelMap
 from edgekit.runtime.base import Runner
-from edgekit.tiling.geometry import TileLayout, Window
+from edgekit.images.geometry import TileLayout, Window
 
 def check_task(manifest: Manifest, task: str, what: str) -> None:
     """Stop in one line when ``what``, which takes ``task`` artifacts, is given another task's artifact."""
@@ -60,7 +60,7 @@ class TilePlan:
     """How one image is tiled for one artifact (from :func:`plan_tiles`).
 
     Attributes:
-        layout: where the windows go (:class:`edgekit.tiling.geometry.TileLayout`).
+        layout: where the windows go (:class:`edgekit.images.geometry.TileLayout`).
         batch: tiles per inference (the engine's fixed batch, or the one asked for).
         pixels: the image's pixel map (bands, nodata, padding, normalisation).
         input_name / input_dtype: the model input's name and element type.

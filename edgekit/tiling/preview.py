@@ -18,7 +18,7 @@ import numpy as np
 
 from edgekit.artifact.classes import PALETTE as _COLOURS
 from edgekit.artifact.classes import class_colour, class_name
-from edgekit.tiling.geometry import Window
+from edgekit.images.geometry import Window
 
 PALETTE = np.array(_COLOURS, np.uint8)  # the classes' colours (edgekit.artifact.classes), as an array to index
 LEGEND_ROWS = 24  # classes listed at most; the rest are counted on one more line

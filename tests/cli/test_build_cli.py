@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from edgekit.cli.main import main
-from edgekit.detect.decode import FORMATS
+from edgekit.runtime.decode import FORMATS
 
 
 def test_models_and_targets_list_the_data_folders(capsys):

@@ -31,7 +31,7 @@ def test_an_ultralytics_detector_is_described_from_its_metadata(yolo, tmp_path, 
     assert "task: detection (ONNX metadata (Ultralytics))" in out
     assert "mean: 0, 0, 0 (ONNX metadata (Ultralytics: RGB in 0..1))" in out
     assert "classes: 3: person, bicycle, car (ONNX metadata (Ultralytics))" in out
-    assert "detection layout: yolov8 (edgekit/detect/decode.py)" in out
+    assert "detection layout: yolov8 (edgekit/runtime/decode.py)" in out
     assert sorted(tmp_path.iterdir()) == before  # nothing built, nothing written
 
 
@@ -61,13 +61,13 @@ def test_symbolic_output_sizes_are_pinned_at_the_model_s_imgsz_for_the_layout(tm
     path = with_metadata(dynamic_yolo_onnx(tmp_path / "dyn.onnx"), ULTRALYTICS_META | {"imgsz": "[64, 48]"})
     code, out, _ = _inspect(capsys, path)
     assert code == 0 and "outputs: output0 [1, 5, 768] (at 64x48; symbolic in the file)" in out
-    assert "detection layout: yolov8 (edgekit/detect/decode.py)" in out
+    assert "detection layout: yolov8 (edgekit/runtime/decode.py)" in out
     code, out, _ = _inspect(capsys, path, "--input-size", "32x32")  # the option pins it instead
     assert "output0 [1, 5, 256] (at 32x32" in out
 
 
 def test_anchor_free_rows_show_both_layouts_the_build_decides_between(tmp_path, capsys):
-    from tests.detect.test_decode import _yolox
+    from tests.runtime.test_decode import _yolox
     from tests.detect.detect_fixtures import constant_onnx
 
     code, out, _ = _inspect(capsys, constant_onnx(tmp_path / "yolox.onnx", _yolox()), "--task", "detection")

@@ -6,7 +6,7 @@ from PIL import Image
 from torch import nn
 
 from edgekit.compress.tiles import training_tiles
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.preprocess import Preprocess
 
 SIZE = (64, 64)

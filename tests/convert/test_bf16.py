@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit import machine
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec
 from edgekit.convert.precision_policy import lower_precision
 from edgekit.errors import ConfigError, ParityError

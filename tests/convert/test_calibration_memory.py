@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.calibration_memory import calibrated_tensors, memory_budget, plan_calibration
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.errors import CalibrationError

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec
 from edgekit.convert.precision_policy import lower_precision
 from edgekit.errors import ParityError

@@ -12,7 +12,7 @@ from tests.optimize.optimize_fixtures import NODES, SIZE, fragile_setup
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory) -> dict:
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec, set_precision
 
     root = tmp_path_factory.mktemp("graph")

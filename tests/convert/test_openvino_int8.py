@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgekit.convert.precision import PrecisionSpec, set_precision
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from tests.convert.test_precision import PRE, SIZE, small_cnn_onnx, smooth_images
 
 onnx = pytest.importorskip("onnx")

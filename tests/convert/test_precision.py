@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
 from edgekit.convert.verify_precision import verify_precision
 from edgekit.errors import CalibrationError, ConfigError, ParityError
@@ -210,7 +210,7 @@ PEAK_SCRIPT = textwrap.dedent("""
     import numpy as np, tifffile
     sys.path.insert(0, {tests!r})
     from conftest import tiny_segmenter_onnx
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec, set_precision
     import onnxruntime.quantization
     flavor, batches, chunk, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])

@@ -10,7 +10,7 @@ import pytest
 
 from edgekit.convert.contract import ContractWarning, contract_from_onnx
 from edgekit.convert.task import TASKS, resolve_task, task_from_onnx
-from edgekit.detect.decode import FORMATS
+from edgekit.runtime.decode import FORMATS
 from edgekit.errors import ConfigError
 from tests.convert.test_contract import ULTRALYTICS_META, with_metadata
 
@@ -182,7 +182,7 @@ def test_an_onnx_contract_s_outputs_are_what_the_rule_reads(tmp_path):
 def test_anchor_free_rows_are_decided_by_the_probe_of_the_model_s_outputs(tmp_path, pixels, layout):
     from edgekit.convert.task import outputs_probe
     from tests.detect.detect_fixtures import constant_onnx
-    from tests.detect.test_decode import _anchor_free
+    from tests.runtime.test_decode import _anchor_free
 
     path = constant_onnx(tmp_path / "head.onnx", _anchor_free(pixels))
     outputs = contract_from_onnx(path).outputs

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from edgekit.convert.verify_detection import verify_detection
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.preprocess import Preprocess
 from tests.detect.detect_fixtures import anchor_free_finder_onnx
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.onnx_check import run_onnx
 from edgekit.convert.verify_precision import verify_precision
 from edgekit.errors import InputError, ParityError

@@ -6,7 +6,7 @@ import pytest
 
 from edgekit.detect.execute import DetectConfig, detect_image
 from edgekit.errors import ConfigError
-from edgekit.tiling.geometry import axis_starts
+from edgekit.images.geometry import axis_starts
 from tests.detect.detect_fixtures import expected_boxes, make_detector_artifact, squares_image
 
 TILE, OVERLAP = 64, 16

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.detect.decode import Detections
+from edgekit.runtime.decode import Detections
 from edgekit.detect.merge import BoxMerger, MergeConfig, merge_boxes
 from edgekit.errors import ConfigError
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from edgekit.artifact.classes import class_name, class_names
-from edgekit.detect.decode import Detections
+from edgekit.runtime.decode import Detections
 from edgekit.detect.outputs import DetectionOutputs, DetectionWriter
 from edgekit.tiling.preview import Preview, class_colour
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HEAVY = ("torch", "timm", "modelopt", "tensorrt")
-MODULES = ["edgekit.detect.decode", "edgekit.detect.merge", "edgekit.detect.execute", "edgekit.detect.outputs",
+MODULES = ["edgekit.runtime.decode", "edgekit.detect.merge", "edgekit.detect.execute", "edgekit.detect.outputs",
            "edgekit.cli.infer", "edgekit.cli.detect"]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.verify_precision import verify_precision
 from edgekit.evaluate import HeldOutSet
 from edgekit.images import pixels as pixel_module

@@ -85,7 +85,7 @@ def test_no_seams_on_a_real_image(artifact, tmp_path):
     result, mask, probs = _run(artifact, pixels, tmp_path, config, "bluemarble")
     ref = _reference(artifact, pixels)
     seams = np.zeros(pixels.shape[:2], bool)
-    from edgekit.tiling.geometry import axis_starts
+    from edgekit.images.geometry import axis_starts
 
     for s in axis_starts(300, 64, 16)[1:]:
         seams[s - 8:s + 8] = True

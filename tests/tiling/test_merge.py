@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.tiling.geometry import TileLayout
+from edgekit.images.geometry import TileLayout
 from edgekit.tiling.merge import NODATA_CLASS, Stitcher, probabilities_from_logits
 
 

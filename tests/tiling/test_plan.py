@@ -15,7 +15,7 @@ from edgekit.artifact.folder import load_artifact
 from edgekit.cli.main import main
 from edgekit.images import open_image
 from edgekit.runtime.open import open_runner
-from edgekit.tiling.geometry import axis_starts
+from edgekit.images.geometry import axis_starts
 from edgekit.tiling.plan import plan_tiles
 from edgekit.tiling.preview import Preview
 from tests.detect.detect_fixtures import make_detector_artifact

@@ -12,7 +12,7 @@ one batch. The order is fixed (sorted names or tile positions, then a seeded shu
 Every image is read and turned into model input by the one pixel path, :mod:`edgekit.images`
 (declared scale and bands, nodata and NaN, as `edgekit infer` does). A folder image is brought to
 ``input_size`` by :func:`edgekit.images.fit_image` (``crop`` or ``resize``); a single large image is
-cut into input-sized tiles by the tile planner (:class:`edgekit.tiling.geometry.TileLayout`, no
+cut into input-sized tiles by the tile planner (:class:`edgekit.images.geometry.TileLayout`, no
 overlap), never resized.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _tile_windows(path: Path, size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """Input-sized windows covering one large image: the tile planner's grid, without overlap."""
-    from edgekit.tiling.geometry import TileLayout
+    from edgekit.images.geometry import TileLayout
 
     with open_image(path) as image:
         height, width = image.shape[:2]

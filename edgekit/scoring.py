@@ -3,13 +3,20 @@
 Segmentation labels are (H, W) or (N, H, W) class ids; classification labels (N,) class ids. The
 task metric (:attr:`Score.metric`), in this order of preference: mIoU (segmentation) or top-1
 (classification) against ground truth; else mIoU against the reference's labels (segmentation) or
-top-1 agreement with them (classification), i.e. the reference taken as truth.
+top-1 agreement with them (classification), i.e. the reference taken as truth. Detections are
+scored by COCO mAP through pycocotools (:func:`coco_map`, not a metric of our own).
+
+A base-layer module: build verification (convert) and the searches above it score here.
 """
 from __future__ import annotations
 
-__all__ = ["Score", "Scorer", "TASKS"]
+__all__ = ["Score", "Scorer", "TASKS", "coco_map"]
 
+import contextlib
+import io
 from dataclasses import asdict, dataclass
+
+from typing import Sequence
 
 import numpy as np
 
@@ -103,3 +110,48 @@ class Scorer:
 def _accuracy(cm: np.ndarray) -> float:
     total = cm.sum()
     return float(np.trace(cm) / total) if total else float("nan")
+
+
+def coco_map(truth: Sequence, predictions: Sequence,
+             sizes: Sequence[tuple[int, int]] | None = None) -> dict[str, float]:
+    """mAP@0.5 and mAP@0.5:0.95 (COCO, all areas, up to 1000 boxes per image) of ``predictions``.
+
+    Args:
+        truth: reference boxes per image (scores ignored); each image's boxes, scores and classes
+            as :class:`edgekit.runtime.decode.Detections` holds them.
+        predictions: detected boxes per image, with scores.
+        sizes: (height, width) per image, for COCO's image records (default: the boxes' extent).
+    """
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise ConfigError("COCO mAP needs pycocotools: pip install 'edgekit[detect]'") from None
+    images, gts, dts = [], [], []
+    classes = set()
+    for i, (t, p) in enumerate(zip(truth, predictions), start=1):
+        h, w = sizes[i - 1] if sizes else (int(max(t.boxes[:, 3].max(initial=1), 1)), int(max(t.boxes[:, 2].max(initial=1), 1)))
+        images.append({"id": i, "height": int(h), "width": int(w)})
+        for b, c in zip(t.boxes, t.classes):
+            x, y, bw, bh = float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])
+            gts.append({"id": len(gts) + 1, "image_id": i, "category_id": int(c) + 1, "bbox": [x, y, bw, bh],
+                        "area": bw * bh, "iscrowd": 0})
+            classes.add(int(c))
+        for b, s, c in zip(p.boxes, p.scores, p.classes):
+            dts.append({"image_id": i, "category_id": int(c) + 1, "score": float(s),
+                        "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+            classes.add(int(c))
+    if not gts:
+        return {"map50": float("nan"), "map50_95": float("nan")}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = {"images": images, "annotations": gts,
+                        "categories": [{"id": c + 1, "name": str(c)} for c in sorted(classes)]}
+        coco.createIndex()
+        if not dts:
+            return {"map50": 0.0, "map50_95": 0.0}
+        res = coco.loadRes(dts)
+        ev = COCOeval(coco, res, "bbox")
+        ev.params.maxDets = [1, 100, 1000]
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    return {"map50": float(ev.stats[1]), "map50_95": float(ev.stats[0])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.detect.decode import FORMATS, candidate_formats, decode, detect_format
+from edgekit.runtime.decode import FORMATS, candidate_formats, decode, detect_format
 from edgekit.errors import DetectionError
 from tests.detect.detect_fixtures import constant_onnx, run_onnx
 

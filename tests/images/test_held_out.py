@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgekit.evaluate.image_set import CalibrationSet
+from edgekit.images.image_set import CalibrationSet
 from edgekit.evaluate import HeldOutSet
 from edgekit.preprocess import Preprocess
 
@@ -51,7 +51,7 @@ def _classifier_onnx(path, seed: int, classes: int = 3):
 
 
 def test_classification_labels_csv_scores_top1_against_truth(tmp_path):
-    from edgekit.evaluate.image_set import CalibrationSet
+    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.onnx_check import run_onnx
     from edgekit.convert.verify_precision import verify_precision
     from edgekit.evaluate import HeldOutSet

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ConfigError
-from edgekit.tiling.geometry import BLENDS, TileLayout, axis_starts, edge_ramp, tile_grid
+from edgekit.images.geometry import BLENDS, TileLayout, axis_starts, edge_ramp, tile_grid
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(1000, 256, 32), (257, 256, 0), (513, 64, 63), (64, 64, 8), (700, 100, 30)])
