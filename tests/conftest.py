@@ -40,6 +40,26 @@ def tiny_segmenter_onnx(path: Path, channels: int = 3, classes: int = 3, size: i
     return path
 
 
+def squeeze_excited(path: Path) -> Path:
+    """The tiny segmenter with a squeeze-excitation gate on its hidden layer (GlobalAveragePool,
+    Sigmoid, Mul): every output pixel then reads the whole input, as a DBNet's SE blocks do."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node)
+    last = nodes[-1]
+    last.input[0] = "gated"
+    gate = [helper.make_node("GlobalAveragePool", ["r"], ["pooled"], name="se_pool"),
+            helper.make_node("Sigmoid", ["pooled"], ["weight"], name="se_sigmoid"),
+            helper.make_node("Mul", ["r", "weight"], ["gated"], name="se_mul")]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes[:-1] + gate + [last])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def make_cpu_artifact(folder: Path, size: int = 64, batch=1, classes: int = 3, seed: int = 0) -> Path:
     """An artifact folder as `edgekit build --target cpu` lays it out, around the tiny segmenter."""
     from edgekit.artifact.manifest import Manifest, TensorSpec, seal

@@ -1,7 +1,8 @@
 """`edgekit inspect SOURCE`: what edgekit believes about a model, each belief with where it came from.
 
-Inputs and outputs, task, normalisation, classes and, for detectors, the output layout edgekit's
-decoders read; nothing is built or written. A PyTorch source is run once on zeros for its output
+Inputs and outputs, task, normalisation, classes, for detectors the output layout edgekit's
+decoders read, and for an ONNX file whether it reads its whole input (global pooling, attention:
+:mod:`edgekit.convert.context`); nothing is built or written. A PyTorch source is run once on zeros for its output
 shapes; an ONNX file is only read.
 """
 from __future__ import annotations
@@ -80,8 +81,8 @@ def _layout(outputs: list[dict], input_hw: tuple | None) -> tuple[str | None, st
     the two the shapes fit (the build decides from the values), or why none does."""
     from types import SimpleNamespace
 
-    from edgekit.runtime.decode import candidate_formats, detect_format
     from edgekit.errors import DetectionError
+    from edgekit.runtime.decode import candidate_formats, detect_format
 
     specs = [SimpleNamespace(name=o["name"], shape=o["shape"]) for o in outputs]
     try:
@@ -103,6 +104,13 @@ def _view(src, declared_task: str | None) -> dict:
             "classes_source": contract.source_of("classes") if not src.recipe.path and src.recipe.classes else (
                 f"recipe {Path(src.recipe.path).name}" if src.recipe.classes else None),
             "said": contract.to_dict()}
+    if src.kind == "onnx":
+        import onnx
+
+        from edgekit.convert.context import global_context
+
+        found = global_context(onnx.load(str(src.onnx_path), load_external_data=False))
+        view["context"] = found.to_dict() | {"text": found.describe()}
     layout, where = _layout(outputs, tuple(src.recipe.input_size) if all(src.recipe.input_size) else None)
     if task == "detection" or (task is None and layout):
         view["detection_layout"], view["detection_layout_source"] = layout, where
@@ -133,5 +141,7 @@ def _lines(view: dict) -> list[str]:
         layout = view["detection_layout"]
         lines.append(f"detection layout: {layout} ({view['detection_layout_source']})" if layout
                      else f"detection layout: none ({view['detection_layout_source']})")
+    if "context" in view:
+        lines.append(f"context: {view['context']['text']}")
     lines += [f"note: {n}" for n in view["said"].get("notes", ())]
     return lines

@@ -12,9 +12,9 @@ __all__ = ["BuildConfig", "BuildResult", "build"]
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from edgekit.artifact.layout import MODEL, compiled_files
 from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
@@ -311,11 +311,23 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
                                                                 "nodes_after": simple.nodes_after},
                                facts={"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})
                                | ({"check": simple.check} if simple.check else {})))
+    details["context"] = _context(simple.path)
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
     if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
         src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details, probed=(path, inputs))
     return path, io, src
+
+
+def _context(path: Path) -> dict:
+    """Whether the graph reads its whole input (global pooling, attention): the report's ``context``
+    (:mod:`edgekit.convert.context`)."""
+    import onnx
+
+    from edgekit.convert.context import global_context
+
+    found = global_context(onnx.load(str(path), load_external_data=False))
+    return found.to_dict() | {"text": found.describe()}
 
 
 def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict,
@@ -364,9 +376,8 @@ def _reparam_and_export(src: Source, work: Path, config: BuildConfig, records: l
     import torch
 
     from edgekit.convert.export import ExportSpec, export_onnx
-    from edgekit.convert.reparam import reparameterize
-
     from edgekit.convert.outputs import select_output
+    from edgekit.convert.reparam import reparameterize
 
     say("load model")
     model, fit = src.load()
@@ -462,9 +473,9 @@ def _lower_precision(src: Source, onnx_in: Path, size: tuple[int, int], deploy: 
     if config.precision == "fp32":
         shutil.copyfile(onnx_in, deploy)
         return {"precision": "fp32"}
-    from edgekit.images.image_set import CalibrationSet
     from edgekit.convert.precision import PrecisionSpec
     from edgekit.convert.precision_policy import lower_precision
+    from edgekit.images.image_set import CalibrationSet
 
     recipe = src.recipe
     batch = config.batch or 1
@@ -584,8 +595,8 @@ def _held_out(config: BuildConfig, calib, samples: int, size, preprocess, classe
     """Validation images (with ``masks/`` when they have them): --val, else the calibration set's
     sibling ``<name>_val``, else calibration images left over; None when there are none (the
     caller stops or says so: :func:`_require_held_out`)."""
-    from edgekit.images.image_set import CalibrationSet
     from edgekit.images.held_out import HeldOutSet
+    from edgekit.images.image_set import CalibrationSet
 
     val = _val_folder(config)
     if val is not None:
@@ -689,9 +700,9 @@ def _output_finding(path: Path, inputs, details: dict):
     import onnx
 
     from edgekit.convert.onnx_check import random_input
-    from edgekit.runtime.open import cpu_runner
     from edgekit.convert.outputs import output_finding
     from edgekit.convert.simplify import RANDOM
+    from edgekit.runtime.open import cpu_runner
 
     model = onnx.load(str(path))
     batches = list(inputs.batches) if inputs is not None else [random_input(model)]

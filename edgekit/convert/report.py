@@ -20,7 +20,7 @@ Metric names (each optional, a number or None):
 """
 from __future__ import annotations
 
-__all__ = ["StageRecord", "BuildReport", "parity_text", "detail_text", "runtime_text"]
+__all__ = ["BuildReport", "StageRecord", "detail_text", "parity_text", "runtime_text"]
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -255,6 +255,8 @@ class BuildReport:
         if notes:
             lines += ["", "Notes:", *notes]
         lines += input_lines(self.details)
+        if "context" in self.details:
+            lines += ["", f"Context: {self.details['context']['text']}."]
         lines += class_lines(self.details)
         if self.next_step:
             lines += ["", f"Next step: `{self.next_step}`"]

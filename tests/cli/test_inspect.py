@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.cli.main import main
-from tests.conftest import tiny_segmenter_onnx
+from tests.conftest import squeeze_excited, tiny_segmenter_onnx
 from tests.convert.test_contract import ULTRALYTICS_META, dynamic_yolo_onnx, with_metadata
 from tests.detect.detect_fixtures import square_finder_onnx
 
@@ -92,3 +92,10 @@ def test_a_timm_name_shows_timm_s_own_normalisation(capsys):
 def test_a_mean_of_the_wrong_length_is_one_line(yolo, capsys):
     code, out, err = _inspect(capsys, yolo, "--mean", "0,0", "--std", "1,1")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "takes 3" in err
+
+
+def test_a_graph_that_pools_its_whole_input_is_said_to_read_the_whole_tile(tmp_path, capsys):
+    code, out, _ = _inspect(capsys, squeeze_excited(tiny_segmenter_onnx(tmp_path / "se.onnx")), "--task", "segmentation")
+    assert code == 0 and "context: global (1 GlobalAveragePool)" in out and "--input-size H W" in out
+    code, out, _ = _inspect(capsys, tiny_segmenter_onnx(tmp_path / "plain.onnx"), "--task", "segmentation")
+    assert code == 0 and "context: local" in out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import tiny_segmenter_onnx
+from tests.conftest import squeeze_excited, tiny_segmenter_onnx
 from edgekit.convert.pipeline import BuildConfig, build
 from edgekit.convert.report import parity_text
 from edgekit.errors import CalibrationError, ConfigError, SourceError
@@ -123,6 +123,15 @@ def test_onnx_source_skips_torch_stages(tmp_path):
     result = build(str(model), tmp_path / "v", BuildConfig(task="segmentation", latency_runs=0))
     assert [s.stage for s in result.report.stages][:2] == ["source", "simplify"]  # no reparam, no export
     assert result.manifest.task == "segmentation"
+    assert result.report.details["context"]["global"] is False
+
+
+def test_the_report_says_a_graph_reads_its_whole_tile(tmp_path):
+    model = squeeze_excited(tiny_segmenter_onnx(tmp_path / "se.onnx", size=32))
+    result = build(str(model), tmp_path / "v", BuildConfig(task="segmentation", latency_runs=0))
+    context = result.report.details["context"]
+    assert context["global"] is True and context["pooling"] == {"GlobalAveragePool": 1}
+    assert "Context: global (1 GlobalAveragePool)" in (tmp_path / "v" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("source, config, error, match", [
