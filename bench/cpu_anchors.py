@@ -31,7 +31,7 @@ not the milliseconds.
 
     python -m venv --system-site-packages V && V/bin/pip install nncf
     V/bin/python bench/cpu_anchors.py --out /tmp/anchors --packages ZOO_SITE_PACKAGES --zoo-work ZOO_WORK \
-        [--runs 15] [--only fastvit_sa12_fpn] [--md docs/benchmarks.md]
+        [--runs 15] [--only fastvit_sa12_fpn] [--md docs/benchmarks.md] [--artifact "optimize --compress 2=FOLDER"]
 """
 from __future__ import annotations
 
@@ -173,8 +173,10 @@ class PluginDefaults:
         return {"PERFORMANCE_HINT": "LATENCY"}
 
 
-def variants_of(a: Anchor, out: Path) -> tuple[list[Variant], dict]:
-    """Every variant's runner (not yet active), and what was built."""
+def variants_of(a: Anchor, out: Path, extra: dict[str, Path] | None = None) -> tuple[list[Variant], dict]:
+    """Every variant's runner (not yet active), and what was built; ``extra``: edgekit artifacts made
+    elsewhere (``--artifact NAME=FOLDER``, e.g. `edgekit optimize --compress 2`'s), timed and scored
+    beside them."""
     from edgekit.artifact.folder import load_artifact
     from edgekit.machine import cpu_bf16
     from edgekit.runtime.onnxrt import OnnxRuntimeRunner, SessionSettings
@@ -194,6 +196,11 @@ def variants_of(a: Anchor, out: Path) -> tuple[list[Variant], dict]:
         readme = " (README command)" if precision == "int8" and a.name == DEMO else ""
         variants.append(Variant(f"edgekit {precision}{readme}", open_runner(load_artifact(folder)), m.backend,
                                 _choice_note(m)))
+    for name, folder in (extra or {}).items():
+        m = load_artifact(folder).manifest
+        made["built"][name] = str(folder)
+        variants.append(Variant(f"edgekit {name}", open_runner(load_artifact(folder)), m.backend,
+                                f"{m.precision}; " + _choice_note(m)))
     fp32 = load_artifact(made["built"]["fp32"]).manifest
     nncf_xml, made["nncf_seconds"], made["nncf_images"] = nncf_quantize(
         Path(made["built"]["fp32"]) / fp32.model_file, a, fp32.preprocess, out)
@@ -262,13 +269,13 @@ def time_in_turns(runners: list, feed: np.ndarray, runs: int) -> list[float]:
     return interleaved_medians([lambda r=r: r.infer({r.input_specs()[0].name: feed}) for r in runners], runs, settle=1)
 
 
-def measure(a: Anchor, out: Path, runs: int) -> dict:
+def measure(a: Anchor, out: Path, runs: int, extra: dict[str, Path] | None = None) -> dict:
     from contextlib import ExitStack
 
     from edgekit.artifact.folder import load_artifact
 
     (out / a.name).mkdir(parents=True, exist_ok=True)
-    variants, made = variants_of(a, out)
+    variants, made = variants_of(a, out, extra)
     manifest = load_artifact(made["built"]["fp32"]).manifest
     with ExitStack() as stack:
         for v in variants:
@@ -365,7 +372,11 @@ def main() -> None:
     parser.add_argument("--packages", help="site-packages holding the zoo packages (bench/onnx_zoo.py)")
     parser.add_argument("--zoo-work", type=Path, help="onnx_zoo.py's --work folder (its images and labels)")
     parser.add_argument("--md", type=Path, help="write the section into this Markdown file (replaced if present)")
+    parser.add_argument("--artifact", action="append", default=[], metavar="NAME=FOLDER",
+                        help="an edgekit artifact of the demo made elsewhere (e.g. `edgekit optimize --compress 2`'s), "
+                             "timed and scored beside the others (repeat)")
     args = parser.parse_args()
+    extra = {k: Path(v) for k, v in (item.split("=", 1) for item in args.artifact)}
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
     print(json.dumps(info), flush=True)
@@ -373,7 +384,7 @@ def main() -> None:
               if not args.only or a.name in args.only.split(",")]
     rows = []
     for a in chosen:
-        row = measure(a, args.out, args.runs)
+        row = measure(a, args.out, args.runs, extra if a.name == DEMO else None)
         rows.append(row)
         (args.out / f"{a.name}.json").write_text(json.dumps(row, indent=1))
         print("\n".join(_table(row)), flush=True)

