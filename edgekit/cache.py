@@ -13,7 +13,7 @@ another budget, finds every measurement it already made; each is written the mom
 """
 from __future__ import annotations
 
-__all__ = ["MeasurementCache", "content_key", "default_cache_dir"]
+__all__ = ["MeasurementCache", "content_key", "default_cache_dir", "sha256_file"]
 
 import hashlib
 import json
@@ -22,6 +22,15 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.atomic import atomic_dir, atomic_file
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def default_cache_dir() -> Path:

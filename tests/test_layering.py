@@ -30,8 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "edgekit.recipes",
      "edgekit.scoring",     # the one scorer (labels and COCO mAP): build verification and the searches use it
      "edgekit.data"),       # the package of data files (targets, recipes, weights) datapath and targets read
-    ("edgekit.images",      # reading pixels and masks, tile geometry, image sets and held-out sets
-     "edgekit.artifact"),   # the artifact folder: manifest, layout, seal, bundles, device needs
+    ("edgekit.images",),    # reading pixels and masks, tile geometry, image sets and held-out sets
+    ("edgekit.artifact",),  # the artifact folder: manifest, layout, seal, bundles, device needs
     ("edgekit.data.bluemarble", "edgekit.data.neon_trees"),  # the demo data sets, read through images
     ("edgekit.nets",),      # torch model definitions and checkpoint loading (the torch runner builds them)
     ("edgekit.runtime",),   # runners, opening the right one for an artifact, detector output decoders

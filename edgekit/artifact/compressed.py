@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from edgekit.artifact.manifest import sha256_file
+from edgekit.cache import sha256_file
 from edgekit.errors import SourceError
 
 DESCRIPTION = "compress.yaml"

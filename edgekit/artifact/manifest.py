@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgekit import __version__
 from edgekit.artifact.layout import MANIFEST, is_sealed
+from edgekit.cache import sha256_file
 from edgekit.errors import ArtifactError
 from edgekit.preprocess import Preprocess
 
@@ -127,15 +128,6 @@ class Manifest:
             return cls(**kwargs)
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"manifest is incomplete: {exc}") from None
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _digest(value) -> str:

@@ -51,7 +51,7 @@ class TrainingTiles:
 
     def key(self) -> dict:
         """What identifies this set's content (for caches)."""
-        from edgekit.artifact.manifest import sha256_file
+        from edgekit.cache import sha256_file
 
         return {"image": f"{self.image.name}:{sha256_file(self.image)}", "windows": [list(w) for w in self.windows],
                 "shape": list(self.batches[0].shape), "preprocess": self.preprocess.to_dict(),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ConfigError, SourceError
-from edgekit.artifact.manifest import sha256_file
+from edgekit.cache import sha256_file
 from edgekit.convert.contract import ModelContract, contract_from_onnx, contract_from_timm
 from edgekit.preprocess import InputOptions
 from edgekit.recipes import Recipe, load_recipe

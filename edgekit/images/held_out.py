@@ -125,7 +125,7 @@ class HeldOutSet:
 
     def key(self) -> dict:
         """What identifies this set's content (for caches)."""
-        from edgekit.artifact.manifest import sha256_file
+        from edgekit.cache import sha256_file
 
         masks = [sha256_file(p) for p in match_masks(sorted({s.path for s in self.items}), self.masks)] if self.masks else []
         return {"images": [f"{s.name}:{sha256_file(s.path)}" for s in self.items], "masks": masks,
