@@ -105,12 +105,9 @@ def _view(src, declared_task: str | None) -> dict:
                 f"recipe {Path(src.recipe.path).name}" if src.recipe.classes else None),
             "said": contract.to_dict()}
     if src.kind == "onnx":
-        import onnx
+        from edgekit.convert.context import context_of
 
-        from edgekit.convert.context import global_context
-
-        found = global_context(onnx.load(str(src.onnx_path), load_external_data=False))
-        view["context"] = found.to_dict() | {"text": found.describe()}
+        view["context"] = context_of(src.onnx_path)
     layout, where = _layout(outputs, tuple(src.recipe.input_size) if all(src.recipe.input_size) else None)
     if task == "detection" or (task is None and layout):
         view["detection_layout"], view["detection_layout_source"] = layout, where

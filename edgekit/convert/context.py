@@ -13,7 +13,7 @@ in an IoU.
 """
 from __future__ import annotations
 
-__all__ = ["GlobalContext", "global_context"]
+__all__ = ["GlobalContext", "global_context", "context_of"]
 
 from collections import Counter
 from dataclasses import dataclass
@@ -68,6 +68,15 @@ def global_context(model) -> GlobalContext:
         elif node.op_type == "Softmax" and consumers[node.output[0]]:
             attention += 1
     return GlobalContext(tuple(sorted(pools.items())), attention)
+
+
+def context_of(path) -> dict:
+    """:func:`global_context` of an ONNX file with its sentence (``text``), as the build report and
+    `edgekit inspect` show it; the weights are not read."""
+    import onnx
+
+    found = global_context(onnx.load(str(path), load_external_data=False))
+    return found.to_dict() | {"text": found.describe()}
 
 
 def _constants(graph) -> dict[str, list[int]]:

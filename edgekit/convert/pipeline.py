@@ -280,6 +280,7 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
                    details: dict) -> tuple[Path, dict, Source]:
     """Reparameterize, export and simplify; an ONNX source skips the first two. The source comes
     back with its task decided (:func:`_decide_task`)."""
+    from edgekit.convert.context import context_of
     from edgekit.convert.onnx_check import load_checked
     from edgekit.convert.simplify import simplify_onnx
 
@@ -311,23 +312,12 @@ def _torch_to_onnx(src: Source, work: Path, config: BuildConfig, records: list, 
                                                                 "nodes_after": simple.nodes_after},
                                facts={"tool": simple.tool} | ({"notes": simple.notes} if simple.notes else {})
                                | ({"check": simple.check} if simple.check else {})))
-    details["context"] = _context(simple.path)
+    details["context"] = context_of(simple.path)  # whether it reads its whole input (global pooling, attention)
     path = _fuse(simple.path, work, config, records, say, target, details)
     io = _io(path)
     if src.kind == "onnx":  # its simplified graph's outputs, at the pinned input size
         src = _decide_task(src, config, io["outputs"], tuple(io["tile"]), details, probed=(path, inputs))
     return path, io, src
-
-
-def _context(path: Path) -> dict:
-    """Whether the graph reads its whole input (global pooling, attention): the report's ``context``
-    (:mod:`edgekit.convert.context`)."""
-    import onnx
-
-    from edgekit.convert.context import global_context
-
-    found = global_context(onnx.load(str(path), load_external_data=False))
-    return found.to_dict() | {"text": found.describe()}
 
 
 def _decide_task(src: Source, config: BuildConfig, outputs: list, input_hw: tuple, details: dict,
