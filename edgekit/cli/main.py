@@ -75,19 +75,25 @@ def cli() -> None:
 @contextlib.contextmanager
 def _edgekit_warnings(pending: list[str]):
     """Collect warnings of edgekit's own categories into ``pending``, once per text (a source
-    resolved twice warns once), for :func:`main` to print when the command succeeds; other
-    libraries' warnings go their usual way."""
+    resolved twice warns once), for :func:`main` to print when the command succeeds. Other
+    libraries' warnings raised on edgekit's behalf print once per text, deprecations of their APIs
+    (advice to edgekit's authors, not its users) not at all; the rest go their usual way."""
     with warnings.catch_warnings():
         usual = warnings.showwarning
+        shown: set[str] = set()
 
         def show(message, category, filename, lineno, file=None, line=None):
-            if not category.__module__.startswith("edgekit."):
-                return usual(message, category, filename, lineno, file, line)
-            if str(message) not in pending:
-                pending.append(str(message))
+            if category.__module__.startswith("edgekit."):
+                if str(message) not in pending:
+                    pending.append(str(message))
+            elif str(message) not in shown:
+                shown.add(str(message))
+                usual(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
         warnings.filterwarnings("always", module=r"edgekit(\.|$)")
+        for kind in (DeprecationWarning, PendingDeprecationWarning):
+            warnings.filterwarnings("ignore", category=kind, module=r"edgekit(\.|$)")
         yield
 
 
