@@ -144,16 +144,34 @@ def _to_float(node, original, producers: dict, weights: dict, graph, added: set[
 
 
 def _float_outputs(graph, float_nodes: set[str]) -> None:
-    """Float nodes' outputs skip their Q/DQ pair, except where a quantized node reads them."""
+    """Float nodes' outputs skip their Q/DQ pair, except where a quantized node reads them; so does
+    any activation whose pair no quantized node reads any more (a residual Add read the quantized
+    value only because the Conv beside it, now float, did)."""
     readers: dict[str, list] = {}
     for n in graph.node:
         for i in n.input:
             readers.setdefault(i, []).append(n)
     outputs = {o.name for o in graph.output}
+    weights = {i.name for i in graph.initializer}
+
+    def pairs(tensor: str):
+        for q in [r for r in readers.get(tensor, []) if r.op_type == "QuantizeLinear"]:
+            yield q, [r for r in readers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
+
+    def quantized_reader(dqs) -> bool:
+        return any(r.op_type in QUANTIZABLE_OPS and r.name not in float_nodes
+                   for dq in dqs for r in readers.get(dq.output[0], []))
+
     for node in [n for n in graph.node if n.name in float_nodes]:
         for tensor in node.output:
-            for q in [r for r in readers.get(tensor, []) if r.op_type == "QuantizeLinear"]:
-                for dq in [r for r in readers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]:
+            for _q, dqs in pairs(tensor):
+                for dq in dqs:
+                    _bypass(dq, tensor, readers, outputs, float_nodes)
+    activations = {q.input[0] for q in graph.node if q.op_type == "QuantizeLinear" and q.input[0] not in weights}
+    for tensor in activations - {o for n in graph.node if n.name in float_nodes for o in n.output}:
+        for _q, dqs in pairs(tensor):
+            if not quantized_reader(dqs):
+                for dq in dqs:
                     _bypass(dq, tensor, readers, outputs, float_nodes)
 
 

@@ -54,3 +54,36 @@ def test_one_float_node_keeps_the_others_quantized(graphs, tmp_path):
     onnx.checker.check_model(onnx.load(str(out)))
     fp32, qdq, mixed = (_run(p, graphs["x"]) for p in (graphs["model"], graphs["qdq"], out))
     assert np.abs(mixed - fp32).mean() < np.abs(qdq - fp32).mean() / 5  # the fragile conv was the error
+
+
+def test_a_residual_reads_float_once_its_conv_is_float(graphs, tmp_path):
+    """A Conv-only Q/DQ graph quantizes a tensor once for all its readers: the residual Add beside a
+    Conv reads the quantized value too. With that Conv in float no quantized node reads the pair, and
+    the Add must read the float tensor (PP-OCRv3's detector lost 10 points of IoU to 13 such pairs)."""
+    import onnx
+    import torch
+
+    from edgekit.images.image_set import CalibrationSet
+    from edgekit.convert.precision import PrecisionSpec, set_precision
+
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x):
+            t = torch.relu(self.a(x)) * 40.0  # a wide range: coarse uint8 steps
+            return self.b(t) + t
+
+    fp32 = tmp_path / "residual.onnx"
+    torch.onnx.export(Residual().eval(), (torch.randn(1, 3, SIZE, SIZE),), str(fp32), dynamo=False,
+                      input_names=["input"], opset_version=17)
+    qdq = tmp_path / "residual_int8.onnx"
+    set_precision(fp32, qdq, PrecisionSpec("int8", calib_method="max", op_types=QUANTIZABLE_OPS),
+                  CalibrationSet(graphs["calib"], (SIZE, SIZE)))
+    convs = quantized_nodes(qdq)
+    assert len(convs) == 2
+    mixed = mixed_precision_model(qdq, fp32, convs, tmp_path / "float.onnx")
+    ops = [n.op_type for n in onnx.load(str(mixed)).graph.node]
+    assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops
+    np.testing.assert_allclose(_run(mixed, graphs["x"]), _run(fp32, graphs["x"]), rtol=1e-5, atol=1e-4)
