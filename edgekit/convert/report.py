@@ -114,7 +114,8 @@ def _simplify(r: StageRecord) -> str:
 
 def _precision(r: StageRecord) -> str:
     m, f = r.metrics, r.facts
-    text = (f"{f.get('fallback', '')}{f.get('flavor')} flavor, {m.get('qdq_pairs')} Q/DQ pairs, {m.get('fp16_nodes')} "
+    fallback = f"{f['fallback']}. " if f.get("fallback") else ""
+    text = (f"{fallback}{f.get('flavor')} flavor, {m.get('qdq_pairs')} Q/DQ pairs, {m.get('fp16_nodes')} "
             f"fp16 nodes, {m.get('calib_images')} calibration images ({f.get('calib_method')})")
     if r.stage == "precision bf16":
         text = "the FP32 graph, computed in bfloat16 by OpenVINO (INFERENCE_PRECISION_HINT bf16)"

@@ -28,3 +28,11 @@ def test_names_the_model_says_are_the_legend_when_the_build_gives_none(tmp_path)
     (tmp_path / "none").mkdir()
     BuildReport("m.onnx", "cpu", "fp32").write(tmp_path / "none")
     assert "Classes (" not in (tmp_path / "none" / "report.md").read_text()
+
+
+def test_a_precision_fallback_ends_its_sentence_before_the_counts(tmp_path):
+    stage = StageRecord("precision int8", 9.1, metrics={"qdq_pairs": 8, "fp16_nodes": 0, "calib_images": 2},
+                        facts={"flavor": "openvino", "calib_method": "percentile",
+                               "fallback": "max/fp16 (54.27) failed its check; kept percentile/fp16, 7 regions in float (0.43)"})
+    BuildReport("m.onnx", "cpu", "int8", (stage,)).write(tmp_path)
+    assert "(0.43). openvino flavor, 8 Q/DQ pairs" in (tmp_path / "report.md").read_text()
