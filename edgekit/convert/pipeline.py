@@ -61,6 +61,8 @@ class BuildConfig:
             (:mod:`edgekit.compile.choice`).
         dla_core: ``--dla-core``: the DLA core the engine runs on (GPU fallback for the rest), recorded
             in the manifest for ``edgekit compile``; None: the GPU only.
+        fuse: ONNX Runtime's transformer fusions on the cpu target, kept when faster; False: the
+            plain graph, which fp16 and int8 lowerings can start from (`edgekit optimize`'s base).
     """
 
     target: str = "cpu"
@@ -88,6 +90,7 @@ class BuildConfig:
     runtime: str | None = None
     input_layout: str | None = None
     dla_core: int | None = None
+    fuse: bool = True
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,9 @@ def _fuse(path: Path, work: Path, config: BuildConfig, records: list, say: Progr
         return path  # ONNX Runtime's own contrib ops: TensorRT and OpenVINO cannot read them
     if config.precision == "fp16":
         details["fuse"] = {"skipped": "fp16: AutoCast cannot take ONNX Runtime's contrib ops"}
+        return path
+    if not config.fuse:
+        details["fuse"] = {"skipped": "not asked: the plain graph is the base of other precisions"}
         return path
     say("fuse transformer blocks (ONNX Runtime)")
     fused = fuse_transformer(path, work / "fused.onnx", rtol=config.rtol, threads=target.threads)

@@ -24,7 +24,9 @@ _SKIP = {MANIFEST, *REPORTS, *COMPILED}  # written anew for the chosen graph
 
 def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scratch: Path,
                say: Callable[[str], None]) -> Path:
-    """An FP32 `edgekit build` of ``source`` (made once per source content, size and target)."""
+    """An FP32 `edgekit build` of ``source`` (made once per source content, size and target), not
+    fused: the candidates' fp16 and int8 are lowered from its graph, and AutoCast cannot take ONNX
+    Runtime's fused contrib ops (a pruned FastViT's fusion was kept, being faster, and its fp16 failed)."""
     from edgekit import __version__
     from edgekit.convert.pipeline import BuildConfig, build
     from edgekit.convert.source import resolve_source
@@ -33,10 +35,11 @@ def fp32_build(source: str, config, target: Target, cache: MeasurementCache, scr
                          inputs=config.inputs)
     # config.task too: --task over a recipe's own task is a build of another task
     key = content_key("fp32-build", src.to_dict(), src.recipe.input_size, config.batch, target.name,
-                      src.recipe.task, config.task, src.recipe.preprocess.to_dict(), __version__)
+                      src.recipe.task, config.task, src.recipe.preprocess.to_dict(), __version__, "unfused")
     build_config = BuildConfig(target=target.name, precision="fp32", input_size=config.input_size, batch=config.batch,
                                checkpoint=config.checkpoint, task=config.task, latency_runs=0,
-                               targets_dir=config.targets_dir, recipes_dir=config.recipes_dir, inputs=config.inputs)
+                               targets_dir=config.targets_dir, recipes_dir=config.recipes_dir, inputs=config.inputs,
+                               fuse=False)
 
     def make(folder: Path) -> None:
         say("export the FP32 graph (build)")

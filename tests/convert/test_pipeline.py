@@ -334,3 +334,25 @@ def test_the_build_decides_anchor_free_rows_from_their_values_and_infer_reads_it
     detect_image(out, tmp_path / "img.npy", found.append, DetectConfig(overlap=16, conf=0.5))  # seams: one box
     boxes = np.concatenate([d.boxes for d in found])
     np.testing.assert_allclose(boxes, [[16, 40, 24, 48]], atol=1e-3)
+
+
+def test_a_build_asked_not_to_fuse_keeps_the_plain_graph(tmp_path):
+    """`edgekit optimize` lowers fp16 and int8 from its FP32 build's graph, and AutoCast cannot take
+    ONNX Runtime's fused contrib ops: that build asks for no fusion, even on an attention graph."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.convert.fuse import has_attention
+    from edgekit.convert.pipeline import _fuse
+    from edgekit.targets import load_target
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4])
+    nodes = [helper.make_node("MatMul", ["x", "x"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "x"], ["y"])]
+    path = tmp_path / "attention.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert has_attention(onnx.load(str(path)))
+    details, records = {}, []
+    kept = _fuse(path, tmp_path, BuildConfig(fuse=False), records, lambda _m: None, load_target("cpu"), details)
+    assert kept == path and records == [] and "skipped" in details["fuse"]
