@@ -9,7 +9,7 @@ A candidate's *drop* is the FP32 model's metric minus its own, in points (0-100 
 """
 from __future__ import annotations
 
-__all__ = ["Accuracy", "Evaluator", "measure_latency", "measure_latencies"]
+__all__ = ["EXECUTIONS", "Accuracy", "Evaluator", "measure_latency", "measure_latencies"]
 
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -41,11 +41,24 @@ class Accuracy:
         return asdict(self)
 
 
+EXECUTIONS = {"fp32": ("onnxruntime", "fp32"), "bf16": ("openvino", "bf16"), "openvino": ("openvino", "fp32")}
+"""How a candidate runs, by name: (runtime, what it computes in). ``fp32``: its graph on ONNX
+Runtime as written (Q/DQ and fp16 included); ``bf16``: the FP32 graph in bfloat16 on OpenVINO;
+``openvino``: its graph (int8 placed for OpenVINO) on OpenVINO, float layers held to f32."""
+
+
 def _session(path: Path, threads: int = 0, precision: str = "fp32"):
-    """ONNX Runtime's CPU provider; a bf16 candidate on OpenVINO, which computes it in bfloat16."""
+    """A CPU runner of ``path`` run as ``precision`` names it (:data:`EXECUTIONS`)."""
     from edgekit.runtime.open import cpu_runner
 
-    return cpu_runner(path, threads, "openvino" if precision == "bf16" else "onnxruntime", precision)
+    runtime, computes = _execution(precision)
+    return cpu_runner(path, threads, runtime, computes)
+
+
+def _execution(name: str) -> tuple[str, str]:
+    """(runtime, what it computes in) of a name in :data:`EXECUTIONS`; any other: its graph as
+    written on ONNX Runtime."""
+    return EXECUTIONS.get(name, ("onnxruntime", name))
 
 
 def _outputs(path: Path, batches: list[np.ndarray], threads: int, precision: str = "fp32") -> list[np.ndarray]:
@@ -131,12 +144,12 @@ def measure_latencies(models: Sequence[tuple[Path, str]], feed: np.ndarray, runs
     each, then ``runs`` rounds of a, b, c, ...) through :func:`edgekit.timing.interleaved_medians`,
     as compress and the build's runtime choice time theirs: a shared machine's drifting load then
     falls on every candidate alike (timed one after another, figures drift 10-20 %). ONNX Runtime's
-    CPU provider; bf16 on OpenVINO, computing in bfloat16."""
+    runtime each ``precision`` names (:data:`EXECUTIONS`)."""
     with ExitStack() as stack:
         runners = [stack.enter_context(_session(path, threads, precision)) for path, precision in models]
         feeds = [{runner.input_specs()[0].name: feed} for runner in runners]
-        # a bf16 candidate runs on OpenVINO, the others on ONNX Runtime: each turn then two runs, the second timed
-        settle = int(len({precision == "bf16" for _, precision in models}) > 1)
+        # candidates on OpenVINO and on ONNX Runtime: each turn then two runs, the second timed
+        settle = int(len({_execution(precision)[0] for _, precision in models}) > 1)
         return interleaved_medians([lambda r=r, f=f: r.infer(f) for r, f in zip(runners, feeds)], runs, settle)
 
 

@@ -170,9 +170,11 @@ class _Run:
                                                            self.config.latency_runs, self.target.threads)))
 
     def measure(self, name: str, model_key: str, path: Callable[[], Path], kind: str,
-                float_nodes: frozenset = frozenset(), quantized: set[str] | None = None) -> Measurement:
-        """Accuracy, latency and size of one candidate (cached by ``model_key``); bf16 measured on OpenVINO."""
-        precision = "bf16" if kind == "bf16" else "fp32"
+                float_nodes: frozenset = frozenset(), quantized: set[str] | None = None,
+                execution: str | None = None) -> Measurement:
+        """Accuracy, latency and size of one candidate (cached by ``model_key``), run as ``execution``
+        says (:data:`~edgekit.optimize.evaluate.EXECUTIONS`; default: bf16 on OpenVINO, else ONNX Runtime)."""
+        precision = execution or ("bf16" if kind == "bf16" else "fp32")
 
         def accuracy() -> dict:
             self.say(f"measure {name}")
@@ -307,16 +309,17 @@ def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[li
             files[spec.name] = (path, key)
     if not target.is_tensorrt:  # a TensorRT target's latency is estimated from FP32's
         run.time_in_turns([(run.fp32_key, run.fp32, "fp32")]
-                          + [(key, path, "bf16" if spec.kind == "bf16" else "fp32") for spec, path, key in made])
+                          + [(key, path, spec.precision) for spec, path, key in made])
     for spec, path, key in made:
         measured.append(run.measure(spec.name, key, lambda p=path: p, spec.kind,
-                                    quantized=quantized_nodes(path) if spec.kind == "int8" else None))
+                                    quantized=quantized_nodes(path) if spec.kind == "int8" else None,
+                                    execution=spec.precision))
     return measured, files
 
 
 def _mixed(run: _Run, candidates: list[Measurement], files: dict, constraints: Constraints):
     """Sensitivity, costs and search on the int8 graph that lost least."""
-    int8 = [m for m in candidates if m.name.startswith("int8-") and not m.name.endswith("-all")]
+    int8 = [m for m in candidates if m.name.startswith("int8-") and not m.name.endswith(("-all", "-openvino"))]
     if not int8:
         return None, (), {}, {}, None
     best = min(int8, key=lambda m: (m.drop, m.latency_ms))
@@ -360,7 +363,7 @@ def _notes(run: _Run, target: Target) -> tuple[str, ...]:
                      "of each kind is listed under Latency; measure the artifact on the device with `edgekit profile`")
     else:
         notes.append(f"latency: median of {run.config.latency_runs} ONNX Runtime CPU runs after a warm-up, batch {run.batch}"
-                     " (bf16: OpenVINO's, computing in bfloat16)")
+                     " (bf16: OpenVINO's, computing in bfloat16; int8-openvino: OpenVINO's)")
         if "bf16" in run.config.candidates and bf16_here():
             notes.append(f"bf16 not tried: {bf16_here()}")
     return tuple(notes)
