@@ -589,7 +589,7 @@ def score_top1(artifact: Path, work: Path, oracle: dict) -> dict:
     classification step (compare reads no labels.csv: it scores classifiers against FP32 only)."""
     from edgekit.artifact.folder import load_artifact
     from edgekit.runtime.open import open_runner
-    from edgekit.profile.compare import _classify
+    from edgekit.profile.compare import classify_image
     from edgekit.profile.measure import input_hw
 
     t = time.time()
@@ -599,7 +599,7 @@ def score_top1(artifact: Path, work: Path, oracle: dict) -> dict:
     with open_runner(art, None, 0) as runner:
         hw = input_hw(runner.input_specs()[0], art.manifest.tile)
         for name, label in labels.items():
-            agree += int(_classify(art, runner, work / "images" / name, hw, 1)[0] == label)
+            agree += int(classify_image(art, runner, work / "images" / name, hw, 1)[0] == label)
     return {"top1": agree / len(labels), "images": len(labels), "seconds": time.time() - t}
 
 

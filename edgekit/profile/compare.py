@@ -13,7 +13,7 @@ run through `edgekit infer`'s tiled detection (:func:`edgekit.detect.execute.det
 """
 from __future__ import annotations
 
-__all__ = ["CompareConfig", "ArtifactResult", "CompareReport", "compare_artifacts"]
+__all__ = ["CompareConfig", "ArtifactResult", "CompareReport", "compare_artifacts", "classify_image"]
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -219,7 +219,7 @@ def _run_one(artifact: Artifact, files: list[Path], mask_files: list[Path] | Non
             if artifact.manifest.task == "segmentation":
                 labels = predict_mask(artifact, path, tiles, runner)
             else:
-                labels = _classify(artifact, runner, path, hw, batch)
+                labels = classify_image(artifact, runner, path, hw, batch)
             classes = _check_classes(artifact, int(runner.output_specs()[0].shape[1]), classes)
             if len(reference) <= i:
                 reference.append(labels)
@@ -345,8 +345,9 @@ class _Recording:
         return self.runner.infer(feed)
 
 
-def _classify(artifact: Artifact, runner: Runner, path: Path, hw: tuple[int, int], batch: int) -> np.ndarray:
-    """Top-1 class of the centre crop, through the one pixel path; (1,) int."""
+def classify_image(artifact: Artifact, runner: Runner, path: Path, hw: tuple[int, int], batch: int) -> np.ndarray:
+    """Top-1 class of the centre crop of the image at ``path``, through the one pixel path, as
+    compare scores a classifier (``batch``: the artifact's fixed batch, filled with repeats); (1,) int."""
     spec = runner.input_specs()[0]
     with open_image(path) as source:
         pixels = PixelMap.for_source(source, artifact.manifest.preprocess, hw)
