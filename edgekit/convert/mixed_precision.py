@@ -154,25 +154,21 @@ def _float_outputs(graph, float_nodes: set[str]) -> None:
     outputs = {o.name for o in graph.output}
     weights = {i.name for i in graph.initializer}
 
-    def pairs(tensor: str):
-        for q in [r for r in readers.get(tensor, []) if r.op_type == "QuantizeLinear"]:
-            yield q, [r for r in readers.get(q.output[0], []) if r.op_type == "DequantizeLinear"]
+    def dequantized(tensor: str) -> list:
+        """The DequantizeLinear nodes of ``tensor``'s Q/DQ pairs."""
+        return [dq for q in readers.get(tensor, []) if q.op_type == "QuantizeLinear"
+                for dq in readers.get(q.output[0], []) if dq.op_type == "DequantizeLinear"]
 
-    def quantized_reader(dqs) -> bool:
+    def quantized_reader(dqs: list) -> bool:
         return any(r.op_type in QUANTIZABLE_OPS and r.name not in float_nodes
                    for dq in dqs for r in readers.get(dq.output[0], []))
 
-    for node in [n for n in graph.node if n.name in float_nodes]:
-        for tensor in node.output:
-            for _q, dqs in pairs(tensor):
-                for dq in dqs:
-                    _bypass(dq, tensor, readers, outputs, float_nodes)
-    activations = {q.input[0] for q in graph.node if q.op_type == "QuantizeLinear" and q.input[0] not in weights}
-    for tensor in activations - {o for n in graph.node if n.name in float_nodes for o in n.output}:
-        for _q, dqs in pairs(tensor):
-            if not quantized_reader(dqs):
-                for dq in dqs:
-                    _bypass(dq, tensor, readers, outputs, float_nodes)
+    floated = {o for n in graph.node if n.name in float_nodes for o in n.output}
+    for tensor in sorted({q.input[0] for q in graph.node if q.op_type == "QuantizeLinear" and q.input[0] not in weights}):
+        dqs = dequantized(tensor)
+        if tensor in floated or not quantized_reader(dqs):
+            for dq in dqs:
+                _bypass(dq, tensor, readers, outputs, float_nodes)
 
 
 def _bypass(dq, tensor: str, readers: dict, outputs: set[str], float_nodes: set[str]) -> None:

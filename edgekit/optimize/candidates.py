@@ -56,6 +56,12 @@ class CandidateSpec:
         return f"int8-{self.method}-all" if self.all_ops else f"int8-{self.method}"
 
     @property
+    def mixable(self) -> bool:
+        """Whether mixtures can be cut from its graph: static int8 of Conv/MatMul/Gemm (not every op
+        type's, not OpenVINO's placement; see :func:`make_candidate`)."""
+        return self.kind == "int8" and not self.all_ops and not self.openvino
+
+    @property
     def precision(self) -> str:
         """How the candidate runs (:data:`edgekit.optimize.evaluate.EXECUTIONS`): ``bf16`` and
         ``openvino`` on OpenVINO, else its graph as written on ONNX Runtime."""

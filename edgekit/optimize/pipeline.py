@@ -171,20 +171,20 @@ class _Run:
 
     def measure(self, name: str, model_key: str, path: Callable[[], Path], kind: str,
                 float_nodes: frozenset = frozenset(), quantized: set[str] | None = None,
-                execution: str | None = None) -> Measurement:
+                execution: str = "fp32") -> Measurement:
         """Accuracy, latency and size of one candidate (cached by ``model_key``), run as ``execution``
-        says (:data:`~edgekit.optimize.evaluate.EXECUTIONS`; default: bf16 on OpenVINO, else ONNX Runtime)."""
-        precision = execution or ("bf16" if kind == "bf16" else "fp32")
+        says (:data:`~edgekit.optimize.evaluate.EXECUTIONS`: a whole model's ``CandidateSpec.precision``;
+        mixtures run on ONNX Runtime)."""
 
         def accuracy() -> dict:
             self.say(f"measure {name}")
-            acc = self.evaluator.accuracy(path(), precision)
+            acc = self.evaluator.accuracy(path(), execution)
             return acc.to_dict() | {"size_mb": path().stat().st_size / 1e6}
 
         acc = self.cache.measure("accuracy", content_key("accuracy", model_key, self.val_key), accuracy)
         estimated = self.target.is_tensorrt
         latency = (self._estimated_latency(kind, float_nodes, quantized) if estimated
-                   else self._latency(model_key, path, precision))
+                   else self._latency(model_key, path, execution))
         return Measurement(name, 100 * (self.reference["metric"] - acc["metric"]), latency, acc["size_mb"], self.batch,
                            acc["metric"], acc["agreement"], tuple(sorted(float_nodes)), estimated,
                            estimate_rule(kind) if estimated else "")
@@ -276,8 +276,8 @@ def optimize(source: str, out: Path, constraints: Constraints = Constraints(), c
         scratch = Path(tmp)
         base = fp32_build(source, config, target, cache, scratch, say)
         run = _Run(base, config, target, cache, scratch, say)
-        candidates, files = _whole_models(run, config, target)
-        result, regions, sensitivity, costs, base_name = _mixed(run, candidates, files, constraints) if config.search \
+        candidates, files, bases = _whole_models(run, config, target)
+        result, regions, sensitivity, costs, base_name = _mixed(run, candidates, files, bases, constraints) if config.search \
             else (None, (), {}, {}, None)
         tried = [*candidates, *(result.steps if result else ())]
         feasible = [m for m in tried if constraints.holds(m)]
@@ -299,8 +299,9 @@ def optimize(source: str, out: Path, constraints: Constraints = Constraints(), c
     return OptimizeResult(Path(out), manifest, replace(report, seconds=time.perf_counter() - start))
 
 
-def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[list[Measurement], dict]:
-    """Every whole-model candidate made, timed together in turns (with FP32) on a CPU target, then measured."""
+def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[list[Measurement], dict, set[str]]:
+    """Every whole-model candidate made, timed together in turns (with FP32) on a CPU target, then
+    measured; with their files and the names of those mixtures can be cut from."""
     made, measured, files = [], [], {}
     for spec in candidate_specs(target, config.candidates, config.calib_methods):
         path, key = run.candidate(spec)
@@ -314,12 +315,12 @@ def _whole_models(run: _Run, config: OptimizeConfig, target: Target) -> tuple[li
         measured.append(run.measure(spec.name, key, lambda p=path: p, spec.kind,
                                     quantized=quantized_nodes(path) if spec.kind == "int8" else None,
                                     execution=spec.precision))
-    return measured, files
+    return measured, files, {spec.name for spec, _, _ in made if spec.mixable}
 
 
-def _mixed(run: _Run, candidates: list[Measurement], files: dict, constraints: Constraints):
-    """Sensitivity, costs and search on the int8 graph that lost least."""
-    int8 = [m for m in candidates if m.name.startswith("int8-") and not m.name.endswith(("-all", "-openvino"))]
+def _mixed(run: _Run, candidates: list[Measurement], files: dict, bases: set[str], constraints: Constraints):
+    """Sensitivity, costs and search on the int8 graph that lost least, of those in ``bases``."""
+    int8 = [m for m in candidates if m.name in bases]
     if not int8:
         return None, (), {}, {}, None
     best = min(int8, key=lambda m: (m.drop, m.latency_ms))
