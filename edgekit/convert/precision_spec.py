@@ -5,7 +5,7 @@ the stage that dispatches to them (:mod:`edgekit.convert.precision`), which all 
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionSpec", "PRECISIONS", "FLAVORS", "OPENVINO_OPS", "CALIB_METHODS"]
+__all__ = ["PrecisionSpec", "PRECISIONS", "FLAVORS", "OPENVINO_OPS", "CALIB_METHODS", "LOWERING_REVISION"]
 
 from dataclasses import dataclass
 
@@ -15,6 +15,10 @@ from edgekit.errors import ConfigError
 FLAVORS = ("tensorrt", "onnxruntime", "openvino")
 OPENVINO_OPS = ("Conv", "MatMul", "Gemm")  # what the openvino flavor quantizes (the inputs of)
 CALIB_METHODS = ("entropy", "max", "percentile")
+# Raised whenever a lowering writes another graph from the same model, spec and images: caches of
+# lowered graphs (optimize's candidates) are keyed by it. 2: the openvino flavor stopped quantizing
+# Conv/MatMul/Gemm outputs.
+LOWERING_REVISION = 2
 
 
 @dataclass(frozen=True)
