@@ -3,12 +3,13 @@ report speed and accuracy against the original, measured side by side in one run
 
 Training images: calib/bluemarble (west of 45E, the training region; no masks: pure distillation),
 or ``--images`` (a folder, or one large image such as the whole west half, cut into tiles);
-held-out: calib/bluemarble_val (east of it, real land-sea masks) for the search's choice. The final
+held-out: calib/bluemarble_val (east of it, real land-sea masks; 11 tiles chosen by kind, rare kinds
+over-represented) for the search's choice, or with ``--val-region`` the whole region as tiles (24). The final
 figures are the whole held-out region east of 45E against the real mask, tile by tile, for: the
 original FP32 and INT8 builds, and the compressed network's FP32 and INT8 builds. Latency:
 edgekit.profile (ONNX Runtime CPU) on this machine, same run; the machine may be shared.
 
-    PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 1 --speedup 1.5 --max-drop 0.5 --steps 300
+    PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 1 --speedup 1.5 --max-drop 0.5 --steps 300 [--val-region]
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 --speedup 2.0 --max-drop 1.0 --steps 1000
     PYTHONPATH=. nice -n 5 python bench/compress_demo.py --level 2 ... --images west.png --out runs/bench_compress_west
 A rerun resumes: plan measurements and recovery checkpoints are cached (~/.cache/edgekit/optimize); a
@@ -22,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from optimize_demo import CALIB, VAL, row, show
+from optimize_demo import CALIB, VAL, region_folder, row, show
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,8 @@ def main() -> None:
                         help="minutes of recovery (a shared 2-core machine took over an hour for one 300-step plan)")
     parser.add_argument("--no-int8", action="store_true", help="build and score FP32 only (INT8 adds no speed here)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_compress")
+    parser.add_argument("--val-region", action="store_true",
+                        help="judge the search on the whole held-out region (24 tiles), not calib/bluemarble_val's 11")
     args = parser.parse_args()
 
     from edgekit.compress.distill import DistillSettings
@@ -53,7 +56,10 @@ def main() -> None:
 
     import onnxruntime
 
-    config = CompressConfig(images=args.images, val=ROOT / VAL, level=args.level, train_samples=args.train_samples,
+    image = bluemarble.load_image()
+    data = (image, bluemarble.load_mask(image.shape[:2]), bluemarble.split_column(image.shape[1]))
+    val = region_folder(args.out / "val_region", *data) if args.val_region else ROOT / VAL
+    config = CompressConfig(images=args.images, val=val, level=args.level, train_samples=args.train_samples,
                             max_candidates=args.max_candidates, time_budget_min=args.time_budget,
                             batch=2, recovery=DistillSettings(steps=args.steps, lr=args.lr, eval_every=max(args.steps // 6, 1)),
                             cache=default_cache_dir())
@@ -71,7 +77,7 @@ def main() -> None:
     r = result.report
     print(json.dumps({"level": args.level, "plan": r.plan, "search_speedup": round(r.speedup, 3),
                       "val_tiles_miou": [r.accuracy["before"], r.accuracy["after"]], "seconds": r.seconds,
-                      "images": str(args.images), "tried": list(r.tried)}, indent=2))
+                      "images": str(args.images), "val": str(val), "tried": list(r.tried)}, indent=2))
 
     int8 = BuildConfig(precision="int8", calib=ROOT / CALIB, val=ROOT / VAL, calib_samples=16, latency_runs=0)
     folders = {
@@ -81,8 +87,6 @@ def main() -> None:
     if not args.no_int8:
         folders["original int8"] = build("fastvit_sa12_fpn", args.out / "orig_int8", int8).folder
         folders[f"{r.plan} int8"] = build(str(small), args.out / f"level{args.level}_int8", int8).folder
-    image = bluemarble.load_image()
-    data = (image, bluemarble.load_mask(image.shape[:2]), bluemarble.split_column(image.shape[1]))
     rows = {name: row(name, folder, data) for name, folder in folders.items()}
     print(f"\n{cpu_name()}, ONNX Runtime {onnxruntime.__version__}; mIoU: whole held-out region east of 45E vs the real mask")
     base = rows["original fp32"]

@@ -28,22 +28,38 @@ from edgekit.runtime.open import open_runner
 CALIB, VAL = Path("calib/bluemarble"), Path("calib/bluemarble_val")
 
 
+def region_grid(h: int, w: int, tile: int = 512) -> list[tuple[int, int]]:
+    """The (row, col) corners of full tiles covering an h x w region (edge tiles shifted in)."""
+    return [(r, c) for r in sorted({*range(0, h - tile, tile), h - tile}) for c in sorted({*range(0, w - tile, tile), w - tile})]
+
+
 def held_out_miou(folder: Path, image, mask, col: int, tile: int = 512) -> float:
-    """mIoU of an artifact east of the split, on a grid of full tiles (edge tiles shifted in)."""
+    """mIoU of an artifact east of the split, on :func:`region_grid`'s tiles."""
     from edgekit.metrics import confusion, iou_from_confusion
 
     artifact = load_artifact(folder)
     pre = artifact.manifest.preprocess
     region, truth = image[:, col:], mask[:, col:]
-    h, w = truth.shape
     cm = np.zeros((3, 3), np.int64)
     with open_runner(artifact) as runner:
         name = runner.input_specs()[0].name
-        for r in sorted({*range(0, h - tile, tile), h - tile}):
-            for c in sorted({*range(0, w - tile, tile), w - tile}):
-                out = next(iter(runner.infer({name: pre.apply(region[r:r + tile, c:c + tile][None])}).values()))
-                cm += confusion(truth[r:r + tile, c:c + tile], out.argmax(1)[0], 3)
+        for r, c in region_grid(*truth.shape, tile):
+            out = next(iter(runner.infer({name: pre.apply(region[r:r + tile, c:c + tile][None])}).values()))
+            cm += confusion(truth[r:r + tile, c:c + tile], out.argmax(1)[0], 3)
     return 100 * float(np.nanmean(iou_from_confusion(cm)))
+
+
+def region_folder(out: Path, image, mask, col: int, tile: int = 512) -> Path:
+    """The held-out region east of the split as a folder of :func:`region_grid`'s tiles with masks/
+    (what ``--val`` reads): a held-out set whose figure is the region's, not a sample's."""
+    from PIL import Image
+
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    for r, c in region_grid(image.shape[0], image.shape[1] - col, tile):
+        name = f"region_r{r:04d}_c{col + c:04d}.png"
+        Image.fromarray(image[r:r + tile, col + c:col + c + tile]).save(out / name)
+        Image.fromarray(mask[r:r + tile, col + c:col + c + tile]).save(out / "masks" / name)
+    return out
 
 
 def latency_ms(folder: Path) -> float:
