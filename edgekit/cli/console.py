@@ -3,7 +3,9 @@
 Three levels, set once per command by :func:`edgekit.cli.options.verbosity_options`:
 
 - quiet: errors, warnings and the command's final line on stdout; no progress, no library logs;
-- normal: the command's usual output, a progress display on stderr while a long stage runs;
+- normal: the command's usual output, a progress display on stderr while a long stage runs (where
+  stderr is a log file or a pipe: the current message as a line, at most one every
+  :data:`LOG_INTERVAL_S` seconds, so a long run's log shows where it is);
 - verbose: also a line per stage with the time it started (stderr), and library logs (INFO).
 
 Progress is drawn with rich on stderr, so stdout stays what the command reports.
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 import click
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
+LOG_INTERVAL_S = 30.0  # normal level, stderr no terminal: the least time between two progress lines
 _KEY = "edgekit.verbosity"
 
 
@@ -39,19 +42,17 @@ def shows_progress() -> bool:
 def stage_progress(first: str = "starting") -> Iterator[Callable[[str], None]]:
     """The progress of a long stage on stderr, as ``say(message)`` for the stage to call.
 
-    Normal: a spinner with the current message and the time spent, gone when the stage ends.
-    Verbose: a line per message with the seconds since the start. Quiet: nothing.
+    Normal: a spinner with the current message and the time spent, gone when the stage ends; where
+    stderr is no terminal, a message as a line when :data:`LOG_INTERVAL_S` have passed since the
+    last line (or the start). Verbose: a line per message with the seconds since the start. Quiet:
+    nothing.
     """
     level = verbosity()
     if level == QUIET:
         yield lambda _message: None
         return
     if level == VERBOSE:
-        start = time.perf_counter()
-
-        def say(message: str) -> None:
-            click.echo(f"[{time.perf_counter() - start:7.1f} s] {message}", err=True)
-
+        say = _lines(0.0)
         say(first)
         yield say
         return
@@ -60,8 +61,8 @@ def stage_progress(first: str = "starting") -> Iterator[Callable[[str], None]]:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    if not console.is_terminal:  # a log file or a pipe: no spinner to draw
-        yield lambda _message: None
+    if not console.is_terminal:  # a log file or a pipe: no spinner to draw, a line now and then
+        yield _lines(LOG_INTERVAL_S)
         return
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
     # lines a command prints meanwhile go above the display only when stdout is the terminal too
@@ -69,6 +70,21 @@ def stage_progress(first: str = "starting") -> Iterator[Callable[[str], None]]:
     with Progress(*columns, console=console, transient=True, redirect_stdout=sys.stdout.isatty()) as bar:
         task = bar.add_task(escape(first), total=None)
         yield lambda message: bar.update(task, description=escape(message))
+
+
+def _lines(interval: float) -> Callable[[str], None]:
+    """``say(message)``: the message on stderr with the seconds since now, when ``interval`` seconds
+    have passed since the last line it printed (0: every message)."""
+    start = last = time.perf_counter()
+
+    def say(message: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= interval:
+            last = now
+            click.echo(f"[{now - start:7.1f} s] {message}", err=True)
+
+    return say
 
 
 @contextlib.contextmanager

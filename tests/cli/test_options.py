@@ -119,6 +119,19 @@ def test_verbose_says_each_stage_and_normal_does_not(cpu_artifact, tmp_path, cap
     assert capsys.readouterr().out.splitlines() == [normal.out.splitlines()[-1].replace("/d/", "/e/")]
 
 
+def test_a_log_gets_a_progress_line_now_and_then(cpu_artifact, tmp_path, capsys, monkeypatch):
+    import edgekit.cli.console as console
+
+    # stderr no terminal (a log): a line only once LOG_INTERVAL_S have passed since the last one
+    monkeypatch.setattr(console, "LOG_INTERVAL_S", 3600.0)
+    assert main(["compile", str(cpu_artifact), "-o", str(tmp_path / "c"), "--runtime", "onnxruntime"]) == 0
+    assert "s] " not in capsys.readouterr().err
+    monkeypatch.setattr(console, "LOG_INTERVAL_S", 0.0)
+    with console.stage_progress("starting") as say:
+        say("recover step 50/300")
+    assert capsys.readouterr().err.strip().endswith("s] recover step 50/300")
+
+
 def test_progress_is_drawn_on_a_terminal_and_not_under_quiet(cpu_artifact, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws as on a terminal
     monkeypatch.delenv("NO_COLOR", raising=False)
