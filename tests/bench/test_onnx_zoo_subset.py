@@ -1,4 +1,5 @@
-"""CI subset of bench/onnx_zoo.py: the two smallest third-party ONNX files of the zoo, built FP32,
+"""CI subset of bench/onnx_zoo.py: two small third-party ONNX files of the zoo (a classifier and a
+segmenter; the smallest, MTCNN's P-Net, would need a face image and an sdist-only package), built FP32,
 FP16 and INT8 for the cpu target through the bench's own commands, and scored against the file
 itself run by ONNX Runtime on the same pixels with the normalisation its package's code uses.
 
