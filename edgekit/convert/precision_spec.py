@@ -5,7 +5,8 @@ the stage that dispatches to them (:mod:`edgekit.convert.precision`), which all 
 """
 from __future__ import annotations
 
-__all__ = ["PrecisionSpec", "PRECISIONS", "FLAVORS", "OPENVINO_OPS", "CALIB_METHODS", "LOWERING_REVISION"]
+__all__ = ["PrecisionSpec", "PRECISIONS", "FLAVORS", "OPENVINO_OPS", "OPENVINO_CARRIED", "CALIB_METHODS",
+           "LOWERING_REVISION"]
 
 from dataclasses import dataclass
 
@@ -13,11 +14,14 @@ from edgekit.artifact.manifest import PRECISIONS
 from edgekit.errors import ConfigError
 
 FLAVORS = ("tensorrt", "onnxruntime", "openvino")
-OPENVINO_OPS = ("Conv", "MatMul", "Gemm")  # what the openvino flavor quantizes (the inputs of)
+OPENVINO_OPS = ("Conv", "MatMul", "Gemm")  # what the openvino flavor computes in int8 (inputs quantized, never outputs)
+# what it carries in int8 between them, as NNCF places an Interpolate: input and output on one scale
+# (but never a graph output: a model's own logits stay float)
+OPENVINO_CARRIED = ("Resize",)
 CALIB_METHODS = ("entropy", "max", "percentile")
 # Raised whenever a lowering writes another graph from the same model, spec and images: caches of
 # lowered graphs (optimize's candidates) are keyed by it. 2: the openvino flavor stopped quantizing
-# Conv/MatMul/Gemm outputs.
+# Conv/MatMul/Gemm outputs and started carrying Resize in int8.
 LOWERING_REVISION = 2
 
 

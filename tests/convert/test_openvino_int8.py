@@ -49,3 +49,42 @@ def test_openvino_flavor_is_symmetric_int8_on_conv_matmul_gemm(tmp_path: Path):
         r, g = ref.infer({"input": x}), got.infer({"input": x})
     key = next(iter(r))
     assert np.abs(r[key] - g[key]).max() <= 0.1 * np.abs(r[key]).max()
+
+
+def upsampling_onnx(path: Path) -> Path:
+    """Conv-ReLU, a 2x Resize, a 1x1 Conv, and a Resize back to the input size writing the logits:
+    an FPN head in small."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in (
+        ("w1", rng.normal(0, 0.4, (8, 3, 3, 3))), ("b1", rng.normal(0, 0.1, 8)),
+        ("w2", rng.normal(0, 0.4, (4, 8, 1, 1))), ("b2", np.zeros(4)),
+        ("up", np.array([1, 1, 2, 2])), ("down", np.array([1, 1, 0.5, 0.5])))]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Resize", ["r1", "", "up"], ["u1"], mode="linear", name="upsample"),
+        helper.make_node("Conv", ["u1", "w2", "b2"], ["c2"], name="conv2"),
+        helper.make_node("Resize", ["c2", "", "down"], ["logits"], mode="linear", name="to_input_size"),
+    ]
+    graph = helper.make_graph(nodes, "fpn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, SIZE, SIZE])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_openvino_flavor_carries_an_upsampling_in_int8_but_not_the_logits(tmp_path: Path):
+    calib = CalibrationSet(smooth_images(tmp_path / "imgs", 8), (SIZE, SIZE), PRE, samples=8)
+    ov = set_precision(upsampling_onnx(tmp_path / "m.onnx"), tmp_path / "ov.onnx",
+                       PrecisionSpec("int8", flavor="openvino", calib_method="max"), calib)
+    graph = onnx.load(str(ov.path)).graph
+    made = {o: n for n in graph.node for o in n.output}
+
+    def dequantized(tensor: str) -> bool:  # read through a Q/DQ pair
+        return made[tensor].op_type == "DequantizeLinear" and made[made[tensor].input[0]].op_type == "QuantizeLinear"
+
+    upsample = next(n for n in graph.node if n.name == "upsample")
+    assert dequantized(upsample.input[0])  # the ReLU's output, quantized for the Resize alone
+    logits = made["logits"]
+    assert logits.op_type == "Resize" and not dequantized(logits.input[0])  # the model's result stays float
