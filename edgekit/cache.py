@@ -71,8 +71,12 @@ class MeasurementCache:
             except json.JSONDecodeError:
                 pass  # a torn file from another writer: measure again
         self.misses += 1
-        value = fn()
-        if path is not None:
+        return self.store(kind, key, fn())
+
+    def store(self, kind: str, key: str, value: dict) -> dict:
+        """Keep ``value`` as ``kind``/``key`` (replacing a stored one) and return it."""
+        if self.folder is not None:
+            path = self.folder / "measure" / kind / f"{key}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path) as tmp:
                 tmp.write_text(json.dumps(value, default=str))

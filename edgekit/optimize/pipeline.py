@@ -155,17 +155,21 @@ class _Run:
         from edgekit.optimize.evaluate import measure_latency
 
         key = self._latency_key(model_key, precision)
-        return self.cache.measure("latency", key, lambda: {"ms": self.timed.pop(key) if key in self.timed else measure_latency(
+        if key in self.timed:  # timed in turns with the others of this run: replaces a stored figure
+            self.cache.misses += 1
+            return self.cache.store("latency", key, {"ms": self.timed.pop(key)})["ms"]
+        return self.cache.measure("latency", key, lambda: {"ms": measure_latency(
             path(), self.val.batches[0], self.config.latency_runs, self.target.threads, precision)})["ms"]
 
     def time_in_turns(self, models: list[tuple[str, Path, str]]) -> None:
-        """Time the ``(model key, path, precision)`` models not measured yet in turns
-        (:func:`~edgekit.optimize.evaluate.measure_latencies`), for the latency lookups that follow."""
+        """Time the ``(model key, path, precision)`` models in turns
+        (:func:`~edgekit.optimize.evaluate.measure_latencies`), for the latency lookups that follow:
+        none when all are stored, else all of them again, so that the figures compared were
+        taken side by side (a candidate new to the cache is not timed alone against stored ones)."""
         from edgekit.optimize.evaluate import measure_latencies
 
         todo = {self._latency_key(k, precision): (path, precision) for k, path, precision in models}
-        todo = {key: model for key, model in todo.items() if not self.cache.has("latency", key)}
-        if todo:
+        if any(not self.cache.has("latency", key) for key in todo):
             self.say(f"time {len(todo)} candidates in turns, {self.config.latency_runs} rounds")
             self.timed |= dict(zip(todo, measure_latencies(list(todo.values()), self.val.batches[0],
                                                            self.config.latency_runs, self.target.threads)))

@@ -88,6 +88,18 @@ def test_rerun_with_another_budget_measures_nothing(setup, counted, tmp_path):
     assert second.report.chosen.latency_ms <= 8.0  # a looser budget quantizes the fragile conv too
 
 
+def test_a_candidate_new_to_the_cache_is_timed_in_turns_with_the_stored_ones(setup, counted, tmp_path):
+    from dataclasses import replace
+
+    config = _config(setup, tmp_path / "cache")
+    first = optimize(str(setup["model"]), tmp_path / "a", Constraints(max_drop=40.0), replace(config, candidates=()))
+    assert [c.name for c in first.report.candidates] == ["fp32"]
+    counted["turns"].clear()
+    optimize(str(setup["model"]), tmp_path / "b", Constraints(max_drop=40.0), config)
+    # the FP32 build's graph (stored by the first run, in its folder "artifact") timed again beside the new
+    assert "artifact" in counted["turns"][0] and len(counted["turns"][0]) >= 2
+
+
 def test_infeasible_constraints_write_nothing(setup, counted, tmp_path):
     with pytest.raises(InfeasibleError) as info:
         optimize(str(setup["model"]), tmp_path / "out", Constraints(max_drop=1.0, max_latency_ms=1.0), _config(setup, None))
