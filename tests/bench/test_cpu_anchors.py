@@ -68,3 +68,17 @@ def test_each_turn_times_the_second_of_two_back_to_back_runs():
     ms = anchors.time_in_turns([Fake("a"), Fake("b")], np.zeros(1), 3)
     assert len(ms) == 2 and all(m >= 0 for m in ms)
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # one warm-up each, then turns of two runs
+
+
+def test_a_trained_recipe_is_measured_as_the_demo_is_and_only_named_models_are_looked_for(tmp_path: Path):
+    anchors = _module()
+    recipe = tmp_path / "vit_trained.yaml"
+    text = (ROOT / "edgekit" / "data" / "models" / "vit_s16_linear.yaml").read_text()
+    recipe.write_text(text.replace("name: vit_s16_linear", "name: vit_trained").replace("[512, 512]", "[256, 256]"))
+    # no zoo package is installed here: naming only the torch models must not look for them
+    found = anchors.anchors(None, tmp_path, (recipe,), only=(anchors.DEMO, "vit_trained"))
+    assert [a.name for a in found] == [anchors.DEMO, "vit_trained"]
+    vit, demo = found[1], found[0]
+    assert vit.source == str(recipe) and vit.size == (256, 256) and vit.torch
+    assert (vit.calib, vit.val, vit.truth, vit.build_args) == (demo.calib, demo.val, demo.truth, demo.build_args)
+    assert [a.name for a in anchors.anchors(None, tmp_path, (recipe,), only=("vit_trained",))] == ["vit_trained"]
