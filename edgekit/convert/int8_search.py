@@ -9,8 +9,10 @@ its check. In order, each step lowered, verified and recorded by the caller's ``
    (:mod:`edgekit.convert.mixed_precision`, :mod:`edgekit.convert.sensitivity`): one more calibration
    gives a Q/DQ graph of Conv/MatMul/Gemm (ModelOpt's graph as it is on TensorRT targets); each
    region is probed alone on a mixture cut from it, then mixtures with the ``k`` most sensitive
-   regions in float, ``k`` = 1, 2, 3 ..., are verified until one holds (at most ``MAX_REGIONS``;
-   the last keeps every quantizable node in float). Mixtures share that one calibration.
+   regions in float, ``k`` = 1, 2, 3 ..., are verified until one holds (at most ``MAX_REGIONS``
+   regions; a mixture that would keep every quantized node in float is not tried: it is the FP32
+   graph under an int8 name, and a build that asked for int8 is told that nothing held instead).
+   Mixtures share that one calibration.
 
 The first attempt that holds wins; when none does, the one that lost least is returned (failing).
 """
@@ -146,6 +148,9 @@ def _float_regions(fp32: Path, best: Tried, attempt: Attempt, lower: Lower, scor
     for k in range(1, len(order) + 1):
         kept = order[:k]
         nodes = tuple(n for r in kept for n in r.nodes)
+        if quantized <= set(nodes):
+            say(f"int8 with all {len(order)} regions in float would be fp32: not tried")
+            break
         say(f"int8 with {k} of {len(order)} regions in float: {', '.join(r.name for r in kept)}")
         tried = attempt(spec, work / f"float-{k}.onnx", tuple(r.name for r in kept), nodes,
                         lambda s, path, nodes=nodes: _mixture(made, fp32, nodes, path))

@@ -4,6 +4,7 @@ round to zero, whatever the activation calibration, so only keeping conv2 in flo
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
@@ -62,13 +63,25 @@ def test_fragile_model_ends_within_tolerance_with_its_fragile_conv_in_float(frag
 def test_nothing_holds_is_one_line_with_the_best_figure_and_nothing_written(fragile, tmp_path):
     model, calib, held = fragile
     out = tmp_path / "q.onnx"
-    with pytest.raises(ParityError) as info:  # a negative tolerance: not even all-float holds
+    with pytest.raises(ParityError) as info:  # a negative tolerance: nothing holds
         lower_precision(model, out, PrecisionSpec("int8", "onnxruntime", "max"), calib, held,
                         "segmentation", max_drop=-1.0)
     message = str(info.value)
-    assert "\n" not in message and "the best loses 0.00 points" in message
+    assert "\n" not in message and re.search(r"the best loses \d+\.\d\d points", message)
     assert "max, entropy, percentile" in message and "regions kept in float" in message
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_int8_with_every_quantized_node_in_float_is_not_an_int8_lowering(fragile, tmp_path):
+    """An all-float mixture is the FP32 graph: it would always hold, and a build asked for int8
+    would write FP32 under that name (the DBNet detectors' OpenVINO int8 did, 0 Q/DQ pairs)."""
+    model, calib, held = fragile
+    said = []
+    with pytest.raises(ParityError) as info:
+        lower_precision(model, tmp_path / "q.onnx", PrecisionSpec("int8", "onnxruntime", "max"), calib, held,
+                        "segmentation", max_drop=-1.0, progress=said.append)
+    assert "then up to 2 regions kept in float" in str(info.value)  # of the three
+    assert any("would be fp32: not tried" in line for line in said)
 
 
 def test_quantize_command_searches_too(fragile, tmp_path, capsys):
