@@ -42,6 +42,7 @@ def ort_int8(onnx_in: Path, out: Path, spec: PrecisionSpec, calib: CalibrationSe
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=op_types,
             per_channel=spec.per_channel,
+            reduce_range=spec.weight_bits == 7,
             activation_type=QuantType.QInt8 if openvino else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(spec.nodes_to_exclude) + kept_float,

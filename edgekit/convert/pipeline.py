@@ -21,6 +21,7 @@ from edgekit.artifact.manifest import PRECISIONS, Manifest, TensorSpec, seal
 from edgekit.atomic import atomic_dir
 from edgekit.convert.report import BuildReport, StageRecord
 from edgekit.convert.source import Source, resolve_source
+from edgekit.convert.precision_spec import SEVEN_BIT_WHY
 from edgekit.errors import CalibrationError, ConfigError, ParityError
 from edgekit.preprocess import InputOptions
 from edgekit.targets import Target, load_target
@@ -555,6 +556,8 @@ def _precision_record(result, spec, check, error, target: Target, trained: bool,
     metrics = {"nodes_before": result.nodes_before, "nodes_after": result.nodes_after, "qdq_pairs": result.qdq_pairs,
                "fp16_nodes": result.fp16_nodes, "calib_images": result.calib_samples, "calib_passes": result.calib_groups}
     facts = {"flavor": spec.flavor, "calib_method": spec.calib_method, "high_precision": spec.high_precision}
+    if spec.precision == "int8" and spec.weight_bits == 7:
+        facts["weights"] = SEVEN_BIT_WHY
     if note:
         facts["fallback"] = note
     if warning:

@@ -122,6 +122,8 @@ def _precision(r: StageRecord) -> str:
     if m.get("images"):
         text += (f", verified on {m['images']} held-out images: drop {m['drop']:.2f} points ({f.get('drop_basis')}), "
                  f"tolerance {m['tolerance']}")
+    if f.get("weights"):
+        text += f"; {f['weights']}"
     if f.get("int8_slower"):
         text += f"; {f['int8_slower']}"
     return text

@@ -88,3 +88,26 @@ def test_openvino_flavor_carries_an_upsampling_in_int8_but_not_the_logits(tmp_pa
     assert dequantized(upsample.input[0])  # the ReLU's output, quantized for the Resize alone
     logits = made["logits"]
     assert logits.op_type == "Resize" and not dequantized(logits.input[0])  # the model's result stays float
+
+
+@pytest.mark.parametrize("flavor", ["onnxruntime", "openvino"])
+def test_weights_take_7_bits_on_a_cpu_without_vnni(tmp_path: Path, monkeypatch, flavor: str):
+    """Without VNNI the CPU runtimes' int8 kernels add u8 x s8 products in pairs into a saturating
+    16-bit sum: full-range weights overflow it (OpenVINO ran a small CNN 10.5 % of its output's range
+    off FP32 on an AVX2-only CPU, 2.4 % with 7-bit weights)."""
+    import edgekit.machine
+    from onnx import numpy_helper
+
+    calib = CalibrationSet(smooth_images(tmp_path / "imgs", 8), (SIZE, SIZE), PRE, samples=8)
+    fp32 = small_cnn_onnx(tmp_path / "m.onnx")
+    widest = {}
+    for vnni in ((), ("avx512_vnni",)):
+        monkeypatch.setattr(edgekit.machine, "cpu_vnni", lambda vnni=vnni: vnni)
+        spec = PrecisionSpec("int8", flavor=flavor, calib_method="max")
+        out = set_precision(fp32, tmp_path / f"{flavor}-{len(vnni)}.onnx", spec, calib).path
+        graph = onnx.load(str(out)).graph
+        weights = [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.dims]
+        widest[bool(vnni)] = (spec.weight_bits, int(max(np.abs(w.astype(np.int32)).max() for w in weights)))
+    assert widest[False][0] == 7 and widest[False][1] <= 64  # -64..63
+    assert widest[True][0] == 8 and widest[True][1] > 64  # per-channel max scales reach 127
+    assert PrecisionSpec("int8", flavor="tensorrt").weight_bits == 8  # TensorRT's GPUs have no such sum

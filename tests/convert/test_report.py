@@ -36,3 +36,18 @@ def test_a_precision_fallback_ends_its_sentence_before_the_counts(tmp_path):
                                "fallback": "max/fp16 (54.27) failed its check; kept percentile/fp16, 7 regions in float (0.43)"})
     BuildReport("m.onnx", "cpu", "int8", (stage,)).write(tmp_path)
     assert "(0.43). openvino flavor, 8 Q/DQ pairs" in (tmp_path / "report.md").read_text()
+
+
+def test_seven_bit_weights_are_said_with_their_reason(tmp_path):
+    from edgekit.convert.pipeline import _precision_record
+    from edgekit.convert.precision import PrecisionResult, PrecisionSpec
+    from edgekit.metrics import OutputError
+    from edgekit.targets import load_target
+
+    result = PrecisionResult(path=tmp_path / "q.onnx", precision="int8", flavor="onnxruntime", nodes_before=5,
+                             nodes_after=9, qdq_pairs=2, fp16_nodes=0, calib_samples=4, seconds=1.0)
+    for bits, said in ((7, True), (8, False)):
+        spec = PrecisionSpec("int8", weight_bits=bits)
+        record = _precision_record(result, spec, None, OutputError(0.1, 0.01, 0.02), load_target("cpu"), True, "", 1.0, None)
+        BuildReport("m.onnx", "cpu", "int8", (record,)).write(tmp_path)
+        assert ("weights at 7 bits: this CPU has no VNNI" in (tmp_path / "report.md").read_text()) is said
