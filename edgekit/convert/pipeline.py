@@ -220,7 +220,11 @@ def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folde
             continue
         record = records[-1]
         facts = record.facts
-        if facts.get("warning") in {r.facts.get("warning") for r in records[:-1]}:  # said once (unverified, --no-verify)
+        # said once (--no-verify): the unverified line of each runtime's graph differs only by its random-input error
+        unverified = record.metrics.get("verified") is False
+        if facts.get("warning") and any(r.facts.get("warning") == facts["warning"]
+                                        or (unverified and r.facts.get("warning") and r.metrics.get("verified") is False)
+                                        for r in records[:-1]):
             facts = {k: v for k, v in facts.items() if k != "warning"}
         records[-1] = replace(record, stage=f"{record.stage} ({runtime})", facts=facts)
         graphs[runtime] = (runtime_model(runtime), info)
