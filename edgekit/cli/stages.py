@@ -140,7 +140,7 @@ def quantize(onnx_in, out, precision, target, calib, calib_method, calib_samples
     result, check = lowered.result, lowered.check
     click.echo(f"{out}: {precision} ({spec.flavor}, unquantized layers {lowered.spec.high_precision}), "
                f"{result.qdq_pairs} Q/DQ pairs, {result.fp16_nodes} fp16 nodes, {result.nodes_before} -> {result.nodes_after} nodes"
-               + (f"; {SEVEN_BIT_WHY}" if precision == "int8" and spec.weight_bits == 7 else ""))
+               + (f"; {SEVEN_BIT_WHY}" if lowered.spec.weight_bits == 7 else ""))
     if check is not None:
         click.echo(f"verified on {check.images} images: agreement {100 * check.agreement:.2f}%, drop {check.drop:.2f} "
                    f"points ({check.drop_basis}); tried {'; '.join(a.describe() for a in lowered.attempts)}")

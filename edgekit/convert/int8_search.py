@@ -5,7 +5,10 @@ its check. In order, each step lowered, verified and recorded by the caller's ``
 
 1. the calibration methods not tried yet (onnxruntime flavor: entropy, percentile, max;
    tensorrt: entropy, max);
-2. keeping the most sensitive regions in float, with `edgekit optimize`'s machinery
+2. on a CPU without VNNI, the best of those with 7-bit weights
+   (:func:`edgekit.convert.precision_spec.int8_weight_bits`: full-range weights can saturate the
+   CPU runtimes' 16-bit pair sums there);
+3. keeping the most sensitive regions in float, with `edgekit optimize`'s machinery
    (:mod:`edgekit.convert.mixed_precision`, :mod:`edgekit.convert.sensitivity`): one more calibration
    gives a Q/DQ graph of Conv/MatMul/Gemm (ModelOpt's graph as it is on TensorRT targets); each
    region is probed alone on a mixture cut from it, then mixtures with the ``k`` most sensitive
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgekit.convert.precision import PrecisionResult, PrecisionSpec
+from edgekit.convert.precision_spec import int8_weight_bits
 
 MAX_REGIONS = 8  # regions probed (one held-out run each), and most regions kept in float
 ORT_ORDER = ("entropy", "percentile", "max")
@@ -111,6 +115,12 @@ def _search(fp32: Path, failed: Tried, attempt: Attempt, lower: Lower, score: Sc
         if tried.check.passed:
             return Held(tried)
         best = min(best, tried, key=lambda t: t.check.drop)
+    if best.spec.weight_bits == 8 and int8_weight_bits(best.spec.flavor) == 7:
+        say(f"int8 with {best.spec.calib_method} calibration fails its check: trying 7-bit weights (no VNNI on this CPU)")
+        tried = attempt(replace(best.spec, weight_bits=7), work / f"{best.spec.calib_method}-7bit.onnx", (), ())
+        if tried.check.passed:
+            return Held(tried)
+        best = min(best, tried, key=lambda t: t.check.drop)
     return _float_regions(fp32, best, attempt, lower, score, work, say, max_regions)
 
 
@@ -119,7 +129,8 @@ def nothing_held(name: str, check, attempts) -> str:
     metric = "mIoU" if check.task == "segmentation" else "top-1 agreement"
     methods = ", ".join(dict.fromkeys(a.calib_method for a in attempts))
     regions = max((len(a.float_regions) for a in attempts), default=0)
-    floats = f", then up to {regions} regions kept in float" if regions else ""
+    floats = (", then 7-bit weights" if any(a.weight_bits == 7 for a in attempts) else "") + \
+        (f", then up to {regions} regions kept in float" if regions else "")
     return (f"{name}: no int8 lowering holds: the best loses {check.drop:.2f} points of {metric} "
             f"({check.drop_basis}) on {check.images} held-out images (tolerance {check.max_drop}) after "
             f"{len(attempts)} attempts (calibration {methods}{floats}); try fp16, more or more typical "

@@ -42,11 +42,13 @@ class Attempt:
     passed: bool | None
     float_regions: tuple[str, ...] = ()
     float_nodes: tuple[str, ...] = ()
+    weight_bits: int = 8
 
     def describe(self) -> str:
         where = f", {len(self.float_regions)} regions in float" if self.float_regions else ""
         drop = "unchecked" if self.drop is None else f"{self.drop:.2f}"
-        return f"{self.calib_method}/{self.high_precision}{where} ({drop})"
+        bits = "/7-bit weights" if self.weight_bits == 7 else ""
+        return f"{self.calib_method}/{self.high_precision}{bits}{where} ({drop})"
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def lower_precision(onnx_in: Path, onnx_out: Path, spec: PrecisionSpec, calib: C
         result = (lower or (lambda s_, p_: set_precision(onnx_in, p_, s_, calib)))(s, path)
         say("verify precision on held-out images")
         check = _verify(onnx_in, path, held_out, task, max_drop, s.runtime, s.precision)
-        attempts.append(Attempt(s.calib_method, s.high_precision, check.drop, check.passed, regions, nodes))
+        attempts.append(Attempt(s.calib_method, s.high_precision, check.drop, check.passed, regions, nodes, s.weight_bits))
         return Tried(s, result, check, regions, nodes, len(attempts) - 1)
 
     tried = attempt(spec, onnx_out)

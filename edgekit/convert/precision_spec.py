@@ -21,20 +21,23 @@ OPENVINO_CARRIED = ("Resize",)
 CALIB_METHODS = ("entropy", "max", "percentile")
 # Raised whenever a lowering writes another graph from the same model, spec and images: caches of
 # lowered graphs (optimize's candidates) are keyed by it. 2: the openvino flavor stopped quantizing
-# Conv/MatMul/Gemm outputs and started carrying Resize in int8. 3: weights at 7 bits on a CPU without VNNI.
-LOWERING_REVISION = 3
-SEVEN_BIT_WHY = ("weights at 7 bits: this CPU has no VNNI, and its int8 kernels sum u8 x s8 products in pairs "
-                 "into 16 bits, which full-range weights saturate")
+# Conv/MatMul/Gemm outputs and started carrying Resize in int8.
+LOWERING_REVISION = 2
+SEVEN_BIT_WHY = ("weights at 7 bits: 8-bit weights failed the check on this CPU without VNNI, whose int8 kernels "
+                 "sum u8 x s8 products in pairs into 16 bits that full-range weights can saturate")
 
 
 def int8_weight_bits(flavor: str) -> int:
-    """Bits of an int8 graph's weights placed for ``flavor`` on this machine: 7 for a CPU runtime's
-    flavor (``onnxruntime``, ``openvino``) where the CPU has no VNNI, else 8. Without VNNI, ONNX
-    Runtime's and OpenVINO's int8 kernels multiply u8 activations by s8 weights with an instruction
-    that adds each pair of products into a saturating 16-bit sum (255 x 127 x 2 > 32767): with
-    7-bit weights it cannot overflow (ONNX Runtime's ``reduce_range``, NNCF's overflow fix). On an
-    AVX2-only CPU a small CNN's symmetric int8 ran 10.5 % of its output's range off FP32 on OpenVINO
-    with 8-bit weights, 2.4 % with 7. TensorRT's GPUs have no such sum."""
+    """The narrowest weights an int8 graph placed for ``flavor`` may need on this machine: 7 for a
+    CPU runtime's flavor (``onnxruntime``, ``openvino``) where the CPU has no VNNI, else 8.
+
+    Without VNNI, ONNX Runtime's and OpenVINO's int8 kernels multiply u8 activations by s8 weights
+    with an instruction that adds each pair of products into a saturating 16-bit sum (255 x 127 x 2
+    > 32767); with 7-bit weights it cannot overflow (ONNX Runtime's ``reduce_range``, NNCF's
+    overflow fix), at half the weights' resolution. On an AVX2-only CPU a small CNN's symmetric int8
+    ran 10.5 % of its output's range off FP32 on OpenVINO with 8-bit weights, 2.4 % with 7; a YOLOX
+    detector held with 8 and lost 1.55 points with 7. So 8 bits come first, and the int8 search
+    (:mod:`edgekit.convert.int8_search`) tries 7 where this returns it. TensorRT's GPUs have no such sum."""
     from edgekit.machine import cpu_vnni
 
     return 8 if flavor == "tensorrt" or cpu_vnni() else 7
@@ -59,8 +62,7 @@ class PrecisionSpec:
             of the memory available (:mod:`edgekit.convert.calibration_memory`).
         runtime: the CPU runtime the lowered graph is verified on (``onnxruntime`` or ``openvino``:
             the cpu target's backend, whose own int8 kernels round differently).
-        weight_bits: 8, or 7 (weights in -64..63) for a CPU without VNNI; None: this machine's
-            (:func:`int8_weight_bits`), set when the spec is made.
+        weight_bits: 8, or 7 (weights in -64..63: a CPU without VNNI, :func:`int8_weight_bits`).
     """
 
     precision: str = "fp32"
@@ -74,11 +76,9 @@ class PrecisionSpec:
     calib_chunk: int = 4
     calib_memory_mb: float | None = None
     runtime: str = "onnxruntime"
-    weight_bits: int | None = None
+    weight_bits: int = 8
 
     def __post_init__(self) -> None:
-        if self.weight_bits is None:
-            object.__setattr__(self, "weight_bits", int8_weight_bits(self.flavor))
         if self.weight_bits not in (7, 8) or (self.weight_bits == 7 and self.flavor == "tensorrt"):
             raise ConfigError(f"int8 weights take 8 bits, or 7 on a cpu target (got {self.weight_bits} for {self.flavor})")
         for field, value, choices in (

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from edgekit.images.image_set import CalibrationSet
 from edgekit.convert.precision import PrecisionSpec, set_precision
-from edgekit.convert.precision_spec import int8_weight_bits
 from edgekit.errors import ConfigError
 from edgekit.convert.mixed_precision import QUANTIZABLE_OPS
 from edgekit.runtime.openvino_rt import openvino_version
@@ -138,5 +137,5 @@ def _dynamic_int8(fp32: Path, out: Path) -> Path | None:
         return None
     with quiet():
         quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
-                         per_channel=False, reduce_range=int8_weight_bits("onnxruntime") == 7)
+                         per_channel=False)
     return Path(out)

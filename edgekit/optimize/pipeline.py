@@ -28,7 +28,7 @@ from edgekit.optimize.candidates import KINDS, CandidateSpec, bf16_here, candida
 from edgekit.optimize.constraints import Constraints, Measurement
 from edgekit.optimize.cost import INT8_MAC_COST, QDQ_COST, NodeCost, estimated_node_costs, profiled_node_costs
 from edgekit.convert.mixed_precision import mixed_precision_model, quantized_nodes, regions_from_onnx
-from edgekit.convert.precision_spec import LOWERING_REVISION, int8_weight_bits
+from edgekit.convert.precision_spec import LOWERING_REVISION
 from edgekit.optimize.report import OptimizeReport, choose, infeasible_message
 from edgekit.optimize.search import search
 from edgekit.preprocess import InputOptions
@@ -211,7 +211,7 @@ class _Run:
         calib_key = [f"{s.name}:{sha256_file(s.path)}" for s in self.calib.with_samples(self.config.calib_samples).items] \
             if self.calib is not None and spec.kind != "dynamic" else None
         key = content_key("candidate", self.fp32_key, spec.name, self.target.backend, calib_key, self.config.calib_samples,
-                          LOWERING_REVISION, int8_weight_bits("onnxruntime"))
+                          LOWERING_REVISION)
 
         def make(folder: Path) -> None:
             self.say(f"make {spec.name}")

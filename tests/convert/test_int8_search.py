@@ -41,7 +41,7 @@ def test_fragile_model_ends_within_tolerance_with_its_fragile_conv_in_float(frag
                               "segmentation", max_drop=TOLERANCE)
     first = lowered.attempts[0]
     assert not first.passed and first.drop > TOLERANCE  # the premise: the first calibration fails
-    tried = [a.calib_method for a in lowered.attempts if not a.float_regions]
+    tried = [a.calib_method for a in lowered.attempts if not a.float_regions and a.weight_bits == 8]
     assert tried == ["max", "entropy", "percentile"]  # every method before any region goes float
     assert lowered.check.passed and lowered.check.drop <= TOLERANCE and out.is_file()
     assert lowered.stayed_float == ("net.b",)  # conv2's module: the one region ruined by int8
@@ -95,3 +95,22 @@ def test_quantize_command_searches_too(fragile, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file()
     assert "kept in float: net.b" in printed and "trying entropy" in printed
+
+
+@pytest.mark.parametrize("vnni", [(), ("avx512_vnni",)])
+def test_a_cpu_without_vnni_tries_7_bit_weights_before_any_region_goes_float(fragile, tmp_path, monkeypatch, vnni):
+    import edgekit.machine
+
+    monkeypatch.setattr(edgekit.machine, "cpu_vnni", lambda: vnni)
+    model, calib, held = fragile
+    lowered = lower_precision(model, tmp_path / "q.onnx", PrecisionSpec("int8", "onnxruntime", "max"), calib, held,
+                              "segmentation", max_drop=TOLERANCE)
+    bits = [(a.weight_bits, bool(a.float_regions)) for a in lowered.attempts]
+    if vnni:
+        assert all(b == 8 for b, _ in bits)
+    else:  # the fourth attempt: the best calibration again, 7-bit; regions then go float from the best of all four
+        assert bits[3] == (7, False) and "7-bit weights" in lowered.attempts[3].describe()
+        assert lowered.attempts[3].calib_method == min(lowered.attempts[:3], key=lambda a: a.drop).calib_method
+        best = min(lowered.attempts[:4], key=lambda a: a.drop)
+        assert all(b == best.weight_bits for b, floated in bits if floated)
+    assert lowered.check.passed

@@ -50,4 +50,4 @@ def test_seven_bit_weights_are_said_with_their_reason(tmp_path):
         spec = PrecisionSpec("int8", weight_bits=bits)
         record = _precision_record(result, spec, None, OutputError(0.1, 0.01, 0.02), load_target("cpu"), True, "", 1.0, None)
         BuildReport("m.onnx", "cpu", "int8", (record,)).write(tmp_path)
-        assert ("weights at 7 bits: this CPU has no VNNI" in (tmp_path / "report.md").read_text()) is said
+        assert ("weights at 7 bits: 8-bit weights failed the check on this CPU without VNNI" in (tmp_path / "report.md").read_text()) is said
