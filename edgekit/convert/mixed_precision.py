@@ -48,14 +48,18 @@ def _module_of(node, initializers: set[str]) -> str | None:
 
 
 def _groups(graph, op_types: tuple[str, ...]) -> list[tuple[str, list[str]]]:
-    """(block path, node names) in graph order; unnamed weights join the group before them."""
+    """(block path, node names) in graph order; unnamed weights join the group before them. In a
+    graph whose weights name no module at all (``W41``, ``onnx::Conv_7``: older exporters, other
+    frameworks) each node is a group of its own, so that merging cuts the graph into runs of
+    neighbours rather than one group of everything."""
     inits = {i.name for i in graph.initializer}
+    nodes = [n for n in graph.node if n.op_type in op_types and n.name]
+    named = any(_module_of(n, inits) for n in nodes)
     groups: list[tuple[str, list[str]]] = []
-    for node in graph.node:
-        if node.op_type not in op_types or not node.name:
-            continue
+    for node in nodes:
         module = _module_of(node, inits)
-        key = module.rsplit(".", 1)[0] if module and "." in module else (module or (groups[-1][0] if groups else node.name))
+        before = groups[-1][0] if groups and named else node.name
+        key = module.rsplit(".", 1)[0] if module and "." in module else (module or before)
         if groups and groups[-1][0] == key:
             groups[-1][1].append(node.name)
         else:

@@ -36,6 +36,26 @@ def test_regions_follow_weight_modules(graphs):
     assert len(merged) == 2 and sum(len(r.nodes) for r in merged) == 3
 
 
+def test_weights_that_name_no_module_are_cut_into_runs_of_neighbours(graphs, tmp_path):
+    """Weights named W0, W1 ... (older exporters, other frameworks): before, every node joined the
+    first one's group, one region of everything, so the int8 search had nothing to keep float but
+    all of it (ddddocr's YOLOX)."""
+    import onnx
+
+    model = onnx.load(str(graphs["model"]))
+    renamed = {i.name: f"W{k}" for k, i in enumerate(model.graph.initializer)}
+    for i in model.graph.initializer:
+        i.name = renamed[i.name]
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    flat = tmp_path / "flat.onnx"
+    onnx.save(model, str(flat))
+    regions = regions_from_onnx(flat)
+    assert [r.nodes for r in regions] == [("conv1",), ("conv2",), ("conv3",)]
+    assert [r.nodes for r in regions_from_onnx(flat, max_regions=2)] in ([("conv1", "conv2"), ("conv3",)],
+                                                                         [("conv1",), ("conv2", "conv3")])
+
+
 def test_all_float_mixture_equals_fp32_and_none_float_equals_int8(graphs, tmp_path):
     x = graphs["x"]
     assert quantized_nodes(graphs["qdq"]) == set(NODES)
