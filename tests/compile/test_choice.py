@@ -179,7 +179,7 @@ def test_int8_is_placed_for_each_runtime_and_the_kept_ones_graph_deployed(tiny_r
     m = load_artifact(folder).manifest
     assert m.backend == faster and not (folder / "model.openvino.onnx").exists() and set(m.files) >= {"model.onnx"}
     assert m.source["precision"]["flavor"] == flavor and m.source["precision"]["path"] == "model.onnx"
-    dtypes, _, zero = placement(folder / "model.onnx")
+    dtypes, _, zero, _ = placement(folder / "model.onnx")
     assert dtypes == {zero_dtype} and zero == (flavor == "openvino")
     if faster == "openvino":  # its IR checked against its graph on OpenVINO, which verified that graph
         assert m.session["openvino"]["verification"]["reference"] == "the deployable ONNX on OpenVINO"

@@ -196,6 +196,14 @@ def test_int8_fused_kernels_are_held_to_the_int8_budget_on_held_out_images(tiny_
                                                                   calib_samples=4, latency_runs=0)).folder
     check = read_manifest(folder).session["onnxruntime"]["verification"]
     assert check["input"] == "6 held-out images" and check["kind"] == "logits" and check["holds"]
+    from edgekit.machine import cpu_vnni
+
+    if not cpu_vnni():  # the fused U8S8 kernels sum products in pairs into 16 bits, which 8-bit weights
+        # saturate: out of the int8 budget (17.8 % of the range on an AVX2-only EPYC), so the plan
+        # is saved at the level below, whose float-simulated Q/DQ equals the graph
+        extended = check["levels"]["extended"]
+        assert extended["max_abs_error"] > check["limit"] and check["max_abs_error"] == 0
+        return
     assert 0 < check["max_abs_error"] <= check["limit"] == pytest.approx(0.1 * check["output_max_abs"])
     assert 0.98 <= check["agreement"] <= 1.0
     monkeypatch.setitem(check_module.BUDGETS, "int8", check_module.BUDGETS["fp32"])
