@@ -49,7 +49,7 @@ def _module_of(node, initializers: set[str]) -> str | None:
 
 def _groups(graph, op_types: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     """(block path, node names) in graph order; unnamed weights join the group before them. In a
-    graph whose weights name no module at all (``W41``, ``onnx::Conv_7``: older exporters, other
+    graph whose weights name no module at all (``878``, ``onnx::Conv_7``: older exporters, other
     frameworks) each node is a group of its own, so that merging cuts the graph into runs of
     neighbours rather than one group of everything."""
     inits = {i.name for i in graph.initializer}
