@@ -170,7 +170,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
         if config.precision == "int8" and not target.is_tensorrt:
             _int8_verdict(records, details, say, target.cpu_runtime)
-        graphs = _lower_for_runtimes(src, onnx_path, tuple(io["tile"]), folder, target, config, records, say)
+        slower: dict[str, dict] = {}  # runtime -> its int8_slower note
+        graphs = _lower_for_runtimes(src, onnx_path, tuple(io["tile"]), folder, target, config, records, say, slower)
         if target.max_opset is not None:
             details["opset"] = _fit_opset(deploy, target, config, records, say)
         shutil.rmtree(work)
@@ -184,6 +185,8 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
                 manifest = manifest.evolve(source={**manifest.source, "precision": graphs[manifest.backend][1] | {"path": MODEL}})
             if details.get("int8_slower", {}).get("runtime", manifest.backend) != manifest.backend:
                 details.pop("int8_slower")  # said of a runtime's graph the build did not keep (its record keeps it)
+            if manifest.backend in slower:  # the kept runtime's own int8 graph is slower than fp32 on it
+                details["int8_slower"] = slower[manifest.backend]
             if "runtime_choice" in manifest.session:
                 details["runtime"] = manifest.session["runtime_choice"]
         else:
@@ -197,12 +200,14 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
 
 
 def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folder: Path, target: Target,
-                        config: BuildConfig, records: list, say: Progress) -> dict[str, tuple[str, dict]]:
+                        config: BuildConfig, records: list, say: Progress,
+                        slower: dict | None = None) -> dict[str, tuple[str, dict]]:
     """int8 placed for each other runtime the compile stage measures (OpenVINO's: symmetric, on
     Conv/MatMul/Gemm; :mod:`edgekit.convert.precision`), verified on held-out images on that
     runtime, its record named after it: ``{runtime: (file, precision info)}``. A runtime not
     installed here, or whose lowering fails its check, is left out: the compile stage then times
-    it on the first runtime's graph."""
+    it on the first runtime's graph. Where the int8 graph times slower than the FP32 graph on its
+    runtime, ``slower[runtime]`` gets the note (:func:`int8_slower_note`)."""
     from edgekit.artifact.layout import runtime_model
     from edgekit.runtime.openvino_rt import openvino_version
 
@@ -226,6 +231,11 @@ def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folde
                                         or (unverified and r.facts.get("warning") and r.metrics.get("verified") is False)
                                         for r in records[:-1]):
             facts = {k: v for k, v in facts.items() if k != "warning"}
+        fp32_ms = _onnx_latency(onnx_in, config.latency_runs, target.with_runtime(runtime))
+        note = None if fp32_ms is None or record.latency_ms is None else int8_slower_note(fp32_ms, record.latency_ms, runtime)
+        if note and slower is not None:
+            slower[runtime] = note
+            facts = {**facts, "int8_slower": note["message"]}
         records[-1] = replace(record, stage=f"{record.stage} ({runtime})", facts=facts)
         graphs[runtime] = (runtime_model(runtime), info)
     return graphs
@@ -537,7 +547,8 @@ def int8_slower_note(fp32_ms: float, int8_ms: float, runtime: str = "onnxruntime
     vnni = cpu_vnni()
     cpu = f"{cpu_name()}, {'VNNI: ' + ' '.join(vnni) if vnni else 'no VNNI'}"
     message = (f"int8 is slower than fp32 on this CPU: {int8_ms:.1f} ms vs {fp32_ms:.1f} ms "
-               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, {name} {version}")
+               f"({fp32_ms / int8_ms:.2f}x) on {cpu}, {name} {version}; `--precision fp32` builds the faster "
+               "artifact here (`edgekit optimize` chooses by measurement)")
     return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "cpu": cpu_name(), "vnni": list(vnni),
             "runtime": runtime, "runtime_version": version, "message": message}
 
