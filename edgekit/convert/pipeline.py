@@ -168,9 +168,9 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
         onnx_path, io, src = _torch_to_onnx(src, work, config, records, say, target, details)
         deploy = folder / MODEL
         precision_info = _lower_precision(src, onnx_path, tuple(io["tile"]), deploy, target, config, records, say)
+        slower: dict[str, dict] = {}  # runtime -> its int8 graph slower than fp32 on it (int8_slower_note)
         if config.precision == "int8" and not target.is_tensorrt:
-            _int8_verdict(records, details, say, target.cpu_runtime)
-        slower: dict[str, dict] = {}  # runtime -> its int8_slower note
+            _int8_verdict(records, records[-2].latency_ms, target.cpu_runtime, slower, say)
         graphs = _lower_for_runtimes(src, onnx_path, tuple(io["tile"]), folder, target, config, records, say, slower)
         if target.max_opset is not None:
             details["opset"] = _fit_opset(deploy, target, config, records, say)
@@ -183,9 +183,7 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
             manifest = _compile(folder, manifest, target, records, say, config, {r: g[0] for r, g in graphs.items()})
             if manifest.backend in graphs:  # the graph lowered for the kept runtime is the deployable ONNX
                 manifest = manifest.evolve(source={**manifest.source, "precision": graphs[manifest.backend][1] | {"path": MODEL}})
-            if details.get("int8_slower", {}).get("runtime", manifest.backend) != manifest.backend:
-                details.pop("int8_slower")  # said of a runtime's graph the build did not keep (its record keeps it)
-            if manifest.backend in slower:  # the kept runtime's own int8 graph is slower than fp32 on it
+            if manifest.backend in slower:  # the closing word: said of the kept runtime's graph only
                 details["int8_slower"] = slower[manifest.backend]
             if "runtime_choice" in manifest.session:
                 details["runtime"] = manifest.session["runtime_choice"]
@@ -200,14 +198,13 @@ def build(source: str, out: Path, config: BuildConfig = BuildConfig(), progress:
 
 
 def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folder: Path, target: Target,
-                        config: BuildConfig, records: list, say: Progress,
-                        slower: dict | None = None) -> dict[str, tuple[str, dict]]:
+                        config: BuildConfig, records: list, say: Progress, slower: dict) -> dict[str, tuple[str, dict]]:
     """int8 placed for each other runtime the compile stage measures (OpenVINO's: symmetric, on
     Conv/MatMul/Gemm; :mod:`edgekit.convert.precision`), verified on held-out images on that
     runtime, its record named after it: ``{runtime: (file, precision info)}``. A runtime not
     installed here, or whose lowering fails its check, is left out: the compile stage then times
-    it on the first runtime's graph. Where the int8 graph times slower than the FP32 graph on its
-    runtime, ``slower[runtime]`` gets the note (:func:`int8_slower_note`)."""
+    it on the first runtime's graph. Each graph is timed beside the FP32 graph on its runtime
+    (:func:`_int8_verdict`, into ``slower``)."""
     from edgekit.artifact.layout import runtime_model
     from edgekit.runtime.openvino_rt import openvino_version
 
@@ -225,20 +222,22 @@ def _lower_for_runtimes(src: Source, onnx_in: Path, size: tuple[int, int], folde
             continue
         record = records[-1]
         facts = record.facts
-        # said once (--no-verify): the unverified line of each runtime's graph differs only by its random-input error
-        unverified = record.metrics.get("verified") is False
-        if facts.get("warning") and any(r.facts.get("warning") == facts["warning"]
-                                        or (unverified and r.facts.get("warning") and r.metrics.get("verified") is False)
-                                        for r in records[:-1]):
+        if _said_before(record, records[:-1]):  # once per build (--no-verify)
             facts = {k: v for k, v in facts.items() if k != "warning"}
-        fp32_ms = _onnx_latency(onnx_in, config.latency_runs, target.with_runtime(runtime))
-        note = None if fp32_ms is None or record.latency_ms is None else int8_slower_note(fp32_ms, record.latency_ms, runtime)
-        if note and slower is not None:
-            slower[runtime] = note
-            facts = {**facts, "int8_slower": note["message"]}
         records[-1] = replace(record, stage=f"{record.stage} ({runtime})", facts=facts)
+        _int8_verdict(records, _onnx_latency(onnx_in, config.latency_runs, target.with_runtime(runtime)), runtime, slower)
         graphs[runtime] = (runtime_model(runtime), info)
     return graphs
+
+
+def _said_before(record: StageRecord, earlier: list) -> bool:
+    """Whether an earlier record's warning already says what ``record``'s does: the same line, or,
+    for an unverified graph, another unverified one (they differ only by their random-input error)."""
+    warning = record.facts.get("warning")
+    unverified = record.metrics.get("verified") is False
+    return bool(warning) and any(r.facts.get("warning") == warning
+                                 or (unverified and r.facts.get("warning") and r.metrics.get("verified") is False)
+                                 for r in earlier)
 
 
 def _fit_opset(deploy: Path, target: Target, config: BuildConfig, records: list, say: Progress) -> dict:
@@ -553,14 +552,17 @@ def int8_slower_note(fp32_ms: float, int8_ms: float, runtime: str = "onnxruntime
             "runtime": runtime, "runtime_version": version, "message": message}
 
 
-def _int8_verdict(records: list, details: dict, say: Progress, runtime: str) -> None:
-    """Compare the precision stage's latency with the fp32 graph it started from (the stage before)."""
-    fp32_ms, int8_ms = records[-2].latency_ms, records[-1].latency_ms
+def _int8_verdict(records: list, fp32_ms: float | None, runtime: str, slower: dict,
+                  say: Progress | None = None) -> None:
+    """The last record's int8 graph against the FP32 graph on ``runtime`` (``fp32_ms``): when slower,
+    the note goes into the record's facts and ``slower[runtime]``, and to ``say`` when given."""
+    int8_ms = records[-1].latency_ms
     note = None if fp32_ms is None or int8_ms is None else int8_slower_note(fp32_ms, int8_ms, runtime)
     if note:
-        details["int8_slower"] = note
+        slower[runtime] = note
         records[-1] = replace(records[-1], facts={**records[-1].facts, "int8_slower": note["message"]})
-        say(note["message"])
+        if say:
+            say(note["message"])
 
 
 def _precision_record(result, spec, check, error, target: Target, trained: bool, note: str, size_mb: float,
