@@ -40,18 +40,34 @@ class Region:
 
 
 def _module_of(node, initializers: set[str]) -> str | None:
-    """The module path a node's weight comes from (``a.b.conv`` for ``a.b.conv.weight``), if named."""
-    for name in node.input[1:]:
-        if name in initializers and "." in name:
-            return name.rsplit(".", 1)[0]
-    return None
+    """The module path of a node with weights: its scope where the exporter wrote one (``a.b.conv``
+    for ``/a/b.conv/MatMul``; TorchScript-style names, whose weights simplify and fusion rename:
+    ``/a/b.0/proj/Add_output_0_weight_fused``), else the weight's (``a.b.conv`` for
+    ``a.b.conv.weight``), else None."""
+    weights = [name for name in node.input[1:] if name in initializers]
+    if not weights:
+        return None
+    scope = node.name.strip("/").split("/")[:-1] if node.name.startswith("/") else []
+    if scope:
+        return ".".join(scope)
+    named = [name for name in weights if "." in name and "/" not in name]
+    return named[0].rsplit(".", 1)[0] if named else None
+
+
+def _block_of(module: str) -> str:
+    """The block a layer belongs to: its parent module, or the layer itself when it is a numbered
+    item of a list (see :func:`_groups`)."""
+    parent, _, last = module.rpartition(".")
+    return module if not parent or last.isdigit() else parent
 
 
 def _groups(graph, op_types: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     """(block path, node names) in graph order; unnamed weights join the group before them. In a
     graph whose weights name no module at all (``878``, ``onnx::Conv_7``: older exporters, other
     frameworks) each node is a group of its own, so that merging cuts the graph into runs of
-    neighbours rather than one group of everything."""
+    neighbours rather than one group of everything. A module that is a numbered item of a list
+    (``features.3`` of a Sequential; paddle2onnx's ``p2o.pd_op.batch_norm_.7``) is its own block:
+    its parent is the list, which would hold every such layer of the network in one group."""
     inits = {i.name for i in graph.initializer}
     nodes = [n for n in graph.node if n.op_type in op_types and n.name]
     named = any(_module_of(n, inits) for n in nodes)
@@ -59,7 +75,7 @@ def _groups(graph, op_types: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     for node in nodes:
         module = _module_of(node, inits)
         before = groups[-1][0] if groups and named else node.name
-        key = module.rsplit(".", 1)[0] if module and "." in module else (module or before)
+        key = _block_of(module) if module else before
         if groups and groups[-1][0] == key:
             groups[-1][1].append(node.name)
         else:

