@@ -1,8 +1,11 @@
 """`edgekit build` and the stage commands through the CLI root: tables, files, one-line errors."""
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import time
 
 import onnx
 import pytest
@@ -22,11 +25,17 @@ def test_models_and_targets_list_the_data_folders(capsys):
 
 def test_build_prints_the_stage_table(tiny_recipe, tmp_path, capsys):
     out = tmp_path / "a"
+    start = time.perf_counter()
     assert main(["build", str(tiny_recipe), "-o", str(out), "--latency-runs", "1"]) == 0
+    wall = time.perf_counter() - start
     text = capsys.readouterr().out
     for stage in ("reparam", "export", "simplify", "compile"):
         assert stage in text
     assert (out / "report.md").is_file() and (out / "manifest.json").is_file()
+    # the last line's seconds are the command's wall time, which holds the stages' own seconds
+    said = float(re.fullmatch(rf"built: {re.escape(str(out))} \((\d+) s\)", text.strip().splitlines()[-1]).group(1))
+    stages = json.loads((out / "report.json").read_text())["seconds"]
+    assert round(stages) - 1 <= said <= wall + 0.5
 
 
 @pytest.mark.parametrize("args, message", [
