@@ -50,8 +50,8 @@ def _module_of(node, initializers: set[str]) -> str | None:
     scope = node.name.strip("/").split("/")[:-1] if node.name.startswith("/") else []
     if scope:
         return ".".join(scope)
-    named = [name for name in weights if "." in name and "/" not in name]
-    return named[0].rsplit(".", 1)[0] if named else None
+    named = next((name for name in weights if "." in name and "/" not in name), None)
+    return named.rsplit(".", 1)[0] if named else None
 
 
 def _block_of(module: str) -> str:
@@ -70,10 +70,10 @@ def _groups(graph, op_types: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     its parent is the list, which would hold every such layer of the network in one group."""
     inits = {i.name for i in graph.initializer}
     nodes = [n for n in graph.node if n.op_type in op_types and n.name]
-    named = any(_module_of(n, inits) for n in nodes)
+    modules = [_module_of(n, inits) for n in nodes]
+    named = any(modules)
     groups: list[tuple[str, list[str]]] = []
-    for node in nodes:
-        module = _module_of(node, inits)
+    for node, module in zip(nodes, modules):
         before = groups[-1][0] if groups and named else node.name
         key = _block_of(module) if module else before
         if groups and groups[-1][0] == key:
